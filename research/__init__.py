@@ -1,0 +1,1 @@
+"""jaxcluster's library: data, metrics, clustering, embeddings, deep clustering."""
