@@ -1,0 +1,110 @@
+"""Flags and chores shared by every experiment binary.
+
+A binary imports this module, defines its own flags, and in main() calls
+`prepare_workdir(name)`, `load_dataset()` and `root_key()`; it ends with
+`finish(workdir, results, summary)`.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import jax
+from absl import flags, logging
+
+from research import data, metrics
+from research import logging as runlog
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string(
+    "dataset",
+    "digits",
+    "Dataset: mnist, digits, idx:<dir>, npy:<path> or csv:<path>. digits is bundled and works offline.",
+)
+flags.DEFINE_string(
+    "data_dir",
+    None,
+    "Where to look for dataset files first (e.g. ../shared/datasets); then $JAXCLUSTER_DATA, then the cache.",
+)
+flags.DEFINE_enum(
+    "split", "all", ["train", "test", "all"], "Dataset split; `all` is what DEC and its successors report on."
+)
+flags.DEFINE_integer("seed", 0, "The one seed: every random choice of the run derives from it.")
+flags.DEFINE_string("workdir", None, "Output folder. Default: checkpoints/<experiment>/<dataset>-seed<seed>.")
+flags.DEFINE_string("label_column", None, "csv: the column holding true labels, used only for evaluation.")
+flags.DEFINE_list("drop_columns", [], "csv: identifier columns that must not become features.")
+flags.DEFINE_bool("overwrite", False, "Replace the outputs of a finished run in --workdir.")
+
+_COMMON_MODULE = __name__
+
+
+def dataset_tag(name: str) -> str:
+    """A folder-safe short name for a dataset spec, e.g. 'csv:/data/my table.csv' -> 'csv-my_table'."""
+    kind, _, path = name.partition(":")
+    if not path:
+        return re.sub(r"[^A-Za-z0-9_.-]", "_", kind)
+    return f"{kind}-" + re.sub(r"[^A-Za-z0-9_.-]", "_", Path(path.rstrip("/")).stem or "data")
+
+
+def workdir(experiment: str) -> Path:
+    if FLAGS.workdir:
+        return Path(FLAGS.workdir)
+    return Path("checkpoints") / experiment / f"{dataset_tag(FLAGS.dataset)}-seed{FLAGS.seed}"
+
+
+def flag_values() -> dict:
+    """This binary's flags and the shared ones (absl's own flags left out)."""
+    main_module = sys.argv[0]
+    by_module = FLAGS.flags_by_module_dict()
+    out = {}
+    for module, fl in by_module.items():
+        if module in (_COMMON_MODULE, main_module) or module.endswith(("experiments/common.py", "__main__")):
+            out.update({f.name: f.value for f in fl})
+    for module, fl in by_module.items():
+        if module.startswith("experiments.") or "/experiments/" in module:
+            out.update({f.name: f.value for f in fl})
+    return dict(sorted(out.items()))
+
+
+def prepare_workdir(experiment: str) -> Path:
+    """Creates the run's workdir and writes config.json; refuses to replace a finished run unless --overwrite."""
+    wd = workdir(experiment)
+    if (wd / "results.json").exists() and not FLAGS.overwrite:
+        raise SystemExit(
+            f"{wd} already holds a finished run (results.json). Pass --overwrite to replace its outputs, "
+            "or choose another --workdir."
+        )
+    wd.mkdir(parents=True, exist_ok=True)
+    runlog.write_json(wd / "config.json", {"experiment": experiment, **flag_values()})
+    logging.info("workdir: %s", wd)
+    return wd
+
+
+def load_dataset() -> data.Dataset:
+    ds = data.load(
+        FLAGS.dataset,
+        FLAGS.split,
+        FLAGS.data_dir,
+        label_column=FLAGS.label_column,
+        drop_columns=tuple(FLAGS.drop_columns),
+    )
+    logging.info("dataset %s/%s: x %s, labels %s", ds.name, FLAGS.split, ds.x.shape, ds.y is not None)
+    return ds
+
+
+def root_key():
+    return jax.random.key(FLAGS.seed)
+
+
+def label_metrics(y, labels) -> dict:
+    """acc/nmi/ari/purity when the dataset has labels, else nothing."""
+    return {} if y is None else metrics.evaluate(y, labels)
+
+
+def finish(wd: Path, results: dict, summary: str) -> None:
+    """Writes results.json (with versions) and prints the run's one summary line."""
+    runlog.write_json(wd / "results.json", {**results, "versions": runlog.versions()})
+    print(summary, flush=True)

@@ -1,0 +1,492 @@
+"""k-means: greedy k-means++ seeding and Lloyd iterations, all restarts fused.
+
+`fit` runs `n_init` restarts together. The data is read once per iteration for
+all restarts: the distances of every point to every restart's centroids come
+from one matrix product [n, d] x [d, n_init * k], and the centroid sums from one
+product [n_init * k, n] x [n, d]. Each restart stops on its own (labels stable,
+or centroid shift under the tolerance, as in scikit-learn); a stopped restart is
+frozen while the others go on, and the lowest inertia wins.
+
+Pruning (`prune=True`, the default). Most Lloyd iterations move few points.
+Hamerly's bounds (Hamerly 2010, "Making k-means even faster") keep, for each
+point and restart, an upper bound on the distance to its centroid and a lower
+bound on the distance to any other. A point whose bounds still separate after
+the centroids move cannot change its label. When few points are in doubt, only
+they are gathered (the union over restarts, at most `prune_budget` of them),
+their distances recomputed, and the sums updated by the difference; otherwise
+the iteration is a plain full pass. Both paths give Lloyd's labels; the full
+pass also refreshes the running sums, so rounding cannot accumulate.
+
+Everything but the sparse gather is a reduction over the sample axis, so data
+sharded over devices runs unchanged; `prune=False` keeps to reductions only.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from research import checks, timing
+
+_HIGHEST = lax.Precision.HIGHEST
+
+
+class KMeansResult(NamedTuple):
+    """The best restart of a k-means fit.
+
+    centroids: [k, d] float32.
+    labels: [n] int32, each point's nearest centroid.
+    inertia: [] float32, sum of squared distances to the assigned centroid.
+    n_iter: [] int32, Lloyd iterations of the best restart.
+    converged: [] bool, whether it stopped on the tolerance rather than max_iter.
+    inertia_per_init: [n_init] float32, every restart's final inertia.
+    """
+
+    centroids: jax.Array
+    labels: jax.Array
+    inertia: jax.Array
+    n_iter: jax.Array
+    converged: jax.Array
+    inertia_per_init: jax.Array
+
+
+class _Lloyd(NamedTuple):
+    """Loop state for R restarts; [n, R] arrays keep the layout of the distance product."""
+
+    centers: jax.Array  # [R, k, d] centroids the bounds refer to
+    sums: jax.Array  # [R, k, d] sum of the points of each cluster (current labels)
+    counts: jax.Array  # [R, k]
+    labels: jax.Array  # [n, R] int32
+    upper: jax.Array  # [n, R] >= distance to own centroid
+    lower: jax.Array  # [n, R] <= distance to every other centroid
+    n_iter: jax.Array  # [R] int32
+    done: jax.Array  # [R] bool, restart has stopped
+    converged: jax.Array  # [R] bool, stopped by tolerance or stable labels
+    n_full: jax.Array  # [] int32, full passes taken (for benchmarks)
+
+
+# ---------------------------------------------------------------------------
+# Distances
+
+
+def _sq_dist(x_nd, xx_n, c_md):
+    """Squared Euclidean distances [n, m], by the expansion |x|^2 - 2 x.c + |c|^2, clamped at 0."""
+    cc_m = jnp.sum(c_md * c_md, axis=-1)
+    xc_nm = jnp.dot(x_nd, c_md.T, precision=_HIGHEST)
+    return jnp.maximum(xx_n[:, None] - 2.0 * xc_nm + cc_m[None, :], 0.0)
+
+
+def _nearest_two(x_nd, xx_n, c_rkd):
+    """For each point and restart: nearest centroid, its distance, distance to the runner-up.
+
+    Returns labels [n, R] int32, d1 [n, R], d2 [n, R] (Euclidean; d2 = inf when k = 1).
+    """
+    r, k, d = c_rkd.shape
+    sq_nrk = _sq_dist(x_nd, xx_n, c_rkd.reshape(r * k, d)).reshape(-1, r, k)
+    labels = jnp.argmin(sq_nrk, axis=-1).astype(jnp.int32)
+    d1 = jnp.min(sq_nrk, axis=-1)
+    others = jnp.where(jax.nn.one_hot(labels, k, dtype=bool), jnp.inf, sq_nrk)
+    d2 = jnp.min(others, axis=-1)
+    return labels, jnp.sqrt(d1), jnp.sqrt(d2)
+
+
+def _cluster_sums(x_nd, labels_nr, k):
+    """Per-restart cluster sums [R, k, d] and counts [R, k]: one [R*k, n] x [n, d] product."""
+    onehot_nrk = jax.nn.one_hot(labels_nr, k, dtype=x_nd.dtype)
+    sums = jnp.einsum("nrk,nd->rkd", onehot_nrk, x_nd, precision=_HIGHEST, out_sharding=_replicated(x_nd))
+    return sums, jnp.sum(onehot_nrk, axis=0)
+
+
+def _replicated(x_nd):
+    """P() when x_nd lives on an explicit mesh, where JAX asks how a gather or a contraction over the
+    sharded sample axis is laid out; None (let XLA decide) otherwise. Such results are small: replicate."""
+    mesh = getattr(jax.typeof(x_nd).sharding, "mesh", None)
+    return jax.P() if mesh is not None and not mesh.empty and mesh.are_all_axes_explicit else None
+
+
+def _unsharded(a, like):
+    """`a` gathered onto every device when `like` is on an explicit mesh (for the rare sort-like steps)."""
+    return a if _replicated(like) is None else jax.sharding.reshard(a, jax.P())
+
+
+def _scatter(a, idx, values):
+    """a.at[idx].set(values), out-of-range indices dropped, keeping a's own sharding."""
+    spec = None if _replicated(a) is None else jax.typeof(a).sharding.spec
+    return a.at[idx].set(values, mode="drop", out_sharding=spec)
+
+
+def _lookup(table, idx):
+    """table[idx] for a small replicated table and per-sample indices (an array or a tuple of them)."""
+    ref = idx[-1] if isinstance(idx, tuple) else idx
+    if _replicated(ref) is None:
+        return table[idx]
+    trailing = table.ndim - (len(idx) if isinstance(idx, tuple) else 1)
+    return table.at[idx].get(out_sharding=jax.P(*jax.typeof(ref).sharding.spec, *[None] * trailing))
+
+
+def _rows(x_nd, idx):
+    """x_nd[idx], replicated (see _replicated)."""
+    return x_nd.at[idx].get(out_sharding=_replicated(x_nd))
+
+
+# ---------------------------------------------------------------------------
+# Seeding
+
+
+def _plusplus_one(key, x_nd, xx_n, k, n_trials):
+    """Greedy k-means++ (Arthur & Vassilvitskii 2007; scikit-learn's variant).
+
+    Each new centre is the best of `n_trials` candidates drawn with probability
+    proportional to the squared distance to the nearest chosen centre. Drawing
+    by `jax.random.categorical` is an argmax over the samples, a reduction.
+    Returns indices [k] of the chosen points.
+    """
+    n = x_nd.shape[0]
+    key0, key = jax.random.split(key)
+    first = jax.random.randint(key0, (), 0, n)
+    closest_n = _sq_dist(x_nd, xx_n, _rows(x_nd, first[None]))[:, 0]
+    idx = jnp.zeros((k,), jnp.int32).at[0].set(first)
+
+    def add_centre(c, carry):
+        idx, closest_n = carry
+        logits = jnp.log(closest_n)  # chosen points have probability 0
+        # All points coincide with chosen centres: any point is as good as another.
+        logits = jnp.where(jnp.any(closest_n > 0), logits, 0.0)
+        cand = jax.random.categorical(jax.random.fold_in(key, c), logits, shape=(n_trials,))
+        cand_closest = jnp.minimum(closest_n[:, None], _sq_dist(x_nd, xx_n, _rows(x_nd, cand)))  # [n, T]
+        best = jnp.argmin(jnp.sum(cand_closest, axis=0))
+        return idx.at[c].set(cand[best]), cand_closest[:, best]
+
+    idx, _ = lax.fori_loop(1, k, add_centre, (idx, closest_n))
+    return idx
+
+
+def _default_trials(k):
+    return 2 + int(math.log(k))
+
+
+@functools.partial(jax.jit, static_argnames=("n_clusters", "n_local_trials"))
+def _plusplus_jit(key, x_nd, n_clusters, n_local_trials):
+    xx_n = jnp.sum(x_nd * x_nd, axis=-1)
+    return _rows(x_nd, _plusplus_one(key, x_nd, xx_n, n_clusters, n_local_trials))
+
+
+def kmeans_plusplus(key, x, n_clusters: int, n_local_trials: int | None = None):
+    """Greedy k-means++ seeding: returns centroids [n_clusters, d] chosen among the rows of x."""
+    x = checks.as_matrix(x)
+    n_clusters = checks.check_n_clusters(n_clusters, x.shape[0])
+    trials = (
+        _default_trials(n_clusters)
+        if n_local_trials is None
+        else checks.check_positive_int(n_local_trials, "n_local_trials")
+    )
+    return _plusplus_jit(key, jnp.asarray(x), n_clusters, trials)
+
+
+def _init_centers(key, x_nd, xx_n, k, n_init, method):
+    keys = jax.random.split(key, n_init)
+    if method == "k-means++":
+        idx = jax.vmap(lambda kk: _plusplus_one(kk, x_nd, xx_n, k, _default_trials(k)))(keys)
+    elif method == "random":
+        idx = jax.vmap(lambda kk: jax.random.choice(kk, x_nd.shape[0], (k,), replace=False))(keys)
+    else:
+        raise ValueError(f"unknown init {method!r}")
+    return _rows(x_nd, idx)  # [R, k, d]
+
+
+# ---------------------------------------------------------------------------
+# Lloyd iterations
+
+
+def _relocate_empty(s: _Lloyd, x_nd, active_r):
+    """Gives each empty cluster one of the points farthest from their centroid (scikit-learn's rule).
+
+    The point leaves its old cluster's sums. Its bounds are zeroed so that the
+    next E-step looks at it again. `upper` is exact after a full pass and an
+    upper bound after a sparse one; either way these are the worst-fit points.
+    """
+    k = s.counts.shape[1]
+    empty_rk = (s.counts == 0) & active_r[:, None]
+
+    def relocate(s):
+        _, far_rk = lax.top_k(_unsharded(s.upper.T, x_nd), k)  # [R, k] farthest points, farthest first
+        rank_rk = jnp.cumsum(empty_rk, axis=1) - 1  # j-th empty cluster takes the j-th farthest point
+        pt_rk = jnp.take_along_axis(far_rk, jnp.maximum(rank_rk, 0), axis=1)
+        old_rk = jnp.take_along_axis(_unsharded(s.labels.T, x_nd), pt_rk, axis=1)
+        x_rkd = _rows(x_nd, pt_rk) * empty_rk[..., None]
+        move_rkk = jax.nn.one_hot(old_rk, k, dtype=x_nd.dtype) * empty_rk[..., None]  # [R, empty j, old]
+        sums = s.sums - jnp.einsum("rjo,rjd->rod", move_rkk, x_rkd) + x_rkd
+        counts = s.counts - jnp.sum(move_rkk, axis=1) + empty_rk
+        r_idx = jnp.broadcast_to(jnp.arange(empty_rk.shape[0])[:, None], pt_rk.shape)
+        j_idx = jnp.broadcast_to(jnp.arange(k, dtype=jnp.int32)[None, :], pt_rk.shape)
+        pt = jnp.where(empty_rk, pt_rk, s.labels.shape[0])  # out of range: dropped
+        labels = _scatter(s.labels, (pt, r_idx), j_idx)
+        upper = _scatter(s.upper, (pt, r_idx), 0.0)
+        lower = _scatter(s.lower, (pt, r_idx), 0.0)
+        return s._replace(sums=sums, counts=counts, labels=labels, upper=upper, lower=lower)
+
+    return lax.cond(jnp.any(empty_rk), relocate, lambda s: s, s)
+
+
+def _full_estep(s: _Lloyd, x_nd, xx_n, active_r):
+    k = s.centers.shape[1]
+    labels, d1, d2 = _nearest_two(x_nd, xx_n, s.centers)
+    keep = ~active_r[None, :]
+    labels = jnp.where(keep, s.labels, labels)
+    sums, counts = _cluster_sums(x_nd, labels, k)
+    act = active_r[:, None]
+    return s._replace(
+        labels=labels,
+        upper=jnp.where(keep, s.upper, d1),
+        lower=jnp.where(keep, s.lower, d2),
+        sums=jnp.where(act[..., None], sums, s.sums),
+        counts=jnp.where(act, counts, s.counts),
+        n_full=s.n_full + 1,
+    )
+
+
+def _sparse_estep(s: _Lloyd, x_nd, xx_n, active_r, doubt_n, budget):
+    """Recomputes only the points in doubt (at most `budget`, gathered once for all restarts)."""
+    n = x_nd.shape[0]
+    k = s.centers.shape[1]
+    (idx_b,) = jnp.nonzero(_unsharded(doubt_n, x_nd), size=budget, fill_value=n)
+    valid_b = idx_b < n
+    idx_safe = jnp.minimum(idx_b, n - 1)
+    xg_bd = _rows(x_nd, idx_safe)
+    new_lab, d1, d2 = _nearest_two(xg_bd, _rows(xx_n, idx_safe), s.centers)  # [B, R]
+    old_lab = _rows(s.labels, idx_safe)
+    upd = valid_b[:, None] & active_r[None, :]
+    new_lab = jnp.where(upd, new_lab, old_lab)
+    delta_brk = (jax.nn.one_hot(new_lab, k, dtype=x_nd.dtype) - jax.nn.one_hot(old_lab, k, dtype=x_nd.dtype)) * upd[
+        ..., None
+    ]
+    sums = s.sums + jnp.einsum("brk,bd->rkd", delta_brk, xg_bd, precision=_HIGHEST)
+    counts = s.counts + jnp.sum(delta_brk, axis=0)
+    rows = jnp.where(valid_b, idx_b, n)  # padding rows are dropped by the scatter
+    return s._replace(
+        labels=_scatter(s.labels, rows, new_lab),
+        upper=_scatter(s.upper, rows, jnp.where(upd, d1, _rows(s.upper, idx_safe))),
+        lower=_scatter(s.lower, rows, jnp.where(upd, d2, _rows(s.lower, idx_safe))),
+        sums=sums,
+        counts=counts,
+    )
+
+
+def _per_point(v_rk, labels_nr):
+    """v[r, labels[n, r]] as [n, R]: a per-centroid value looked up for each point and restart."""
+    return _lookup(v_rk, (jnp.arange(v_rk.shape[0])[None, :], labels_nr))
+
+
+def _half_gap(c_rkd):
+    """Half the distance from each centroid to its nearest other centroid [R, k] (inf when k = 1)."""
+    k = c_rkd.shape[1]
+    cc = jnp.sum(c_rkd * c_rkd, axis=-1)
+    g = cc[:, :, None] + cc[:, None, :] - 2.0 * jnp.einsum("rkd,rjd->rkj", c_rkd, c_rkd, precision=_HIGHEST)
+    g = jnp.where(jnp.eye(k, dtype=bool)[None], jnp.inf, g)
+    return 0.5 * jnp.sqrt(jnp.maximum(jnp.min(g, axis=-1), 0.0))
+
+
+def _lloyd_iteration(s: _Lloyd, x_nd, xx_n, tol_abs, max_iter, prune, budget):
+    """E-step against s.centers, empty-cluster repair, M-step; bounds follow the centroids."""
+    active_r = ~s.done
+    prev_labels = s.labels
+    if prune:
+        gap_nr = _per_point(_half_gap(s.centers), s.labels)
+        unassigned = s.labels < 0  # before the first E-step (bounds can be inf > inf when k = 1)
+        doubt_nr = ((s.upper > jnp.maximum(s.lower, gap_nr)) | unassigned) & active_r[None, :]
+        doubt_n = jnp.any(doubt_nr, axis=1)
+        s = lax.cond(
+            jnp.sum(doubt_n) > budget,
+            lambda s: _full_estep(s, x_nd, xx_n, active_r),
+            lambda s: _sparse_estep(s, x_nd, xx_n, active_r, doubt_n, budget),
+            s,
+        )
+    else:
+        s = _full_estep(s, x_nd, xx_n, active_r)
+    s = _relocate_empty(s, x_nd, active_r)
+
+    new_c = jnp.where(s.counts[..., None] > 0, s.sums / jnp.maximum(s.counts, 1.0)[..., None], s.centers)
+    new_c = jnp.where(active_r[:, None, None], new_c, s.centers)
+    move_rk = jnp.sqrt(jnp.sum((new_c - s.centers) ** 2, axis=-1))
+    shift_r = jnp.sum(move_rk**2, axis=-1)
+    # Hamerly's bound update: own centroid moved away by at most move, any other came closer by at most
+    # the largest move among the others.
+    if move_rk.shape[1] > 1:
+        top2, arg = lax.top_k(move_rk, 2)
+        other_max_nr = jnp.where(s.labels == arg[None, :, 0], top2[None, :, 1], top2[None, :, 0])
+    else:  # k = 1: the lower bound is inf and stays so
+        other_max_nr = jnp.zeros_like(s.upper)
+    own_move_nr = _per_point(move_rk, s.labels)
+
+    stable_r = jnp.all(s.labels == prev_labels, axis=0)
+    n_iter = s.n_iter + active_r
+    conv_r = active_r & (stable_r | (shift_r <= tol_abs))
+    return s._replace(
+        centers=new_c,
+        upper=s.upper + own_move_nr,
+        lower=s.lower - other_max_nr,
+        n_iter=n_iter,
+        converged=s.converged | conv_r,
+        done=s.done | conv_r | (n_iter >= max_iter),
+    )
+
+
+def _lloyd(x_nd, init_rkd, tol, max_iter, prune, budget):
+    """Runs all restarts to their stop; returns the final _Lloyd state."""
+    r, k, d = init_rkd.shape
+    xx_n = jnp.sum(x_nd * x_nd, axis=-1)
+    tol_abs = tol * jnp.mean(jnp.var(x_nd, axis=0))  # scikit-learn's scale for the tolerance
+    zeros_nr = jnp.zeros_like(x_nd[:, :1]) + jnp.zeros((1, r), x_nd.dtype)  # laid out like x along n
+    s = _Lloyd(
+        centers=init_rkd,
+        sums=jnp.zeros((r, k, d), x_nd.dtype),
+        counts=jnp.zeros((r, k), x_nd.dtype),
+        labels=zeros_nr.astype(jnp.int32) - 1,
+        upper=zeros_nr + jnp.inf,
+        lower=zeros_nr,
+        n_iter=jnp.zeros((r,), jnp.int32),
+        done=jnp.zeros((r,), bool) | (max_iter <= 0),
+        converged=jnp.zeros((r,), bool),
+        n_full=jnp.zeros((), jnp.int32),
+    )
+    body = functools.partial(
+        _lloyd_iteration, x_nd=x_nd, xx_n=xx_n, tol_abs=tol_abs, max_iter=max_iter, prune=prune, budget=budget
+    )
+    return lax.while_loop(lambda s: ~jnp.all(s.done), body, s)
+
+
+@functools.partial(jax.jit, static_argnames=("n_clusters", "n_init", "init", "prune", "budget"))
+def _fit(key, x_nd, init_rkd, tol, max_iter, *, n_clusters, n_init, init, prune, budget):
+    x_nd = x_nd.astype(jnp.float32)
+    xx_n = jnp.sum(x_nd * x_nd, axis=-1)
+    if init_rkd is None:
+        init_rkd = _init_centers(key, x_nd, xx_n, n_clusters, n_init, init)
+    s = _lloyd(x_nd, init_rkd.astype(jnp.float32), tol, max_iter, prune, budget)
+    # Final E-step against the final centroids (the loop's labels refer to the previous ones).
+    labels_nr, d1_nr, _ = _nearest_two(x_nd, xx_n, s.centers)
+    inertia_r = jnp.sum(d1_nr**2, axis=0)
+    best = jnp.argmin(inertia_r)
+    centroids, labels = s.centers[best], labels_nr[:, best]
+    # Report the winner's inertia by direct differences, free of the expansion's cancellation.
+    inertia = jnp.sum((x_nd - _lookup(centroids, labels)) ** 2)
+    return KMeansResult(centroids, labels, inertia, s.n_iter[best], s.converged[best], inertia_r), s.n_full
+
+
+_INITS = ("k-means++", "random")
+
+
+def _prepare(key, x, n_clusters, n_init, max_iter, tol, init, prune, prune_budget):
+    """Checks the public arguments; returns (args, static kwargs) for `_fit`."""
+    x = checks.as_matrix(x)
+    n, d = x.shape
+    n_clusters = checks.check_n_clusters(n_clusters, n)
+    n_init = checks.check_positive_int(n_init, "n_init")
+    max_iter = checks.check_positive_int(max_iter, "max_iter")
+    if not (float(tol) >= 0 and math.isfinite(float(tol))):
+        raise ValueError(f"tol must be a finite number >= 0, got {tol!r}.")
+    if not 0 < prune_budget <= 1:
+        raise ValueError(f"prune_budget must be in (0, 1], got {prune_budget!r}.")
+    init_rkd, method = _check_init(init, n_clusters, n_init, d)
+    args = (key, jnp.asarray(x), init_rkd, jnp.float32(tol), jnp.int32(max_iter))
+    static = {
+        "n_clusters": n_clusters,
+        "n_init": n_init if init_rkd is None else init_rkd.shape[0],
+        "init": method,
+        "prune": bool(prune),
+        "budget": max(1, min(n, int(prune_budget * n))),
+    }
+    return args, static
+
+
+def fit(
+    key,
+    x,
+    n_clusters: int,
+    *,
+    n_init: int = 10,
+    max_iter: int = 300,
+    tol: float = 1e-4,
+    init="k-means++",
+    prune: bool = True,
+    prune_budget: float = 0.25,
+) -> KMeansResult:
+    """Fits k-means to x [n, d] with `n_init` fused restarts; returns the lowest-inertia one.
+
+    Args:
+      key: a jax.random key; the same key gives the same bits.
+      x: [n, d] data (NumPy or JAX, possibly sharded along n). Cast to float32.
+      n_clusters: k, 1 <= k <= n.
+      n_init: restarts, run together; the one with the lowest inertia is returned.
+        Explicit [n_init, k, d] init centroids set it.
+      max_iter: Lloyd iterations per restart at most.
+      tol: a restart stops when its squared centroid shift, summed over
+        centroids, is at most tol * mean feature variance (scikit-learn's rule),
+        or when no label changes.
+      init: "k-means++" (greedy, 2 + ln k local trials), "random" (k distinct
+        points), or explicit centroids [k, d] or [n_init, k, d].
+      prune: skip points whose Hamerly bounds prove their label cannot change.
+      prune_budget: the sparse step gathers at most this fraction of the points;
+        when more are in doubt the iteration is a full pass.
+    """
+    args, static = _prepare(key, x, n_clusters, n_init, max_iter, tol, init, prune, prune_budget)
+    return _fit(*args, **static)[0]
+
+
+def fit_timed(key, x, n_clusters: int, **kwargs) -> timing.Timed:
+    """`fit` with compilation and the run timed apart: Timed(out=KMeansResult, compile_seconds, run_seconds)."""
+    kw = {"n_init": 10, "max_iter": 300, "tol": 1e-4, "init": "k-means++", "prune": True, "prune_budget": 0.25} | kwargs
+    args, static = _prepare(key, x, n_clusters, **kw)
+    t = timing.compile_and_run(_fit, *args, **static)
+    return t._replace(out=t.out[0])
+
+
+def _check_init(init, k, n_init, d):
+    if isinstance(init, str):
+        if init not in _INITS:
+            raise ValueError(f"init must be one of {_INITS} or an array of centroids, got {init!r}.")
+        return None, init
+    c = np.asarray(init, np.float32)
+    if c.ndim == 2:
+        c = c[None]
+    if c.ndim != 3 or c.shape[1:] != (k, d) or c.shape[0] not in (1, n_init):
+        raise ValueError(
+            f"init centroids must have shape [{k}, {d}] or [{n_init}, {k}, {d}] (n_clusters, n_features), "
+            f"got {np.shape(init)}."
+        )
+    if not np.all(np.isfinite(c)):
+        raise ValueError("init centroids hold NaN or infinite values.")
+    return jnp.asarray(c), "given"
+
+
+@jax.jit
+def _predict(c_kd, x_nd):
+    return jnp.argmin(_sq_dist(x_nd, jnp.sum(x_nd * x_nd, -1), c_kd), axis=-1).astype(jnp.int32)
+
+
+@jax.jit
+def _transform(c_kd, x_nd):
+    return jnp.sqrt(_sq_dist(x_nd, jnp.sum(x_nd * x_nd, -1), c_kd))
+
+
+def _check_centroids(centroids, x):
+    c = checks.as_matrix(centroids, "centroids")
+    x = checks.as_matrix(x)
+    if c.shape[1] != x.shape[1]:
+        raise ValueError(f"x has {x.shape[1]} features but the centroids have {c.shape[1]}.")
+    return jnp.asarray(c, jnp.float32), jnp.asarray(x, jnp.float32)
+
+
+def predict(centroids, x):
+    """Index of the nearest centroid [n] int32 for each row of x [n, d]."""
+    return _predict(*_check_centroids(centroids, x))
+
+
+def transform(centroids, x):
+    """Euclidean distances [n, k] from each row of x to each centroid."""
+    return _transform(*_check_centroids(centroids, x))

@@ -1,0 +1,5 @@
+"""Datasets as float32 matrices: `load(name, split, data_dir) -> Dataset(x, y, image_shape, name)`."""
+
+from research.data.sources import DataNotFoundError, Dataset, available, load
+
+__all__ = ["DataNotFoundError", "Dataset", "available", "load"]

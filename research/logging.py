@@ -1,0 +1,88 @@
+"""A run's records: config.json, metrics.jsonl, results.json and progress lines.
+
+Every file is written atomically (a temporary file, then a rename), so a run
+killed mid-write leaves the previous version, never half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from absl import logging as absl_logging
+
+
+def _jsonable(v):
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, (np.generic, np.ndarray)) or type(v).__module__.startswith("jax"):
+        a = np.asarray(v)
+        return a.item() if a.ndim == 0 else a.tolist()
+    if isinstance(v, Path):
+        return str(v)
+    return v
+
+
+def write_json(path, obj) -> None:
+    """Writes obj as indented JSON to path atomically (NumPy and JAX values converted)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(_jsonable(obj), f, indent=2, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def versions() -> dict:
+    """Versions and device of this run, for results.json."""
+    import flax
+    import jax
+    import sklearn
+
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "jax": jax.__version__,
+        "flax": flax.__version__,
+        "numpy": np.__version__,
+        "sklearn": sklearn.__version__,
+        "backend": jax.default_backend(),
+        "devices": [d.device_kind for d in jax.devices()],
+    }
+
+
+class MetricsLog:
+    """Appends one JSON line per log step to metrics.jsonl and echoes it as a progress line."""
+
+    def __init__(self, workdir):
+        self.path = Path(workdir) / "metrics.jsonl"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._t0 = time.time()
+
+    def log(self, step: int, **metrics) -> None:
+        row = {"step": int(step), "time": round(time.time() - self._t0, 3), **_jsonable(metrics)}
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        absl_logging.info("step %d: %s", step, " ".join(f"{k}={_fmt(v)}" for k, v in metrics.items()))
+
+
+def _fmt(v):
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
