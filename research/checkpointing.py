@@ -222,6 +222,8 @@ class Checkpointer:
     def save(self, step: int, state: Any, *, force: bool = False) -> bool:
         """Saves `state` as checkpoint `step` if the save interval says so (or `force`); returns whether it did.
 
+        Save the last step of a run with `force=True`: it is written whatever `save_interval_steps` says, and
+        as the newest checkpoint it is kept by the `max_to_keep` rotation.
         `state` is a pytree of jax/numpy arrays and Python scalars (a dict, a `flax.struct.dataclass`, optax
         states, typed or raw PRNG keys). A step at or below `latest_step()` is never written (Orbax's rule): the
         checkpoint already there stays as it is and False is returned, so re-saving the final step of a run
