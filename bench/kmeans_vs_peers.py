@@ -66,9 +66,10 @@ def run_faiss(x, k, n_init, seed, first, niter=300):
 
 def cpu_name():
     try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
     return platform.processor() or "unknown CPU"
@@ -133,11 +134,15 @@ def write(rows, args, ds, x):
         w.writerows(rows)
     base = {r["n_init"]: r for r in rows if r["method"] == "scikit-learn"}
     lines = [
-        f"k-means on {ds.name} ({x.shape[0]}x{x.shape[1]}), k={args.n_clusters}; {cpu_name()}, "
-        f"{os.cpu_count()} cores; median of {args.repeats} seeds; jax {jax.__version__} on {jax.default_backend()}.",
+        (
+            f"k-means on {ds.name} ({x.shape[0]}x{x.shape[1]}), k={args.n_clusters}; {cpu_name()}, "
+            f"{os.cpu_count()} cores; median of {args.repeats} seeds; jax {jax.__version__} on {jax.default_backend()}."
+        ),
         "",
-        "| method | n_init | fit s (median) | compile s | speed-up vs sklearn | inertia (best) | inertia / sklearn best "
-        "| ACC | NMI |",
+        (
+            "| method | n_init | fit s (median) | compile s | speed-up vs sklearn | inertia (best) | inertia / sklearn best "
+            "| ACC | NMI |"
+        ),
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
