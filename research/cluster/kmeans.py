@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from research import checks, timing
+from research import checks, sharding, timing
 
 _HIGHEST = lax.Precision.HIGHEST
 
@@ -102,7 +102,7 @@ def _weighted_sums(w_nrk, x_nd):
     Written as a plain 2-D product: XLA's CPU matmul runs it twice as fast as the 3-D einsum.
     """
     n, r, k = w_nrk.shape
-    flat = jnp.dot(w_nrk.reshape(n, r * k).T, x_nd, precision=_HIGHEST, out_sharding=_replicated(x_nd))
+    flat = jnp.dot(w_nrk.reshape(n, r * k).T, x_nd, precision=_HIGHEST, out_sharding=sharding.replicated(x_nd))
     return flat.reshape(r, k, -1)
 
 
@@ -110,38 +110,6 @@ def _cluster_sums(x_nd, labels_nr, k):
     """Per-restart cluster sums [R, k, d] and counts [R, k]."""
     onehot_nrk = jax.nn.one_hot(labels_nr, k, dtype=x_nd.dtype)
     return _weighted_sums(onehot_nrk, x_nd), jnp.sum(onehot_nrk, axis=0)
-
-
-def _replicated(x_nd):
-    """P() when x_nd lives on an explicit mesh, where JAX asks how a gather or a contraction over the
-    sharded sample axis is laid out; None (let XLA decide) otherwise. Such results are small: replicate."""
-    mesh = getattr(jax.typeof(x_nd).sharding, "mesh", None)
-    return jax.P() if mesh is not None and not mesh.empty and mesh.are_all_axes_explicit else None
-
-
-def _unsharded(a, like):
-    """`a` gathered onto every device when `like` is on an explicit mesh (for the rare sort-like steps)."""
-    return a if _replicated(like) is None else jax.sharding.reshard(a, jax.P())
-
-
-def _scatter(a, idx, values):
-    """a.at[idx].set(values), out-of-range indices dropped, keeping a's own sharding."""
-    spec = None if _replicated(a) is None else jax.typeof(a).sharding.spec
-    return a.at[idx].set(values, mode="drop", out_sharding=spec)
-
-
-def _lookup(table, idx):
-    """table[idx] for a small replicated table and per-sample indices (an array or a tuple of them)."""
-    ref = idx[-1] if isinstance(idx, tuple) else idx
-    if _replicated(ref) is None:
-        return table[idx]
-    trailing = table.ndim - (len(idx) if isinstance(idx, tuple) else 1)
-    return table.at[idx].get(out_sharding=jax.P(*jax.typeof(ref).sharding.spec, *[None] * trailing))
-
-
-def _rows(x_nd, idx):
-    """x_nd[idx], replicated (see _replicated)."""
-    return x_nd.at[idx].get(out_sharding=_replicated(x_nd))
 
 
 # ---------------------------------------------------------------------------
@@ -159,7 +127,7 @@ def _plusplus_one(key, x_nd, xx_n, k, n_trials):
     n = x_nd.shape[0]
     key0, key = jax.random.split(key)
     first = jax.random.randint(key0, (), 0, n)
-    closest_n = _sq_dist(x_nd, xx_n, _rows(x_nd, first[None]))[:, 0]
+    closest_n = _sq_dist(x_nd, xx_n, sharding.rows(x_nd, first[None]))[:, 0]
     idx = jnp.zeros((k,), jnp.int32).at[0].set(first)
 
     def add_centre(c, carry):
@@ -168,7 +136,7 @@ def _plusplus_one(key, x_nd, xx_n, k, n_trials):
         # All points coincide with chosen centres: any point is as good as another.
         logits = jnp.where(jnp.any(closest_n > 0), logits, 0.0)
         cand = jax.random.categorical(jax.random.fold_in(key, c), logits, shape=(n_trials,))
-        cand_closest = jnp.minimum(closest_n[:, None], _sq_dist(x_nd, xx_n, _rows(x_nd, cand)))  # [n, T]
+        cand_closest = jnp.minimum(closest_n[:, None], _sq_dist(x_nd, xx_n, sharding.rows(x_nd, cand)))  # [n, T]
         best = jnp.argmin(jnp.sum(cand_closest, axis=0))
         return idx.at[c].set(cand[best]), cand_closest[:, best]
 
@@ -183,7 +151,7 @@ def _default_trials(k):
 @functools.partial(jax.jit, static_argnames=("n_clusters", "n_local_trials"))
 def _plusplus_jit(key, x_nd, n_clusters, n_local_trials):
     xx_n = jnp.sum(x_nd * x_nd, axis=-1)
-    return _rows(x_nd, _plusplus_one(key, x_nd, xx_n, n_clusters, n_local_trials))
+    return sharding.rows(x_nd, _plusplus_one(key, x_nd, xx_n, n_clusters, n_local_trials))
 
 
 def kmeans_plusplus(key, x, n_clusters: int, n_local_trials: int | None = None):
@@ -206,7 +174,7 @@ def _init_centers(key, x_nd, xx_n, k, n_init, method):
         idx = jax.vmap(lambda kk: jax.random.choice(kk, x_nd.shape[0], (k,), replace=False))(keys)
     else:
         raise ValueError(f"unknown init {method!r}")
-    return _rows(x_nd, idx)  # [R, k, d]
+    return sharding.rows(x_nd, idx)  # [R, k, d]
 
 
 # ---------------------------------------------------------------------------
@@ -224,20 +192,20 @@ def _relocate_empty(s: _Lloyd, x_nd, active_r):
     empty_rk = (s.counts == 0) & active_r[:, None]
 
     def relocate(s):
-        _, far_rk = lax.top_k(_unsharded(s.upper.T, x_nd), k)  # [R, k] farthest points, farthest first
+        _, far_rk = lax.top_k(sharding.unsharded(s.upper.T, x_nd), k)  # [R, k] farthest points, farthest first
         rank_rk = jnp.cumsum(empty_rk, axis=1) - 1  # j-th empty cluster takes the j-th farthest point
         pt_rk = jnp.take_along_axis(far_rk, jnp.maximum(rank_rk, 0), axis=1)
-        old_rk = jnp.take_along_axis(_unsharded(s.labels.T, x_nd), pt_rk, axis=1)
-        x_rkd = _rows(x_nd, pt_rk) * empty_rk[..., None]
+        old_rk = jnp.take_along_axis(sharding.unsharded(s.labels.T, x_nd), pt_rk, axis=1)
+        x_rkd = sharding.rows(x_nd, pt_rk) * empty_rk[..., None]
         move_rkk = jax.nn.one_hot(old_rk, k, dtype=x_nd.dtype) * empty_rk[..., None]  # [R, empty j, old]
         sums = s.sums - jnp.einsum("rjo,rjd->rod", move_rkk, x_rkd) + x_rkd
         counts = s.counts - jnp.sum(move_rkk, axis=1) + empty_rk
         r_idx = jnp.broadcast_to(jnp.arange(empty_rk.shape[0])[:, None], pt_rk.shape)
         j_idx = jnp.broadcast_to(jnp.arange(k, dtype=jnp.int32)[None, :], pt_rk.shape)
         pt = jnp.where(empty_rk, pt_rk, s.labels.shape[0])  # out of range: dropped
-        labels = _scatter(s.labels, (pt, r_idx), j_idx)
-        upper = _scatter(s.upper, (pt, r_idx), 0.0)
-        lower = _scatter(s.lower, (pt, r_idx), 0.0)
+        labels = sharding.scatter(s.labels, (pt, r_idx), j_idx)
+        upper = sharding.scatter(s.upper, (pt, r_idx), 0.0)
+        lower = sharding.scatter(s.lower, (pt, r_idx), 0.0)
         return s._replace(sums=sums, counts=counts, labels=labels, upper=upper, lower=lower)
 
     return lax.cond(jnp.any(empty_rk), relocate, lambda s: s, s)
@@ -264,12 +232,12 @@ def _sparse_estep(s: _Lloyd, *, x_nd, xx_n, active_r, doubt_n, budget):
     """Recomputes only the points in doubt (at most `budget`, gathered once for all restarts)."""
     n = x_nd.shape[0]
     k = s.centers.shape[1]
-    (idx_b,) = jnp.nonzero(_unsharded(doubt_n, x_nd), size=budget, fill_value=n)
+    (idx_b,) = jnp.nonzero(sharding.unsharded(doubt_n, x_nd), size=budget, fill_value=n)
     valid_b = idx_b < n
     idx_safe = jnp.minimum(idx_b, n - 1)
-    xg_bd = _rows(x_nd, idx_safe)
-    new_lab, d1, d2 = _nearest_two(xg_bd, _rows(xx_n, idx_safe), s.centers)  # [B, R]
-    old_lab = _rows(s.labels, idx_safe)
+    xg_bd = sharding.rows(x_nd, idx_safe)
+    new_lab, d1, d2 = _nearest_two(xg_bd, sharding.rows(xx_n, idx_safe), s.centers)  # [B, R]
+    old_lab = sharding.rows(s.labels, idx_safe)
     upd = valid_b[:, None] & active_r[None, :]
     new_lab = jnp.where(upd, new_lab, old_lab)
     delta_brk = (jax.nn.one_hot(new_lab, k, dtype=x_nd.dtype) - jax.nn.one_hot(old_lab, k, dtype=x_nd.dtype)) * upd[
@@ -279,9 +247,9 @@ def _sparse_estep(s: _Lloyd, *, x_nd, xx_n, active_r, doubt_n, budget):
     counts = s.counts + jnp.sum(delta_brk, axis=0)
     rows = jnp.where(valid_b, idx_b, n)  # padding rows are dropped by the scatter
     return s._replace(
-        labels=_scatter(s.labels, rows, new_lab),
-        upper=_scatter(s.upper, rows, jnp.where(upd, d1, _rows(s.upper, idx_safe))),
-        lower=_scatter(s.lower, rows, jnp.where(upd, d2, _rows(s.lower, idx_safe))),
+        labels=sharding.scatter(s.labels, rows, new_lab),
+        upper=sharding.scatter(s.upper, rows, jnp.where(upd, d1, sharding.rows(s.upper, idx_safe))),
+        lower=sharding.scatter(s.lower, rows, jnp.where(upd, d2, sharding.rows(s.lower, idx_safe))),
         sums=sums,
         counts=counts,
     )
@@ -289,7 +257,7 @@ def _sparse_estep(s: _Lloyd, *, x_nd, xx_n, active_r, doubt_n, budget):
 
 def _per_point(v_rk, labels_nr):
     """v[r, labels[n, r]] as [n, R]: a per-centroid value looked up for each point and restart."""
-    return _lookup(v_rk, (jnp.arange(v_rk.shape[0])[None, :], labels_nr))
+    return sharding.lookup(v_rk, (jnp.arange(v_rk.shape[0])[None, :], labels_nr))
 
 
 def _half_gap(c_rkd):
@@ -384,7 +352,7 @@ def _fit(key, x_nd, init_rkd, tol, max_iter, *, n_clusters, n_init, init, prune,
     best = jnp.argmin(inertia_r)
     centroids, labels = s.centers[best], labels_nr[:, best]
     # Report the winner's inertia by direct differences, free of the expansion's cancellation.
-    inertia = jnp.sum((x_nd - _lookup(centroids, labels)) ** 2)
+    inertia = jnp.sum((x_nd - sharding.lookup(centroids, labels)) ** 2)
     return KMeansResult(centroids, labels, inertia, s.n_iter[best], s.converged[best], inertia_r), s.n_full
 
 
