@@ -12,10 +12,11 @@ Hamerly's bounds (Hamerly 2010, "Making k-means even faster") keep, for each
 point and restart, an upper bound on the distance to its centroid and a lower
 bound on the distance to any other. A point whose bounds still separate after
 the centroids move cannot change its label. When few points are in doubt, only
-they are gathered (the union over restarts, at most `prune_budget` of them),
-their distances recomputed, and the sums updated by the difference; otherwise
-the iteration is a plain full pass. Both paths give Lloyd's labels; the full
-pass also refreshes the running sums, so rounding cannot accumulate.
+they are gathered (the union over restarts, in one of a few static sizes chosen
+per iteration) and their distances recomputed; otherwise the iteration is a
+full pass. Either way only the points that changed cluster are gathered to
+update the cluster sums, with a full recount when many changed (which also
+clears the rounding the updates accumulate). Both paths give Lloyd's labels.
 
 Everything but the sparse gather is a reduction over the sample axis, so data
 sharded over devices runs unchanged; `prune=False` keeps to reductions only.
@@ -212,18 +213,12 @@ def _relocate_empty(s: _Lloyd, x_nd, active_r):
 
 
 def _full_estep(s: _Lloyd, *, x_nd, xx_n, active_r):
-    k = s.centers.shape[1]
     labels, d1, d2 = _nearest_two(x_nd, xx_n, s.centers)
     keep = ~active_r[None, :]
-    labels = jnp.where(keep, s.labels, labels)
-    sums, counts = _cluster_sums(x_nd, labels, k)
-    act = active_r[:, None]
     return s._replace(
-        labels=labels,
+        labels=jnp.where(keep, s.labels, labels),
         upper=jnp.where(keep, s.upper, d1),
         lower=jnp.where(keep, s.lower, d2),
-        sums=jnp.where(act[..., None], sums, s.sums),
-        counts=jnp.where(act, counts, s.counts),
         n_full=s.n_full + 1,
     )
 
@@ -231,28 +226,50 @@ def _full_estep(s: _Lloyd, *, x_nd, xx_n, active_r):
 def _sparse_estep(s: _Lloyd, *, x_nd, xx_n, active_r, doubt_n, budget):
     """Recomputes only the points in doubt (at most `budget`, gathered once for all restarts)."""
     n = x_nd.shape[0]
-    k = s.centers.shape[1]
     (idx_b,) = jnp.nonzero(sharding.unsharded(doubt_n, x_nd), size=budget, fill_value=n)
     valid_b = idx_b < n
     idx_safe = jnp.minimum(idx_b, n - 1)
-    xg_bd = sharding.rows(x_nd, idx_safe)
-    new_lab, d1, d2 = _nearest_two(xg_bd, sharding.rows(xx_n, idx_safe), s.centers)  # [B, R]
-    old_lab = sharding.rows(s.labels, idx_safe)
+    new_lab, d1, d2 = _nearest_two(sharding.rows(x_nd, idx_safe), sharding.rows(xx_n, idx_safe), s.centers)
     upd = valid_b[:, None] & active_r[None, :]
-    new_lab = jnp.where(upd, new_lab, old_lab)
-    delta_brk = (jax.nn.one_hot(new_lab, k, dtype=x_nd.dtype) - jax.nn.one_hot(old_lab, k, dtype=x_nd.dtype)) * upd[
-        ..., None
-    ]
-    sums = s.sums + _weighted_sums(delta_brk, xg_bd)
-    counts = s.counts + jnp.sum(delta_brk, axis=0)
     rows = jnp.where(valid_b, idx_b, n)  # padding rows are dropped by the scatter
     return s._replace(
-        labels=sharding.scatter(s.labels, rows, new_lab),
+        labels=sharding.scatter(s.labels, rows, jnp.where(upd, new_lab, sharding.rows(s.labels, idx_safe))),
         upper=sharding.scatter(s.upper, rows, jnp.where(upd, d1, sharding.rows(s.upper, idx_safe))),
         lower=sharding.scatter(s.lower, rows, jnp.where(upd, d2, sharding.rows(s.lower, idx_safe))),
-        sums=sums,
-        counts=counts,
     )
+
+
+def _update_sums(s: _Lloyd, prev_labels_nr, x_nd, active_r, cap):
+    """Brings s.sums and s.counts up to date with s.labels.
+
+    After the first iterations few points change cluster, so only those are gathered and their
+    moves added (one_hot(-1) = 0 covers points never assigned). When more than `cap` changed,
+    or the labels were never counted, everything is recounted, which also clears rounding
+    accumulated by the updates.
+    """
+    n, _ = s.labels.shape
+    k = s.centers.shape[1]
+    changed_nr = (s.labels != prev_labels_nr) & active_r[None, :]
+    changed_n = jnp.any(changed_nr, axis=1)
+
+    def moves(s):
+        (idx,) = jnp.nonzero(sharding.unsharded(changed_n, x_nd), size=cap, fill_value=n)
+        safe = jnp.minimum(idx, n - 1)
+        m = sharding.rows(changed_nr, safe) & (idx < n)[:, None]
+        new = jax.nn.one_hot(sharding.rows(s.labels, safe), k, dtype=x_nd.dtype)
+        old = jax.nn.one_hot(sharding.rows(prev_labels_nr, safe), k, dtype=x_nd.dtype)
+        delta_crk = (new - old) * m[..., None]
+        return s._replace(
+            sums=s.sums + _weighted_sums(delta_crk, sharding.rows(x_nd, safe)),
+            counts=s.counts + jnp.sum(delta_crk, axis=0),
+        )
+
+    def recount(s):
+        sums, counts = _cluster_sums(x_nd, s.labels, k)
+        act = active_r[:, None]
+        return s._replace(sums=jnp.where(act[..., None], sums, s.sums), counts=jnp.where(act, counts, s.counts))
+
+    return lax.cond((jnp.sum(changed_n) > cap) | jnp.any(prev_labels_nr < 0), recount, moves, s)
 
 
 def _per_point(v_rk, labels_nr):
@@ -287,6 +304,7 @@ def _lloyd_iteration(s: _Lloyd, x_nd, xx_n, tol_abs, max_iter, prune, budget):
         s = lax.switch(fits, branches, s)
     else:
         s = _full_estep(s, x_nd=x_nd, xx_n=xx_n, active_r=active_r)
+    s = _update_sums(s, prev_labels, x_nd, active_r, cap=max(1, x_nd.shape[0] // 8))
     s = _relocate_empty(s, x_nd, active_r)
 
     new_c = jnp.where(s.counts[..., None] > 0, s.sums / jnp.maximum(s.counts, 1.0)[..., None], s.centers)
@@ -398,7 +416,7 @@ def fit(
     tol: float = 1e-4,
     init="k-means++",
     prune: bool = True,
-    prune_budget: float = 0.5,
+    prune_budget: float = 0.25,
 ) -> KMeansResult:
     """Fits k-means to x [n, d] with `n_init` fused restarts; returns the lowest-inertia one.
 
@@ -425,7 +443,7 @@ def fit(
 
 def fit_timed(key, x, n_clusters: int, **kwargs) -> timing.Timed:
     """`fit` with compilation and the run timed apart: Timed(out=KMeansResult, compile_seconds, run_seconds)."""
-    kw = {"n_init": 10, "max_iter": 300, "tol": 1e-4, "init": "k-means++", "prune": True, "prune_budget": 0.5} | kwargs
+    kw = {"n_init": 10, "max_iter": 300, "tol": 1e-4, "init": "k-means++", "prune": True, "prune_budget": 0.25} | kwargs
     args, static = _prepare(key, x, n_clusters, **kw)
     t = timing.compile_and_run(_fit, *args, **static)
     return t._replace(out=t.out[0])
