@@ -18,7 +18,7 @@ full pass. Either way only the points that changed cluster are gathered to
 update the cluster sums, with a full recount when many changed (which also
 clears the rounding the updates accumulate). Both paths give Lloyd's labels.
 
-Everything but the sparse gather is a reduction over the sample axis, so data
+Everything but the sparse gathers is a reduction over the sample axis, so data
 sharded over devices runs unchanged; `prune=False` keeps to reductions only.
 """
 
