@@ -236,6 +236,7 @@ def test_corrupt_checkpoint_raises_checkpoint_error(tmp_path, how):
     assert err.value.__cause__ is not None  # the Orbax / tensorstore error, chained
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # Orbax: "Event loop is closed"
 def test_corrupt_metadata_raises_checkpoint_error(tmp_path):
     with Checkpointer(tmp_path, CONFIG) as ckpt:
         ckpt.save(3, make_state())
