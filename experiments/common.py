@@ -56,15 +56,14 @@ def workdir(experiment: str) -> Path:
 
 
 def flag_values() -> dict:
-    """This binary's flags and the shared ones (absl's own flags left out)."""
-    main_module = sys.argv[0]
-    by_module = FLAGS.flags_by_module_dict()
+    """The flags defined by experiments/ (this binary's and the shared ones), absl's own left out."""
     out = {}
-    for module, fl in by_module.items():
-        if module in (_COMMON_MODULE, main_module) or module.endswith(("experiments/common.py", "__main__")):
-            out.update({f.name: f.value for f in fl})
-    for module, fl in by_module.items():
-        if module.startswith("experiments.") or "/experiments/" in module:
+    for module, fl in FLAGS.flags_by_module_dict().items():
+        if (
+            module in (_COMMON_MODULE, sys.argv[0], "__main__")
+            or module.startswith("experiments.")
+            or ("/experiments/" in module)
+        ):
             out.update({f.name: f.value for f in fl})
     return dict(sorted(out.items()))
 

@@ -7,6 +7,8 @@ XLA shape error deep inside a jitted loop.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 
@@ -46,11 +48,17 @@ def as_matrix(x, name: str = "x", dtype=np.float32):
     return x
 
 
-def _count_nonfinite(x):
+@functools.cache
+def _nonfinite_counter():
+    """One jitted counter for the process (built on first use, so importing this module stays light)."""
     import jax
     import jax.numpy as jnp
 
-    return jax.jit(lambda a: jnp.sum(~jnp.isfinite(a)))(x)
+    return jax.jit(lambda a: jnp.sum(~jnp.isfinite(a)))
+
+
+def _count_nonfinite(x):
+    return _nonfinite_counter()(x)
 
 
 def check_n_clusters(n_clusters, n_samples: int, name: str = "n_clusters") -> int:

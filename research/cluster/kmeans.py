@@ -25,6 +25,7 @@ sharded over devices runs unchanged; `prune=False` keeps to reductions only.
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 from typing import NamedTuple
 
@@ -333,10 +334,9 @@ def _lloyd_iteration(s: _Lloyd, x_nd, xx_n, tol_abs, max_iter, prune, budget):
     )
 
 
-def _lloyd(x_nd, init_rkd, tol, max_iter, prune, budget):
-    """Runs all restarts to their stop; returns the final _Lloyd state."""
+def _lloyd(x_nd, xx_n, init_rkd, tol, max_iter, prune, budget):
+    """Runs all restarts to their stop; returns the final _Lloyd state. xx_n: [n] squared norms of x."""
     r, k, d = init_rkd.shape
-    xx_n = jnp.sum(x_nd * x_nd, axis=-1)
     tol_abs = tol * jnp.mean(jnp.var(x_nd, axis=0))  # scikit-learn's scale for the tolerance
     zeros_nr = jnp.zeros_like(x_nd[:, :1]) + jnp.zeros((1, r), x_nd.dtype)  # laid out like x along n
     s = _Lloyd(
@@ -363,7 +363,7 @@ def _fit(key, x_nd, init_rkd, tol, max_iter, *, n_clusters, n_init, init, prune,
     xx_n = jnp.sum(x_nd * x_nd, axis=-1)
     if init_rkd is None:
         init_rkd = _init_centers(key, x_nd, xx_n, n_clusters, n_init, init)
-    s = _lloyd(x_nd, init_rkd.astype(jnp.float32), tol, max_iter, prune, budget)
+    s = _lloyd(x_nd, xx_n, init_rkd.astype(jnp.float32), tol, max_iter, prune, budget)
     # Final E-step against the final centroids (the loop's labels refer to the previous ones).
     labels_nr, d1_nr, _ = _nearest_two(x_nd, xx_n, s.centers)
     inertia_r = jnp.sum(d1_nr**2, axis=0)
@@ -443,8 +443,8 @@ def fit(
 
 def fit_timed(key, x, n_clusters: int, **kwargs) -> timing.Timed:
     """`fit` with compilation and the run timed apart: Timed(out=KMeansResult, compile_seconds, run_seconds)."""
-    kw = {"n_init": 10, "max_iter": 300, "tol": 1e-4, "init": "k-means++", "prune": True, "prune_budget": 0.25} | kwargs
-    args, static = _prepare(key, x, n_clusters, **kw)
+    defaults = {p.name: p.default for p in inspect.signature(fit).parameters.values() if p.kind == p.KEYWORD_ONLY}
+    args, static = _prepare(key, x, n_clusters, **(defaults | kwargs))
     t = timing.compile_and_run(_fit, *args, **static)
     return t._replace(out=t.out[0])
 
