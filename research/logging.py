@@ -31,19 +31,22 @@ def _jsonable(v):
     return v
 
 
-def write_json(path, obj) -> None:
-    """Writes obj as indented JSON to path atomically (NumPy and JAX values converted)."""
+def _write_atomic(path, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(_jsonable(obj), f, indent=2, sort_keys=True)
-            f.write("\n")
+            f.write(text)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json(path, obj) -> None:
+    """Writes obj as indented JSON to path atomically (NumPy and JAX values converted)."""
+    _write_atomic(path, json.dumps(_jsonable(obj), indent=2, sort_keys=True) + "\n")
 
 
 def read_json(path):
@@ -76,6 +79,22 @@ class MetricsLog:
         self.path = Path(workdir) / "metrics.jsonl"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._t0 = time.time()
+
+    def rows(self) -> list[dict]:
+        """The rows logged so far (by this run and earlier invocations in the same workdir)."""
+        if not self.path.exists():
+            return []
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+
+    def rewind(self, step: int, **match) -> None:
+        """Drops the rows after `step` whose fields equal `match` (e.g. stage="pretrain"): a run resumed from a
+        checkpoint at `step` logs those steps again, and the file should read like an uninterrupted run's."""
+        if not self.path.exists():
+            return
+        kept = [
+            r for r in self.rows() if not (r.get("step", 0) > step and all(r.get(k) == v for k, v in match.items()))
+        ]
+        _write_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))
 
     def log(self, step: int, **metrics) -> None:
         row = {"step": int(step), "time": round(time.time() - self._t0, 3), **_jsonable(metrics)}

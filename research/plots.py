@@ -20,12 +20,23 @@ def _save(fig, path) -> Path:
 
 
 def cluster_grid(
-    x_nd, labels_n, image_shape, path, *, per_cluster: int = 10, seed: int = 0, title: str | None = None, y_n=None
+    x_nd,
+    labels_n,
+    image_shape,
+    path,
+    *,
+    per_cluster: int = 10,
+    seed: int = 0,
+    title: str | None = None,
+    y_n=None,
+    cmap: str | None = None,
 ) -> Path:
     """One row per cluster, `per_cluster` random members drawn in it (blank where a cluster is smaller).
 
     Rows are labelled with the cluster id, its size and, when true labels `y_n`
-    are given, the cluster's majority class and its share.
+    are given, the cluster's majority class and its share. Gray images (H, W) are
+    drawn with `cmap` (default "gray_r", dark ink on white, for digits; "gray" for
+    photos); (H, W, 3) rows are drawn as RGB in [0, 1].
     """
     if image_shape is None:
         raise ValueError("cluster_grid needs images; this dataset has no image_shape.")
@@ -46,7 +57,12 @@ def cluster_grid(
             for s in ax.spines.values():
                 s.set_visible(False)
             if col < len(pick):
-                ax.imshow(x_nd[pick[col]].reshape(image_shape), cmap="gray_r" if len(image_shape) == 2 else None)
+                ax.imshow(
+                    np.clip(x_nd[pick[col]].reshape(image_shape), 0.0, 1.0)
+                    if len(image_shape) == 3
+                    else x_nd[pick[col]].reshape(image_shape),
+                    cmap=(cmap or "gray_r") if len(image_shape) == 2 else None,
+                )
         text = f"{c}: n={len(members)}"
         if y_n is not None:
             major = np.bincount(np.asarray(y_n)[members]).argmax()
@@ -55,4 +71,155 @@ def cluster_grid(
         axes[row, 0].set_ylabel(text, rotation=0, ha="right", va="center", fontsize=7)
     if title:
         fig.suptitle(title, fontsize=9)
+    return _save(fig, path)
+
+
+def confusion_matrix(conf, path, *, class_names=None, title: str | None = None) -> Path:
+    """A confusion matrix [c, c] (rows: true class, columns: predicted) as a heat map.
+
+    Cells are coloured by the row-normalised rate (each class's recall spread over the
+    predictions, so rare classes are as visible as common ones) and annotated with counts.
+    """
+    conf = np.asarray(conf)
+    if conf.ndim != 2 or conf.shape[0] != conf.shape[1]:
+        raise ValueError(f"conf must be a square [c, c] matrix, got shape {conf.shape}.")
+    c = conf.shape[0]
+    names = [str(i) for i in range(c)] if class_names is None else [str(v) for v in class_names]
+    rate = conf / np.maximum(conf.sum(axis=1, keepdims=True), 1)
+    size = max(3.5, 0.45 * c + 1.5)
+    fig, ax = plt.subplots(figsize=(size + 0.8, size))
+    im = ax.imshow(rate, cmap="Blues", vmin=0.0, vmax=1.0)
+    if c <= 30:
+        for i in range(c):
+            for j in range(c):
+                if conf[i, j]:
+                    ax.text(
+                        j,
+                        i,
+                        str(conf[i, j]),
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="white" if rate[i, j] > 0.5 else "black",
+                    )
+    ax.set_xticks(range(c), names, fontsize=7)
+    ax.set_yticks(range(c), names, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return _save(fig, path)
+
+
+def precision_recall_curve(precision, recall, thresholds, path, *, title: str | None = None, chosen=None) -> Path:
+    """Two panels: precision and recall against the decision threshold, and precision against recall.
+
+    precision, recall: [m + 1] and thresholds [m] as `research.probe.precision_recall_curve`
+    (or scikit-learn's) returns them. `chosen`: an optional (precision, recall) point to mark,
+    e.g. the classifier's at threshold 0.
+    """
+    precision, recall, thresholds = np.asarray(precision), np.asarray(recall), np.asarray(thresholds)
+    if not (len(precision) == len(recall) == len(thresholds) + 1):
+        raise ValueError(
+            f"need precision and recall of length len(thresholds) + 1; got {len(precision)}, {len(recall)}, "
+            f"{len(thresholds)}."
+        )
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.6))
+    ax1.plot(thresholds, precision[:-1], label="precision")
+    ax1.plot(thresholds, recall[:-1], label="recall")
+    ax1.axvline(0.0, color="gray", lw=0.8, ls=":")
+    ax1.set_xlabel("threshold on the decision function")
+    ax1.set_ylim(0, 1.02)
+    ax1.legend(fontsize=8)
+    ax2.plot(recall, precision)
+    if chosen is not None:
+        ax2.plot([chosen[1]], [chosen[0]], "o", color="C3", label="threshold 0")
+        ax2.legend(fontsize=8)
+    ax2.set_xlabel("recall")
+    ax2.set_ylabel("precision")
+    ax2.set_xlim(0, 1.02)
+    ax2.set_ylim(0, 1.02)
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return _save(fig, path)
+
+
+def reconstructions(x_nd, x_hat_nd, image_shape, path, *, n: int = 10, seed: int = 0, title: str | None = None):
+    """`n` random originals (top row) above their reconstructions (bottom row)."""
+    if image_shape is None:
+        raise ValueError("reconstructions needs images; this dataset has no image_shape.")
+    pick = np.random.default_rng(seed).choice(len(x_nd), size=min(n, len(x_nd)), replace=False)
+    fig, axes = plt.subplots(2, len(pick), figsize=(len(pick) * 0.9, 2.0), squeeze=False)
+    cmap = "gray_r" if len(image_shape) == 2 else None
+    for col, i in enumerate(pick):
+        for row, rows in enumerate((x_nd, x_hat_nd)):
+            ax = axes[row, col]
+            ax.imshow(np.clip(np.asarray(rows[i]).reshape(image_shape), 0, 1), cmap=cmap, vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axes[0, 0].set_ylabel("original", fontsize=7)
+    axes[1, 0].set_ylabel("reconstructed", fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return _save(fig, path)
+
+
+_CLASS_MARKERS = ("o", "s", "D", "^", "v", "<", ">", "p", "*", "h", "X", "P", "d", "8", "H")
+
+
+def umatrix(
+    umatrix_hw,
+    winners_n2,
+    path,
+    *,
+    y_n=None,
+    max_points: int = 2000,
+    jitter: float = 0.3,
+    seed: int = 0,
+    title: str | None = None,
+) -> Path:
+    """A self-organizing map's U-matrix (bone_r: dark = far from the neighbours) with the samples on it.
+
+    umatrix_hw: [rows, cols] distance map (e.g. som.distance_map). winners_n2: [n, 2] (row, col) of each
+    sample's best-matching unit. Up to `max_points` random samples are drawn at their unit, jittered, one
+    marker and colour per class of `y_n` (one kind when there are no labels).
+    """
+    um = np.asarray(umatrix_hw)
+    winners_n2 = np.asarray(winners_n2)
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(winners_n2), size=min(max_points, len(winners_n2)), replace=False)
+    h, w = um.shape
+    fig, ax = plt.subplots(figsize=(max(4.0, w * 0.45 + 2.0), max(3.5, h * 0.45)))
+    im = ax.imshow(um, cmap="bone_r", origin="upper", interpolation="nearest")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label="distance to neighbours (normalised)")
+    pos = winners_n2[pick] + rng.uniform(-jitter, jitter, size=(len(pick), 2))
+    if y_n is None:
+        ax.scatter(pos[:, 1], pos[:, 0], s=12, marker="o", facecolors="none", edgecolors="tab:red", linewidths=0.8)
+    else:
+        y = np.asarray(y_n)[pick]
+        classes = np.unique(y)
+        colours = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+        for i, c in enumerate(classes):
+            at = pos[y == c]
+            style = {"s": 14, "marker": _CLASS_MARKERS[i % len(_CLASS_MARKERS)], "linewidths": 0.8, "label": str(c)}
+            ax.scatter(at[:, 1], at[:, 0], facecolors="none", edgecolors=colours(i % colours.N), **style)
+        ax.legend(
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.1),
+            ncol=min(len(classes), 10),
+            fontsize=7,
+            title="class",
+            title_fontsize=7,
+            handletextpad=0.1,
+            columnspacing=0.8,
+        )
+    ax.set_xlim(-0.5, w - 0.5)
+    ax.set_ylim(h - 0.5, -0.5)
+    ax.set_xlabel("column")
+    ax.set_ylabel("row")
+    if title:
+        ax.set_title(title, fontsize=9)
     return _save(fig, path)

@@ -1,0 +1,182 @@
+r"""Pretrains an autoencoder and saves it for later experiments (pretrain once, branch many ablations).
+
+  python -m experiments.autoencoder --dataset=digits --epochs=50
+  python -m experiments.autoencoder --flagfile=experiments/configs/autoencoder_mnist.flags --seed=0
+
+Writes into --workdir: config.json, metrics.jsonl (loss, samples/s, time left), ckpt/<stage>/ (Orbax; a run
+started again with the same flags resumes from its last checkpoint and ends with the same bits), model/ (the
+final params and what rebuilds the network), results.json and plots/reconstructions.png.
+
+Other binaries import this module for its flags: with --pretrained=<workdir of this binary> they reuse that
+autoencoder; without it they pretrain one into <their workdir>/autoencoder/ with these flags.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+from absl import app, flags, logging
+
+from experiments import common
+from research import data, nets, plots
+from research import logging as runlog
+from research.deep import pretrain
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("arch", "dec", f"Autoencoder: one of {sorted(nets.PRESETS)}, or mlp:<w1>-...-<latent>.")
+flags.DEFINE_string("activation", "relu", "Hidden activation: relu, elu, gelu, tanh or sigmoid.")
+flags.DEFINE_enum("weight_init", "glorot", ["glorot", "dec", "lecun"], "glorot (Keras), dec (N(0, 0.01)), lecun.")
+flags.DEFINE_enum("loss", "mse", list(pretrain.LOSSES), "Reconstruction loss (bce reads the output as logits).")
+flags.DEFINE_enum("optimizer", "adam", list(pretrain.OPTIMIZERS), "Optimizer.")
+flags.DEFINE_float("learning_rate", 1e-3, "Learning rate.")
+flags.DEFINE_float("momentum", 0.9, "SGD momentum.")
+flags.DEFINE_integer("decay_every", 0, "Divide the learning rate by 10 every this many steps (0: never).")
+flags.DEFINE_integer("batch_size", 256, "Minibatch size.")
+flags.DEFINE_float("epochs", 200, "Epochs of end-to-end training (fine-tuning, after a layer-wise stage).")
+flags.DEFINE_integer("layerwise_steps", 0, "> 0: DEC's greedy layer-wise denoising stage first, steps per layer.")
+flags.DEFINE_float("dropout", 0.2, "Input and hidden dropout of the layer-wise denoising stage.")
+flags.DEFINE_integer("log_every", 0, "Steps between progress rows (0: one epoch).")
+flags.DEFINE_integer("checkpoint_every", 0, "Steps between checkpoints (0: as --log_every).")
+flags.DEFINE_string(
+    "pretrained",
+    None,
+    "Workdir of a finished experiments.autoencoder run to reuse (binaries that encode data; this one ignores it).",
+)
+
+AE_FLAGS = [
+    "arch",
+    "activation",
+    "weight_init",
+    "loss",
+    "optimizer",
+    "learning_rate",
+    "momentum",
+    "decay_every",
+    "batch_size",
+    "epochs",
+    "layerwise_steps",
+    "dropout",
+]
+
+
+def config() -> pretrain.PretrainConfig:
+    return pretrain.PretrainConfig(
+        loss=FLAGS.loss,
+        optimizer=FLAGS.optimizer,
+        learning_rate=FLAGS.learning_rate,
+        momentum=FLAGS.momentum,
+        decay_every=FLAGS.decay_every,
+        batch_size=FLAGS.batch_size,
+        epochs=FLAGS.epochs,
+        layerwise_steps=FLAGS.layerwise_steps,
+        dropout=FLAGS.dropout,
+        log_every=FLAGS.log_every,
+        checkpoint_every=FLAGS.checkpoint_every,
+    )
+
+
+def train(wd: Path, ds: data.Dataset, key) -> tuple:
+    """Pretrains on ds.x into wd (resuming there); returns (model, params, spec, results). results.json last."""
+    model = nets.build(
+        FLAGS.arch, ds.x.shape[1], image_shape=ds.image_shape, activation=FLAGS.activation, init=FLAGS.weight_init
+    )
+    spec = {
+        "arch": FLAGS.arch,
+        "input_dim": int(ds.x.shape[1]),
+        "image_shape": None if ds.image_shape is None else list(ds.image_shape),
+        "activation": FLAGS.activation,
+        "init": FLAGS.weight_init,
+        "loss": FLAGS.loss,
+        "dataset": ds.name,
+        "split": FLAGS.split,
+    }
+    run_config = {**spec, **_ae_flags(), "seed": FLAGS.seed}
+    t0 = time.perf_counter()
+    params = pretrain.pretrain(key, model, ds.x, config(), workdir=wd, config=run_config)
+    seconds = time.perf_counter() - t0
+    pretrain.save_model(wd, spec, params, overwrite=True)
+    x_hat = pretrain.reconstruct(model, params, ds.x, FLAGS.loss)
+    mse = float(np.mean(np.square(x_hat - ds.x)))
+    test_mse = _test_mse(model, params, ds) if FLAGS.split == "train" else None
+    if ds.image_shape is not None:
+        plots.reconstructions(ds.x, x_hat, ds.image_shape, wd / "plots" / "reconstructions.png", seed=FLAGS.seed)
+    rows = [r for r in runlog.MetricsLog(wd).rows() if "samples_per_s" in r]
+    results = {
+        "dataset": ds.name,
+        "split": FLAGS.split,
+        "seed": FLAGS.seed,
+        "n_samples": int(ds.x.shape[0]),
+        "reconstruction_mse": mse,
+        "test_reconstruction_mse": test_mse,
+        "final_loss": rows[-1]["loss"] if rows else None,
+        "samples_per_s": float(np.median([r["samples_per_s"] for r in rows])) if rows else None,
+        "train_seconds_this_invocation": seconds,
+        "n_params": int(sum(np.size(p) for p in jax.tree.leaves(params))),
+    }
+    runlog.write_json(wd / "results.json", {**results, "versions": runlog.versions()})
+    logging.info("autoencoder %s: reconstruction mse %.5f -> %s", FLAGS.arch, mse, wd)
+    return model, params, spec, results
+
+
+def _test_mse(model, params, ds: data.Dataset) -> float | None:
+    """Reconstruction MSE on the dataset's test split (for a model trained on its train split), if it has one."""
+    try:
+        test = data.load(FLAGS.dataset, "test", FLAGS.data_dir, label_column=FLAGS.label_column)
+    except (ValueError, FileNotFoundError):
+        return None
+    return float(np.mean(np.square(pretrain.reconstruct(model, params, test.x, FLAGS.loss) - test.x)))
+
+
+def _ae_flags() -> dict:
+    return {k: getattr(FLAGS, k) for k in AE_FLAGS}
+
+
+def obtain(wd: Path, ds: data.Dataset, key) -> tuple:
+    """(model, params, spec): from --pretrained, else pretrained now into <wd>/autoencoder/ (reused if finished)."""
+    if FLAGS.pretrained:
+        model, params, spec = pretrain.load_model(FLAGS.pretrained)
+        if spec["input_dim"] != ds.x.shape[1]:
+            raise SystemExit(
+                f"--pretrained={FLAGS.pretrained} encodes {spec['input_dim']} features, but {ds.name} has "
+                f"{ds.x.shape[1]}. Pretrain on this dataset (leave --pretrained empty) or load the matching one."
+            )
+        if spec.get("dataset") != ds.name:
+            logging.warning("--pretrained was trained on %s, now applied to %s.", spec.get("dataset"), ds.name)
+        logging.info("reusing the autoencoder in %s", FLAGS.pretrained)
+        return model, params, spec
+    ae_dir = wd / "autoencoder"
+    if (ae_dir / "config.json").exists():
+        stored = runlog.read_json(ae_dir / "config.json")
+        differ = sorted(k for k, v in _ae_flags().items() if stored.get(k) != v)
+        if differ:
+            raise SystemExit(
+                f"{ae_dir} holds an autoencoder trained with other settings ({', '.join(differ)}). Use another "
+                "--workdir, point --pretrained at a matching autoencoder, or delete that folder yourself."
+            )
+        if (ae_dir / "results.json").exists():
+            logging.info("reusing the autoencoder pretrained earlier in %s", ae_dir)
+            return pretrain.load_model(ae_dir)
+    runlog.write_json(ae_dir / "config.json", {"experiment": "autoencoder", **common.flag_values()})
+    return train(ae_dir, ds, key)[:3]
+
+
+def main(argv):
+    del argv
+    if FLAGS.pretrained:
+        raise SystemExit("--pretrained is for binaries that reuse an autoencoder; this one trains one.")
+    wd = common.prepare_workdir("autoencoder")
+    ds = common.load_dataset()
+    _, _, _, results = train(wd, ds, common.root_key())
+    common.finish(
+        wd,
+        results,
+        f"autoencoder {FLAGS.arch} {ds.name}/{FLAGS.split}: reconstruction mse={results['reconstruction_mse']:.5f} "
+        f"{results['samples_per_s'] or 0:.0f} samples/s -> {wd}",
+    )
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,186 @@
+"""The training loop every deep model here shares: a jitted, donated step scanned over chunks of steps,
+checkpointed with Orbax at chunk boundaries and resumed to the bit.
+
+    state = train.init_state(key, params, tx)
+    step = train.make_step(loss_fn, tx)          # (state, batch, key) -> (state, loss): pure
+    state = train.run(step, state, data, batch_size=256, num_steps=..., ckpt=Checkpointer(...), log=MetricsLog(...))
+
+`loss_fn(params, batch, key) -> scalar` sees one batch, a pytree of rows gathered from `data` (a pytree of
+[n, ...] arrays), and a key that is `fold_in(state.key, step)`: dropout and noise differ per step, the same
+on every rerun.
+
+Why chunks: a Python loop dispatching one small step at a time spends a large share of a CPU step in
+overhead; a `lax.scan` over hundreds of steps does not. Chunks end at every multiple of `log_every` and
+`checkpoint_every` (and at `num_steps`), counted from step 0, so an interrupted run resumed from its last
+checkpoint runs exactly the chunks, batches and keys of a run that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from absl import logging
+
+from research import checkpointing
+from research.checks import check_positive_int
+
+
+@flax.struct.dataclass
+class TrainState:
+    """step: int32 []; params, opt_state: pytrees; key: the run's training key (steps fold their index in)."""
+
+    step: jax.Array
+    params: Any
+    opt_state: Any
+    key: jax.Array
+
+
+def init_state(key, params, tx: optax.GradientTransformation) -> TrainState:
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), key=key)
+
+
+def make_step(loss_fn: Callable, tx: optax.GradientTransformation) -> Callable:
+    """The pure train step (state, batch, key) -> (state, loss) for `loss_fn(params, batch, key) -> scalar`."""
+
+    def step(state: TrainState, batch, key):
+        loss, grads = jax.value_and_grad(loss_fn)(state.params, batch, key)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        return state.replace(step=state.step + 1, params=params, opt_state=opt_state), loss
+
+    return step
+
+
+def jit_step(step: Callable) -> Callable:
+    """`step` jitted with its state donated: one update at a time, for loops that need the host in between."""
+    return jax.jit(step, donate_argnums=0)
+
+
+@functools.partial(jax.jit, static_argnums=(0,), donate_argnums=(1,))
+def _chunk(step, state, idx_sb, data):
+    """Runs len(idx_sb) steps; row b of batch s is data[idx_sb[s, b]]. Returns (state, loss per step)."""
+
+    def body(s, idx_b):
+        batch = jax.tree.map(lambda a: a[idx_b], data)
+        return step(s, batch, jax.random.fold_in(s.key, s.step))
+
+    return jax.lax.scan(body, state, idx_sb)
+
+
+@functools.partial(jax.jit, static_argnums=(1,))
+def _permutation(key, n):
+    return jax.random.permutation(key, n).astype(jnp.int32)
+
+
+def batch_indices(key, n: int, batch_size: int, start: int, count: int) -> jax.Array:
+    """Rows of steps [start, start + count): epoch e is a permutation drawn from fold_in(key, e), cut into
+    floor(n / batch_size) batches (the remainder waits for another epoch's shuffle). Returns int32 [count, B]."""
+    per_epoch = n // batch_size
+    first, last = start // per_epoch, (start + count - 1) // per_epoch
+    perms = [_permutation(jax.random.fold_in(key, e), n)[: per_epoch * batch_size] for e in range(first, last + 1)]
+    idx = jnp.concatenate(perms).reshape(-1, batch_size)
+    offset = start - first * per_epoch
+    return idx[offset : offset + count]
+
+
+def boundaries(start: int, num_steps: int, *every: int) -> list[int]:
+    """The chunk ends after `start`: multiples of each of `every`, and num_steps."""
+    ends = {num_steps}
+    for e in every:
+        ends.update(range((start // e + 1) * e, num_steps, e))
+    return sorted(s for s in ends if s > start)
+
+
+def run(
+    step: Callable,
+    state: TrainState,
+    data,
+    *,
+    batch_size: int,
+    num_steps: int,
+    log_every: int,
+    checkpoint_every: int | None = None,
+    ckpt: checkpointing.Checkpointer | None = None,
+    log=None,
+    stage: str = "train",
+    data_key=None,
+    on_chunk: Callable[[TrainState], dict] | None = None,
+) -> TrainState:
+    """Trains `state` to `num_steps` with batches of `data`, resuming from `ckpt`'s latest checkpoint.
+
+    Args:
+      step: from `make_step` (the same Python object across calls, so the chunk compiles once per length).
+      state: the freshly initialised state; replaced by the checkpoint when `ckpt` has one.
+      data: pytree of [n, ...] arrays, already on the device; batches gather rows of every leaf.
+      log_every / checkpoint_every: in steps. A checkpoint is written at each multiple of `checkpoint_every`
+        and at `num_steps`; a log row (loss, samples/s, time left) at each multiple of `log_every`.
+      log: a `research.logging.MetricsLog`, or None. On resume, its rows of `stage` after the restored step
+        are dropped, so metrics.jsonl reads like the uninterrupted run's.
+      data_key: the key of the epoch shuffles (default: fold_in(state.key, 1 << 30), set apart from the keys
+        the steps fold in).
+      on_chunk: called with the state after each chunk; its dict joins the log row.
+
+    Raises:
+      FloatingPointError: the loss became NaN or infinite, naming the first such step.
+    """
+    num_steps = check_positive_int(num_steps, "num_steps")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    n = jax.tree.leaves(data)[0].shape[0]
+    if batch_size > n:
+        raise ValueError(f"batch_size {batch_size} is larger than the data ({n} samples); lower --batch_size.")
+    if ckpt is not None and ckpt.latest_step() is not None:
+        state = ckpt.restore(jax.eval_shape(lambda: state))
+        logging.info("%s: resumed from step %d of %s", stage, int(state.step), ckpt.directory)
+        if log is not None:
+            log.rewind(int(state.step), stage=stage)
+    start = int(state.step)
+    if start >= num_steps:
+        return state
+    data_key = jax.random.fold_in(state.key, 1 << 30) if data_key is None else data_key
+    every = [check_positive_int(log_every, "log_every")]
+    if ckpt is not None:
+        every.append(check_positive_int(checkpoint_every or log_every, "checkpoint_every"))
+    t_start, done_start = time.perf_counter(), start
+    for end in boundaries(start, num_steps, *every):
+        s0, t0 = int(state.step), time.perf_counter()
+        idx = batch_indices(data_key, n, batch_size, s0, end - s0)
+        state, losses = _chunk(step, state, idx, data)
+        losses = np.asarray(losses)
+        if not np.isfinite(losses).all():
+            bad = s0 + int(np.argmin(np.isfinite(losses)))
+            raise FloatingPointError(
+                f"{stage}: the loss became {losses[bad - s0]} at step {bad + 1} (steps counted from 1). "
+                "Lower the learning rate, check the data's scale, or resume from an earlier checkpoint."
+            )
+        if ckpt is not None and (end % every[-1] == 0 or end == num_steps):
+            ckpt.save(end, state, force=True)
+        if log is not None and (end % every[0] == 0 or end == num_steps):
+            now = time.perf_counter()
+            # This chunk's rate (the first one includes compilation); the time left from the average so far.
+            mean_rate = (end - done_start) * batch_size / max(now - t_start, 1e-9)
+            extra = on_chunk(state) if on_chunk is not None else {}
+            log.log(
+                end,
+                stage=stage,
+                loss=float(losses[-min(len(losses), log_every) :].mean()),
+                samples_per_s=round((end - s0) * batch_size / max(now - t0, 1e-9), 1),
+                eta_s=round((num_steps - end) * batch_size / max(mean_rate, 1e-9), 1),
+                **extra,
+            )
+    if ckpt is not None:
+        ckpt.wait()
+    return state
+
+
+def steps_for(epochs: float, n: int, batch_size: int) -> int:
+    """Steps in `epochs` passes over n samples (at least 1)."""
+    return max(1, math.ceil(epochs * (n // batch_size)))

@@ -1,0 +1,221 @@
+"""Autoencoders, the shared training loop, pretraining, exact resume, and the two binaries."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from research import checkpointing, data, nets
+from research import logging as runlog
+from research.deep import pretrain, train
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data.load("digits")
+
+
+def bits(tree):
+    return [np.asarray(a).tobytes() for a in jax.tree.leaves(tree)]
+
+
+@pytest.mark.parametrize(
+    "arch,d,image_shape,latent",
+    [
+        ("dec", 784, None, 10),
+        ("dense64", 784, None, 64),
+        ("mlp:32-8-3", 64, None, 3),
+        ("cae", 784, (28, 28), 64),
+        ("dcec", 784, (28, 28), 10),
+        ("cae", 64, (8, 8), 64),
+        ("dcec", 3 * 20 * 18, (20, 18, 3), 10),
+    ],
+)
+def test_every_preset_has_the_right_shapes(arch, d, image_shape, latent):
+    model = nets.build(arch, d, image_shape=image_shape, activation="elu")
+    x = jax.ShapeDtypeStruct((5, d), jnp.float32)  # shapes only: traced, not compiled
+    params = jax.eval_shape(model.init, jax.random.key(0), x)
+    z, x_hat = jax.eval_shape(model.apply, params, x)
+    assert z.shape == (5, latent) and x_hat.shape == (5, d)
+    assert jax.eval_shape(lambda p, x: model.apply(p, x, method="encode"), params, x).shape == (5, latent)
+
+
+def test_encode_is_the_first_half_of_the_network():
+    model = nets.build("cae", 64, image_shape=(8, 8))
+    x = jnp.asarray(np.random.default_rng(0).random((3, 64)), jnp.float32)
+    params = model.init(jax.random.key(0), x)
+    assert np.array_equal(model.apply(params, x, method="encode"), model.apply(params, x)[0])
+
+
+def test_dec_preset_is_the_papers_network():
+    params = nets.build("dec", 784, init="dec").init(jax.random.key(0), jnp.zeros((1, 784)))["params"]
+    shapes = {k: v["kernel"].shape for k, v in params.items()}
+    assert shapes == {
+        "enc_0": (784, 500), "enc_1": (500, 500), "enc_2": (500, 2000), "enc_3": (2000, 10),
+        "dec_3": (10, 2000), "dec_2": (2000, 500), "dec_1": (500, 500), "dec_0": (500, 784),
+    }  # fmt: skip
+    assert abs(float(jnp.std(params["enc_1"]["kernel"])) - 0.01) < 1e-3  # N(0, 0.01^2), as in DEC
+
+
+def test_bad_architectures_are_named():
+    with pytest.raises(ValueError, match="unknown arch"):
+        nets.build("resnet", 10)
+    with pytest.raises(ValueError, match="needs images"):
+        nets.build("cae", 10)
+    with pytest.raises(ValueError, match="positive integer widths"):
+        nets.build("mlp:10-x", 10)
+    with pytest.raises(ValueError, match="unknown activation"):
+        nets.build("dec", 10, activation="swish!")
+
+
+def test_a_few_steps_overfit_a_tiny_batch():
+    x = np.random.default_rng(0).random((16, 20)).astype(np.float32)
+    model = nets.build("mlp:64-8", 20)
+    cfg = pretrain.PretrainConfig(epochs=300, batch_size=16, learning_rate=3e-3)
+    params = pretrain.pretrain(jax.random.key(0), model, x, cfg)
+    before = pretrain.reconstruct(model, model.init(jax.random.key(0), x[:1]), x)
+    after = pretrain.reconstruct(model, params, x)
+    assert np.mean((after - x) ** 2) < 0.05 * np.mean((before - x) ** 2)
+
+
+def test_same_seed_same_bits_other_seed_other_bits(digits):
+    model = nets.build("dense64", 64)
+    cfg = pretrain.PretrainConfig(epochs=3, batch_size=100)
+    a = pretrain.pretrain(jax.random.key(1), model, digits.x, cfg)
+    b = pretrain.pretrain(jax.random.key(1), model, digits.x, cfg)
+    c = pretrain.pretrain(jax.random.key(2), model, digits.x, cfg)
+    assert bits(a) == bits(b) and bits(a) != bits(c)
+
+
+def test_resumed_training_equals_uninterrupted_bitwise(tmp_path, digits):
+    model = nets.build("dense64", 64)
+    full = pretrain.PretrainConfig(epochs=6, batch_size=100, log_every=5)
+    straight = pretrain.pretrain(jax.random.key(3), model, digits.x, full, workdir=tmp_path / "a")
+    # The same run stopped after 3 epochs (step 51: not a multiple of log_every, so the last checkpoint is 50
+    # and steps 51.. are run again), then started again: it resumes from its checkpoint.
+    part = full._replace(epochs=3)
+    pretrain.pretrain(jax.random.key(3), model, digits.x, part, workdir=tmp_path / "b")
+    assert checkpointing.Checkpointer(tmp_path / "b" / "ckpt" / "pretrain").latest_step() == 51
+    resumed = pretrain.pretrain(jax.random.key(3), model, digits.x, full, workdir=tmp_path / "b")
+    assert bits(resumed) == bits(straight)
+    rows = runlog.MetricsLog(tmp_path / "b").rows()
+    assert [r["step"] for r in rows] == sorted({r["step"] for r in rows})  # no step logged twice
+
+
+def test_layerwise_then_finetune(tmp_path, digits):
+    model = nets.build("mlp:32-16-4", 64, init="dec")
+    cfg = pretrain.PretrainConfig(optimizer="adam", learning_rate=1e-2, layerwise_steps=100, epochs=3, batch_size=64)
+    params = pretrain.pretrain(jax.random.key(0), model, digits.x, cfg, workdir=tmp_path)
+    stages = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
+    assert stages == ["finetune", "layer0", "layer1", "layer2"]
+    init = model.init(jax.random.key(0), digits.x[:1])
+    assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, init)
+    # From DEC's N(0, 0.01) init, three epochs end to end stay at the mean image; the greedy stage gets going.
+    direct = pretrain.pretrain(jax.random.key(0), model, digits.x, cfg._replace(layerwise_steps=0))
+    base = np.mean((digits.x - digits.x.mean(0)) ** 2)
+    mse = {name: np.mean((pretrain.reconstruct(model, p, digits.x) - digits.x) ** 2) / base
+           for name, p in (("layerwise", params), ("direct", direct))}  # fmt: skip
+    assert mse["layerwise"] < 0.7 and mse["direct"] > 0.9, mse
+    with pytest.raises(TypeError, match="dense autoencoders"):
+        pretrain.pretrain(jax.random.key(0), nets.build("cae", 64, image_shape=(8, 8)), digits.x, cfg)
+
+
+def test_nan_loss_stops_with_the_step():
+    x = np.random.default_rng(0).random((64, 8)).astype(np.float32) * 100
+    cfg = pretrain.PretrainConfig(optimizer="sgd", learning_rate=1e6, epochs=20, batch_size=16)
+    with pytest.raises(FloatingPointError, match=r"at step \d+"):
+        pretrain.pretrain(jax.random.key(0), nets.build("mlp:16-4", 8), x, cfg)
+
+
+def test_train_step_compiles_once_per_chunk_length(digits):
+    model = nets.build("dense64", 64)
+    cfg = pretrain.PretrainConfig(epochs=4, batch_size=100, log_every=7)  # chunks of 7 and a last one of 3
+    pretrain.pretrain(jax.random.key(0), model, digits.x, cfg)
+    before = train._chunk._cache_size()
+    pretrain.pretrain(jax.random.key(1), model, digits.x, cfg)
+    assert train._chunk._cache_size() == before
+
+
+def test_batch_indices_are_epoch_permutations():
+    idx = np.asarray(train.batch_indices(jax.random.key(0), 10, 3, 0, 6))  # 3 batches per epoch, 1 row left out
+    for epoch in idx.reshape(2, 9):
+        assert len(set(epoch.tolist())) == 9
+    assert np.array_equal(np.asarray(train.batch_indices(jax.random.key(0), 10, 3, 2, 3)), idx[2:5])
+    assert train.boundaries(5, 23, 4, 10) == [8, 10, 12, 16, 20, 23]
+
+
+# --- binaries ---------------------------------------------------------------------------------------------------
+
+
+def run(args, cwd, ok=True, **kw):
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run(
+        [sys.executable, "-m", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False, **kw
+    )
+    if ok:
+        assert out.returncode == 0, out.stderr[-4000:]
+    return out
+
+
+AE = ["experiments.autoencoder", "--dataset=digits", "--arch=dense64", "--batch_size=64", "--seed=4"]
+
+
+def test_autoencoder_binary_killed_and_resumed_ends_with_the_same_bits(tmp_path):
+    flags = [*AE, "--epochs=60", "--checkpoint_every=28"]
+    run([*flags, f"--workdir={tmp_path / 'straight'}"], tmp_path)
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    victim = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", *flags, f"--workdir={victim}"], cwd=tmp_path, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    ckpt = victim / "ckpt" / "pretrain"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (ckpt.exists() and any(p.name.isdigit() for p in ckpt.iterdir())):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (victim / "results.json").exists(), "the run finished before it could be killed"
+    run([*flags, f"--workdir={victim}"], tmp_path)
+    a = checkpointing.load_pytree(tmp_path / "straight" / "model")
+    b = checkpointing.load_pytree(victim / "model")
+    assert bits(a) == bits(b)
+    results = json.loads((victim / "results.json").read_text())
+    assert results["reconstruction_mse"] < 0.05 and results["n_params"] == 64 * 64 * 2 + 64 + 64
+    assert (victim / "plots" / "reconstructions.png").stat().st_size > 5_000
+
+
+def test_autoencoder_binary_refuses_other_flags_and_corrupt_checkpoints(tmp_path):
+    wd = tmp_path / "run"
+    run([*AE, "--epochs=2", f"--workdir={wd}"], tmp_path)
+    (wd / "results.json").unlink()  # as if it had been interrupted
+    other = run([*AE, "--epochs=2", "--arch=mlp:32-4", f"--workdir={wd}"], tmp_path, ok=False)
+    assert other.returncode != 0 and "different configuration" in other.stderr and "arch" in other.stderr
+    step = max(p for p in (wd / "ckpt" / "pretrain").iterdir() if p.name.isdigit())
+    for f in (step / "state").rglob("*"):
+        if f.is_file() and f.stat().st_size > 1000:
+            f.write_bytes(b"\0" * f.stat().st_size)
+    broken = run([*AE, "--epochs=2", f"--workdir={wd}"], tmp_path, ok=False)
+    assert broken.returncode != 0 and "damaged" in broken.stderr
+
+
+def test_ae_kmeans_pretrains_then_reuses(tmp_path):
+    flags = ["experiments.ae_kmeans", "--dataset=digits", "--arch=dense64", "--epochs=5", "--n_init=3", "--seed=4"]
+    out = run([*flags, f"--workdir={tmp_path / 'one'}"], tmp_path)
+    results = json.loads((tmp_path / "one" / "results.json").read_text())
+    assert results["acc"] > 0.4 and results["embedding_dim"] == 64
+    assert out.stdout.strip().splitlines()[-1].startswith("ae_kmeans digits/all K=10: acc=")
+    for figure in ("reconstructions.png", "clusters.png"):
+        assert (tmp_path / "one" / "plots" / figure).stat().st_size > 5_000
+    # Branching from the saved autoencoder gives the same codes, so the same clustering.
+    run([*flags, f"--pretrained={tmp_path / 'one' / 'autoencoder'}", f"--workdir={tmp_path / 'two'}"], tmp_path)
+    assert np.array_equal(np.load(tmp_path / "one" / "labels.npy"), np.load(tmp_path / "two" / "labels.npy"))
+    missing = run([*flags, f"--pretrained={tmp_path / 'nowhere'}", f"--workdir={tmp_path / 'x'}"], tmp_path, ok=False)
+    assert "holds no trained autoencoder" in missing.stderr
