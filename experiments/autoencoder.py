@@ -3,6 +3,8 @@ r"""Pretrains an autoencoder and saves it for later experiments (pretrain once, 
   python -m experiments.autoencoder --dataset=digits --epochs=50
   python -m experiments.autoencoder --flagfile=experiments/configs/autoencoder_mnist.flags --seed=0
 
+The default workdir is checkpoints/autoencoder/<dataset>-<arch>[-<split>]-seed<seed>.
+
 Writes into --workdir: config.json, metrics.jsonl (loss, samples/s, time left), ckpt/<stage>/ (Orbax; a run
 started again with the same flags resumes from its last checkpoint and ends with the same bits), model/ (the
 final params and what rebuilds the network), results.json and plots/reconstructions.png.
@@ -167,7 +169,8 @@ def main(argv):
     del argv
     if FLAGS.pretrained:
         raise SystemExit("--pretrained is for binaries that reuse an autoencoder; this one trains one.")
-    wd = common.prepare_workdir("autoencoder")
+    # Architectures and splits of one dataset and seed get their own default workdirs.
+    wd = common.prepare_workdir("autoencoder", FLAGS.arch + ("" if FLAGS.split == "all" else f"-{FLAGS.split}"))
     ds = common.load_dataset()
     _, _, _, results = train(wd, ds, common.root_key())
     common.finish(

@@ -49,10 +49,12 @@ def dataset_tag(name: str) -> str:
     return f"{kind}-" + re.sub(r"[^A-Za-z0-9_.-]", "_", Path(path.rstrip("/")).stem or "data")
 
 
-def workdir(experiment: str) -> Path:
+def workdir(experiment: str, variant: str = "") -> Path:
+    """--workdir, or checkpoints/<experiment>/<dataset>[-<variant>]-seed<seed> (variant: e.g. the architecture)."""
     if FLAGS.workdir:
         return Path(FLAGS.workdir)
-    return Path("checkpoints") / experiment / f"{dataset_tag(FLAGS.dataset)}-seed{FLAGS.seed}"
+    variant = "-" + re.sub(r"[^A-Za-z0-9_.-]", "_", variant) if variant else ""
+    return Path("checkpoints") / experiment / f"{dataset_tag(FLAGS.dataset)}{variant}-seed{FLAGS.seed}"
 
 
 def flag_values() -> dict:
@@ -68,9 +70,9 @@ def flag_values() -> dict:
     return dict(sorted(out.items()))
 
 
-def prepare_workdir(experiment: str) -> Path:
+def prepare_workdir(experiment: str, variant: str = "") -> Path:
     """Creates the run's workdir and writes config.json; refuses to replace a finished run unless --overwrite."""
-    wd = workdir(experiment)
+    wd = workdir(experiment, variant)
     if (wd / "results.json").exists() and not FLAGS.overwrite:
         raise SystemExit(
             f"{wd} already holds a finished run (results.json). Pass --overwrite to replace its outputs, "
@@ -82,13 +84,15 @@ def prepare_workdir(experiment: str) -> Path:
     return wd
 
 
-def load_dataset() -> data.Dataset:
+def load_dataset(mmap: bool = False) -> data.Dataset:
+    """The --dataset/--split; `mmap`: a float32 .npy stays memory-mapped (for streaming algorithms)."""
     ds = data.load(
         FLAGS.dataset,
         FLAGS.split,
         FLAGS.data_dir,
         label_column=FLAGS.label_column,
         drop_columns=tuple(FLAGS.drop_columns),
+        mmap=mmap,
     )
     logging.info("dataset %s/%s: x %s, labels %s", ds.name, FLAGS.split, ds.x.shape, ds.y is not None)
     return ds

@@ -2,6 +2,7 @@ r"""k-means on a dataset: fit, evaluate, save centroids, draw the cluster grid.
 
   python -m experiments.kmeans --dataset=digits
   python -m experiments.kmeans --dataset=mnist --data_dir=../shared/datasets --n_init=10
+  python -m experiments.kmeans --dataset=npy:/data/big.npy --minibatch_size=1024   # memory-mapped, streamed
 
 Writes config.json, results.json (acc, nmi, ari, inertia, fit_seconds,
 compile_seconds, ...), labels.npy, ckpt/ (the centroids, Orbax) and
@@ -15,7 +16,7 @@ from absl import app, flags
 
 from experiments import common
 from research import checkpointing, plots
-from research.cluster import kmeans
+from research.cluster import kmeans, minibatch_kmeans
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("n_clusters", None, "K. Default: the number of classes when labels are known, else 10.")
@@ -24,23 +25,41 @@ flags.DEFINE_integer("max_iter", 300, "Lloyd iterations per restart at most.")
 flags.DEFINE_float("tol", 1e-4, "Stop when the squared centroid shift is under tol x mean feature variance.")
 flags.DEFINE_enum("init", "k-means++", ["k-means++", "random"], "Seeding.")
 flags.DEFINE_bool("prune", True, "Skip points whose Hamerly bounds prove their label cannot change.")
+flags.DEFINE_integer(
+    "minibatch_size",
+    0,
+    "0: full k-means. > 0: mini-batch k-means with batches of this many rows (n_init = seeding candidates, "
+    "max_iter = epochs at most, early stop on the smoothed batch inertia; tol and prune unused); a float32 "
+    "--dataset=npy:<path> is then memory-mapped, not loaded.",
+)
 
 
 def main(argv):
     del argv
     wd = common.prepare_workdir("kmeans")
-    ds = common.load_dataset()
+    ds = common.load_dataset(mmap=FLAGS.minibatch_size > 0)
     k = FLAGS.n_clusters or (len(np.unique(ds.y)) if ds.y is not None else 10)
-    timed = kmeans.fit_timed(
-        common.root_key(),
-        ds.x,
-        k,
-        n_init=FLAGS.n_init,
-        max_iter=FLAGS.max_iter,
-        tol=FLAGS.tol,
-        init=FLAGS.init,
-        prune=FLAGS.prune,
-    )
+    if FLAGS.minibatch_size:
+        timed = minibatch_kmeans.fit_timed(
+            common.root_key(),
+            ds.x,
+            k,
+            batch_size=FLAGS.minibatch_size,
+            n_init=FLAGS.n_init,
+            max_iter=FLAGS.max_iter,
+            init=FLAGS.init,
+        )
+    else:
+        timed = kmeans.fit_timed(
+            common.root_key(),
+            ds.x,
+            k,
+            n_init=FLAGS.n_init,
+            max_iter=FLAGS.max_iter,
+            tol=FLAGS.tol,
+            init=FLAGS.init,
+            prune=FLAGS.prune,
+        )
     res = timed.out
     labels = np.asarray(res.labels)
     np.save(wd / "labels.npy", labels)
@@ -68,6 +87,7 @@ def main(argv):
         "n_samples": int(ds.x.shape[0]),
         "n_clusters": k,
         "n_init": FLAGS.n_init,
+        "minibatch_size": FLAGS.minibatch_size,
         "inertia": float(res.inertia),
         "inertia_per_init": np.asarray(res.inertia_per_init).tolist(),
         "n_iter": int(res.n_iter),

@@ -96,3 +96,69 @@ def check_labels(y, n_samples: int, name: str = "y") -> np.ndarray:
         else:
             raise ValueError(f"{name} must hold integer labels, got dtype {y.dtype}.")
     return y.astype(np.int64)
+
+
+def as_streamed_matrix(x, name: str = "x", chunk_bytes: int = 64 << 20):
+    """`as_matrix` for data read in pieces (a memory-mapped .npy, an array larger than device memory).
+
+    NumPy arrays (np.memmap included) are checked one chunk of rows at a time and
+    returned as they are, in their own dtype: no copy, no float32 conversion, and
+    no temporary the size of the array (a whole-array `np.isfinite` would take a
+    quarter of its size in booleans). The caller casts each piece it reads. The
+    pages of a memory-mapped array are let go after each chunk
+    (`release_mapped_pages`). Anything else goes through `as_matrix`.
+    """
+    if not isinstance(x, np.ndarray):
+        return as_matrix(x, name)
+    if x.ndim != 2:
+        raise ValueError(
+            f"{name} must be 2-D [n_samples, n_features], got shape {tuple(x.shape)}; "
+            "reshape it (a memory-mapped array reshapes without a copy when it is in C order)."
+        )
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(x.shape)}): it needs at least one sample and one feature.")
+    if x.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must be numeric, got dtype {x.dtype}.")
+    if x.dtype.kind == "f":
+        rows = max(1, chunk_bytes // max(1, x.shape[1] * x.dtype.itemsize))
+        bad = 0
+        for start in range(0, x.shape[0], rows):
+            chunk = x[start : start + rows]
+            # A finite sum proves the chunk finite without a boolean temporary; only a NaN, an inf or an
+            # overflow of the sum makes us count.
+            with np.errstate(over="ignore", invalid="ignore"):
+                total = np.add.reduce(chunk, axis=None)
+            if not np.isfinite(total):
+                bad += int(chunk.size - np.count_nonzero(np.isfinite(chunk)))
+            release_mapped_pages(x)
+        if bad:
+            raise ValueError(
+                f"{name} has {bad} NaN or infinite values; impute or drop them first "
+                "(e.g. research.data.tabular for CSV files)."
+            )
+    return x
+
+
+def release_mapped_pages(x) -> bool:
+    """Drops the pages of a memory-mapped array from this process's resident set; True if x is one.
+
+    A pass over an np.memmap maps every page it reads into the process, so its
+    resident size grows to the whole file although the pages are only the OS
+    page cache's. madvise(MADV_DONTNEED) unmaps them (the data stays cached and
+    is read again on the next access), which keeps the resident size to what the
+    process really holds. Shared maps ("r", "r+", "w+") only: a copy-on-write
+    map ("c") would lose its private writes. Anything else is left alone.
+    """
+    import mmap
+
+    obj = x
+    while obj is not None:
+        if isinstance(obj, np.memmap) and obj.mode == "c":
+            return False
+        if isinstance(obj, mmap.mmap):
+            if hasattr(mmap, "MADV_DONTNEED") and not obj.closed:
+                obj.madvise(mmap.MADV_DONTNEED)
+                return True
+            return False
+        obj = getattr(obj, "base", None)
+    return False

@@ -10,7 +10,8 @@ Names and forms (see `available()`):
                 runs are comparable; both halves hold every class).
   idx:<dir>     a folder with the four MNIST-named IDX files (labels optional).
   npy:<path>    a .npy array [N, ...] (labels from <stem>_labels.npy if present),
-                or a .npz with key "x" and optional "y". Split: all.
+                or a .npz with key "x" and optional "y". Split: all. With
+                mmap=True a float32 C-order .npy stays memory-mapped (read-only).
   csv:<path>    a CSV table, see `tabular.load_csv`. Split: all.
 
 Images are flattened to rows and uint8 pixels scaled to [0, 1]; every dataset is
@@ -31,7 +32,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from research.checks import as_matrix, check_labels
+from research.checks import as_matrix, as_streamed_matrix, check_labels
 from research.data import idx, tabular
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ def load(
     drop_columns=(),
     mirrors=None,
     verify: bool = False,
+    mmap: bool = False,
 ) -> Dataset:
     """Loads a dataset by name (see the module docstring and `available()`).
 
@@ -106,6 +108,10 @@ def load(
         $JAXCLUSTER_MNIST_MIRROR (comma-separated) or `MNIST_MIRRORS`.
       verify: also check the SHA-256 of MNIST files found locally (downloads are
         always checked).
+      mmap: npy:<path> only: return a float32 C-order .npy as a read-only
+        np.memmap [N, D] instead of a copy in memory, for data larger than
+        memory (mini-batch algorithms read it in pieces). Other .npy files and
+        .npz load into memory as usual, with a warning; other sources ignore it.
 
     Raises ValueError for an unknown name or split and for invalid data, and
     DataNotFoundError (a FileNotFoundError) when MNIST cannot be found or fetched.
@@ -121,7 +127,7 @@ def load(
         x, y, image_shape = _load_idx_dir(Path(arg).expanduser(), _check_split(name, split, SPLITS))
     elif kind == "npy" and arg:
         _check_split(name, split, ("all",))
-        x, y, image_shape = _load_npy(Path(arg).expanduser())
+        x, y, image_shape = _load_npy(Path(arg).expanduser(), mmap)
     elif kind == "csv" and arg:
         _check_split(name, split, ("all",))
         x, y, _ = tabular.load_csv(Path(arg).expanduser(), label_column=label_column, drop_columns=drop_columns)
@@ -139,7 +145,9 @@ def _check_split(name: str, split: str, valid: tuple[str, ...]) -> str:
 
 def _validated(name: str, x, y, image_shape) -> Dataset:
     """The Dataset, after checking x is finite and non-empty and y has one label per row."""
-    x = as_matrix(x, name=f"dataset {name!r}")
+    # A memory-mapped array is checked chunk by chunk and stays mapped.
+    check = as_streamed_matrix if isinstance(x, np.memmap) else as_matrix
+    x = check(x, name=f"dataset {name!r}")
     if y is not None:
         y = check_labels(y, len(x), name=f"labels of dataset {name!r}")
     return Dataset(x, y, None if image_shape is None else tuple(int(d) for d in image_shape), name)
@@ -181,8 +189,10 @@ def _load_digits(split: str):
 # ---------------------------------------------------------------- npy / npz
 
 
-def _load_npy(path: Path):
+def _load_npy(path: Path, mmap: bool = False):
     """x (and y) from a .npz with keys x [, y], or a .npy plus an optional <stem>_labels.npy."""
+    if mmap and path.suffix == ".npz":
+        log.warning("%s: a .npz cannot be memory-mapped; loading it into memory.", path)
     if path.suffix == ".npz":
         with np.load(path) as archive:
             if "x" not in archive.files:
@@ -196,8 +206,21 @@ def _load_npy(path: Path):
         x = np.load(path, mmap_mode="r")
         labels = path.with_name(f"{path.stem}_labels.npy")
         y = np.load(labels) if labels.is_file() else None
+        if mmap and x.ndim >= 2 and x.dtype == np.float32 and x.flags.c_contiguous:
+            # A C-order reshape is a view: the rows stay on disk until read.
+            image_shape = tuple(x.shape[1:]) if x.ndim in (3, 4) else None
+            return x.reshape(x.shape[0], int(np.prod(x.shape[1:]))), y, image_shape
+        if mmap:
+            log.warning(
+                "%s: only a float32 C-order .npy can stay memory-mapped (this one is %s%s); loading a float32 "
+                "copy into memory. Convert it once to map it: np.save(path, np.load(path).astype(np.float32)).",
+                path,
+                x.dtype,
+                ", Fortran order" if not x.flags.c_contiguous else "",
+            )
     x, image_shape = _rows(x, path)
-    return x, y, image_shape
+    # A plain array: astype of a memmap keeps the memmap type for what is an in-memory copy.
+    return np.asarray(x), y, image_shape
 
 
 # ---------------------------------------------------------------- IDX folders (and MNIST)
