@@ -16,16 +16,14 @@ Writes results/kmeans_vs_peers.md and .csv.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
-import platform
 import statistics
 import time
-from pathlib import Path
 
 import jax
 import numpy as np
 
+from bench import report
 from research import data, metrics
 from research.cluster import kmeans
 
@@ -65,17 +63,6 @@ def run_faiss(x, k, n_init, seed, first, niter=300):
     )
     km.train(x)
     return km.centroids, time.perf_counter() - t0, None
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main():
@@ -129,16 +116,11 @@ def main():
 
 
 def write(rows, args, ds, x):
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.with_suffix(".csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    out = report.write_csv(rows, args.out)
     base = {r["n_init"]: r for r in rows if r["method"] == "scikit-learn"}
     lines = [
         (
-            f"k-means on {ds.name} ({x.shape[0]}x{x.shape[1]}), k={args.n_clusters}; {cpu_name()}, "
+            f"k-means on {ds.name} ({x.shape[0]}x{x.shape[1]}), k={args.n_clusters}; {report.cpu_name()}, "
             f"{os.cpu_count()} cores; median of {args.repeats} seeds; jax {jax.__version__} on {jax.default_backend()}."
         ),
         "",
@@ -160,8 +142,7 @@ def write(rows, args, ds, x):
             f"{r['inertia_best']:.7g} | {ratio} | {acc} | {nmi} |"
         )
     lines += ["", f"Command: `python -m bench.kmeans_vs_peers --n_init={args.n_init} --repeats={args.repeats}`"]
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    report.write_markdown(lines, out)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ Writes <out>.md and <out>.csv (default results/minibatch_kmeans).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import statistics
@@ -271,20 +270,15 @@ def summary(method, per, x, args) -> dict:
 def write(rows, args):
     import jax
 
-    from bench.kmeans_vs_peers import cpu_name
+    from bench import report
 
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.with_suffix(".csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    out = report.write_csv(rows, args.out)
     r0 = rows[0]
     lines = [
         (
             f"Mini-batch k-means on a memory-mapped float32 .npy: MNIST-70k tiled to {r0['n_rows']} rows x 784 "
             f"(noise std {args.noise}), {r0['array_gib']:.2f} GiB; k={args.n_clusters}, batch {args.batch_size}, "
-            f"n_init={args.n_init}, max_iter={args.max_iter} epochs, max_no_improvement=10. {cpu_name()}, "
+            f"n_init={args.n_init}, max_iter={args.max_iter} epochs, max_no_improvement=10. {report.cpu_name()}, "
             f"{os.cpu_count()} cores; jax {jax.__version__} on {jax.default_backend()}; median of {args.repeats} "
             "seeds, each fit in its own process."
         ),
@@ -318,8 +312,7 @@ def write(rows, args):
             f"--n_init={args.n_init} --repeats={args.repeats}`"
         ),
     ]
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    report.write_markdown(lines, out)
 
 
 if __name__ == "__main__":

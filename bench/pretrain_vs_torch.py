@@ -15,17 +15,15 @@ Writes results/pretrain_vs_torch.md and .csv.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import statistics
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bench.kmeans_vs_peers import cpu_name
+from bench import report
 from research import data, nets
 from research.deep import pretrain, train
 
@@ -148,16 +146,11 @@ def main():
     torch_rate = next((r["samples_per_s"] for r in rows if r["method"] == "pytorch"), None)
     for r in rows:
         r["vs_pytorch"] = round(r["samples_per_s"] / torch_rate, 2) if torch_rate else None
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.with_suffix(".csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    out = report.write_csv(rows, args.out)
     lines = [
         (
             f"DEC autoencoder (d-500-500-2000-10) pretraining on {ds.name} ({x.shape[0]}x{x.shape[1]}), Adam, "
-            f"MSE, batch {args.batch_size}; {cpu_name()}, {os.cpu_count()} threads, "
+            f"MSE, batch {args.batch_size}; {report.cpu_name()}, {os.cpu_count()} threads, "
             f"{jax.devices()[0].device_kind}. Median samples/s over epochs 2..{args.epochs}."
         ),
         "",
@@ -169,8 +162,7 @@ def main():
             f"| {r['method']} | {r['samples_per_s']} | {r['vs_pytorch']}x | {r['epoch_seconds']} | "
             f"{r['compile_seconds'] if r['compile_seconds'] is not None else '-'} | {r['final_loss']} |"
         )
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    report.write_markdown(lines, out)
 
 
 if __name__ == "__main__":

@@ -27,16 +27,14 @@ Writes results/som_vs_minisom.md and .csv.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import statistics
 import time
-from pathlib import Path
 
 import jax
 import numpy as np
 
-from bench.kmeans_vs_peers import cpu_name
+from bench import report
 from research import data
 from research.cluster import som
 
@@ -132,18 +130,13 @@ def main():
 
 
 def write(rows, args, ds, x, grid):
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.with_suffix(".csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    out = report.write_csv(rows, args.out)
     ref = next((r for r in rows if r["method"] == "minisom"), None)
     lines = [
         (
             f"SOM {grid[0]}x{grid[1]} on {ds.name}/{args.split} ({x.shape[0]}x{x.shape[1]}); sigma={args.sigma}, "
             f"learning_rate={args.learning_rate}, asymptotic decay, init={args.init} (the same start for all); "
-            f"{cpu_name()}, {os.cpu_count()} cores; median of {args.repeats} seeds; jax {jax.__version__} on "
+            f"{report.cpu_name()}, {os.cpu_count()} cores; median of {args.repeats} seeds; jax {jax.__version__} on "
             f"{jax.default_backend()}."
         ),
         "",
@@ -170,8 +163,7 @@ def write(rows, args, ds, x, grid):
         f"--learning_rate={args.learning_rate} --init={args.init} --repeats={args.repeats}"
     )
     lines += ["", f"Command: `{cmd}`"]
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    report.write_markdown(lines, out)
 
 
 if __name__ == "__main__":

@@ -20,16 +20,14 @@ results/spherical_kmeans).
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import statistics
 import time
-from pathlib import Path
 
 import jax
 import numpy as np
 
-from bench.kmeans_vs_peers import cpu_name
+from bench import report
 from research import data, metrics
 from research.cluster import kmeans, spherical_kmeans
 
@@ -99,16 +97,11 @@ def main():
 
 
 def write(rows, args, name, x):
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.with_suffix(".csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    out = report.write_csv(rows, args.out)
     lines = [
         (
             f"Spherical vs plain k-means on {name} ({x.shape[0]}x{x.shape[1]}), k={args.n_clusters}, "
-            f"n_init={args.n_init}; mean (std) over {args.repeats} seeds; {cpu_name()}, {os.cpu_count()} cores; "
+            f"n_init={args.n_init}; mean (std) over {args.repeats} seeds; {report.cpu_name()}, {os.cpu_count()} cores; "
             f"jax {jax.__version__} on {jax.default_backend()}."
         ),
         "",
@@ -130,8 +123,7 @@ def write(rows, args, name, x):
             f"--repeats={args.repeats}`"
         ),
     ]
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    report.write_markdown(lines, out)
 
 
 if __name__ == "__main__":

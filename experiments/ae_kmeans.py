@@ -16,7 +16,7 @@ import numpy as np
 from absl import app, flags
 
 from experiments import autoencoder, common
-from research import checkpointing, plots
+from research import plots
 from research.cluster import kmeans
 from research.deep import pretrain
 
@@ -33,43 +33,27 @@ def main(argv):
     model, params, spec = autoencoder.obtain(wd, ds, common.root_key())
     k_km = jax.random.fold_in(common.root_key(), 1)
     z = pretrain.encode(model, params, ds.x)
-    k = FLAGS.n_clusters or (len(np.unique(ds.y)) if ds.y is not None else 10)
+    k = common.n_clusters(ds, FLAGS.n_clusters)
     timed = kmeans.fit_timed(k_km, z, k, n_init=FLAGS.n_init)
     res = timed.out
-    labels = np.asarray(res.labels)
-    np.save(wd / "labels.npy", labels)
     np.save(wd / "embedding.npy", z)
-    checkpointing.save_pytree(
-        wd / "ckpt", {"centroids": np.asarray(res.centroids)}, config={"n_clusters": k}, overwrite=FLAGS.overwrite
+    title = f"autoencoder ({spec['arch']}) + k-means, {ds.name}, K={k}"
+    results = common.save_clustering(
+        wd, ds, res.labels, {"centroids": np.asarray(res.centroids)}, {"n_clusters": k}, title
     )
     if ds.image_shape is not None:
         x_hat = pretrain.reconstruct(model, params, ds.x[:1000], spec["loss"])
         plots.reconstructions(ds.x[:1000], x_hat, ds.image_shape, wd / "plots" / "reconstructions.png", seed=FLAGS.seed)
-        plots.cluster_grid(
-            ds.x,
-            labels,
-            ds.image_shape,
-            wd / "plots" / "clusters.png",
-            seed=FLAGS.seed,
-            y_n=ds.y,
-            title=f"autoencoder ({spec['arch']}) + k-means, {ds.name}, K={k}",
-        )
-    scores = common.label_metrics(ds.y, labels)
-    results = {
-        "dataset": ds.name,
-        "split": FLAGS.split,
-        "seed": FLAGS.seed,
-        "n_samples": int(ds.x.shape[0]),
+    results |= {
         "n_clusters": k,
+        "n_init": FLAGS.n_init,
         "arch": spec["arch"],
         "pretrained": FLAGS.pretrained or str(wd / "autoencoder"),
         "embedding_dim": int(z.shape[1]),
         "inertia": float(res.inertia),
         "kmeans_seconds": timed.run_seconds,
-        **scores,
     }
-    score_text = " ".join(f"{m}={scores[m]:.4f}" for m in ("acc", "nmi", "ari") if m in scores)
-    common.finish(wd, results, f"ae_kmeans {ds.name}/{FLAGS.split} K={k}: {score_text or 'no labels'} -> {wd}")
+    common.finish(wd, results, f"ae_kmeans {ds.name}/{FLAGS.split} K={k}: {common.score_text(results)} -> {wd}")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import jax
 import numpy as np
 from absl import app, flags, logging
 
-from experiments import common
+from experiments import common, features  # features: the --pretrained flag
 from research import data, nets, plots
 from research import logging as runlog
 from research.deep import pretrain
@@ -42,11 +42,6 @@ flags.DEFINE_integer("layerwise_steps", 0, "> 0: DEC's greedy layer-wise denoisi
 flags.DEFINE_float("dropout", 0.2, "Input and hidden dropout of the layer-wise denoising stage.")
 flags.DEFINE_integer("log_every", 0, "Steps between progress rows (0: one epoch).")
 flags.DEFINE_integer("checkpoint_every", 0, "Steps between checkpoints (0: as --log_every).")
-flags.DEFINE_string(
-    "pretrained",
-    None,
-    "Workdir of a finished experiments.autoencoder run to reuse (binaries that encode data; this one ignores it).",
-)
 
 AE_FLAGS = [
     "arch",
@@ -139,16 +134,7 @@ def _ae_flags() -> dict:
 def obtain(wd: Path, ds: data.Dataset, key) -> tuple:
     """(model, params, spec): from --pretrained, else pretrained now into <wd>/autoencoder/ (reused if finished)."""
     if FLAGS.pretrained:
-        model, params, spec = pretrain.load_model(FLAGS.pretrained)
-        if spec["input_dim"] != ds.x.shape[1]:
-            raise SystemExit(
-                f"--pretrained={FLAGS.pretrained} encodes {spec['input_dim']} features, but {ds.name} has "
-                f"{ds.x.shape[1]}. Pretrain on this dataset (leave --pretrained empty) or load the matching one."
-            )
-        if spec.get("dataset") != ds.name:
-            logging.warning("--pretrained was trained on %s, now applied to %s.", spec.get("dataset"), ds.name)
-        logging.info("reusing the autoencoder in %s", FLAGS.pretrained)
-        return model, params, spec
+        return features.load_encoder(FLAGS.pretrained, input_dim=ds.x.shape[1], dataset=ds.name)
     ae_dir = wd / "autoencoder"
     if (ae_dir / "config.json").exists():
         stored = runlog.read_json(ae_dir / "config.json")

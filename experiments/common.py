@@ -12,9 +12,10 @@ import sys
 from pathlib import Path
 
 import jax
+import numpy as np
 from absl import flags, logging
 
-from research import data, metrics
+from research import checkpointing, data, metrics, plots
 from research import logging as runlog
 
 FLAGS = flags.FLAGS
@@ -105,6 +106,36 @@ def root_key():
 def label_metrics(y, labels) -> dict:
     """acc/nmi/ari/purity when the dataset has labels, else nothing."""
     return {} if y is None else metrics.evaluate(y, labels)
+
+
+def n_clusters(ds: data.Dataset, k: int | None) -> int:
+    """K: `k` when given, else the number of classes when the labels are known, else 10."""
+    return k or (len(np.unique(ds.y)) if ds.y is not None else 10)
+
+
+def save_clustering(wd: Path, ds: data.Dataset, labels, params: dict, config: dict, title: str) -> dict:
+    """What every clustering binary leaves: labels.npy, ckpt/ (`params` with `config`, Orbax) and, for
+    images, plots/clusters.png. Returns the run's first results: dataset, split, seed, n_samples and the
+    label metrics (when the labels are known)."""
+    labels = np.asarray(labels)
+    np.save(wd / "labels.npy", labels)
+    checkpointing.save_pytree(wd / "ckpt", params, config=config, overwrite=FLAGS.overwrite)
+    if ds.image_shape is not None:
+        plots.cluster_grid(
+            ds.x, labels, ds.image_shape, wd / "plots" / "clusters.png", seed=FLAGS.seed, y_n=ds.y, title=title
+        )
+    return {
+        "dataset": ds.name,
+        "split": FLAGS.split,
+        "seed": FLAGS.seed,
+        "n_samples": int(ds.x.shape[0]),
+        **label_metrics(ds.y, labels),
+    }
+
+
+def score_text(results: dict) -> str:
+    """'acc=0.8123 nmi=0.7456 ari=0.6789', or 'no labels'."""
+    return " ".join(f"{m}={results[m]:.4f}" for m in ("acc", "nmi", "ari") if m in results) or "no labels"
 
 
 def finish(wd: Path, results: dict, summary: str) -> None:

@@ -15,7 +15,6 @@ import numpy as np
 from absl import app, flags
 
 from experiments import common
-from research import checkpointing, plots
 from research.cluster import kmeans, minibatch_kmeans
 
 FLAGS = flags.FLAGS
@@ -38,7 +37,7 @@ def main(argv):
     del argv
     wd = common.prepare_workdir("kmeans")
     ds = common.load_dataset(mmap=FLAGS.minibatch_size > 0)
-    k = FLAGS.n_clusters or (len(np.unique(ds.y)) if ds.y is not None else 10)
+    k = common.n_clusters(ds, FLAGS.n_clusters)
     if FLAGS.minibatch_size:
         timed = minibatch_kmeans.fit_timed(
             common.root_key(),
@@ -61,30 +60,15 @@ def main(argv):
             prune=FLAGS.prune,
         )
     res = timed.out
-    labels = np.asarray(res.labels)
-    np.save(wd / "labels.npy", labels)
-    checkpointing.save_pytree(
-        wd / "ckpt",
+    results = common.save_clustering(
+        wd,
+        ds,
+        res.labels,
         {"centroids": np.asarray(res.centroids)},
-        config={"n_clusters": k, "dim": ds.x.shape[1]},
-        overwrite=FLAGS.overwrite,
+        {"n_clusters": k, "dim": ds.x.shape[1]},
+        f"k-means, {ds.name}, K={k}",
     )
-    if ds.image_shape is not None:
-        plots.cluster_grid(
-            ds.x,
-            labels,
-            ds.image_shape,
-            wd / "plots" / "clusters.png",
-            seed=FLAGS.seed,
-            y_n=ds.y,
-            title=f"k-means, {ds.name}, K={k}",
-        )
-    scores = common.label_metrics(ds.y, labels)
-    results = {
-        "dataset": ds.name,
-        "split": FLAGS.split,
-        "seed": FLAGS.seed,
-        "n_samples": int(ds.x.shape[0]),
+    results |= {
         "n_clusters": k,
         "n_init": FLAGS.n_init,
         "minibatch_size": FLAGS.minibatch_size,
@@ -94,13 +78,11 @@ def main(argv):
         "converged": bool(res.converged),
         "fit_seconds": timed.run_seconds,
         "compile_seconds": timed.compile_seconds,
-        **scores,
     }
-    score_text = " ".join(f"{m}={scores[m]:.4f}" for m in ("acc", "nmi", "ari") if m in scores)
     common.finish(
         wd,
         results,
-        f"kmeans {ds.name}/{FLAGS.split} K={k}: {score_text or 'no labels'} inertia={res.inertia:.6g} "
+        f"kmeans {ds.name}/{FLAGS.split} K={k}: {common.score_text(results)} inertia={res.inertia:.6g} "
         f"fit {timed.run_seconds:.2f}s (compile {timed.compile_seconds:.2f}s) -> {wd}",
     )
 

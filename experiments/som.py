@@ -20,7 +20,7 @@ import numpy as np
 from absl import app, flags
 
 from experiments import common
-from research import checkpointing, plots
+from research import plots
 from research.cluster import som
 
 FLAGS = flags.FLAGS
@@ -44,7 +44,7 @@ def main(argv):
     grid = (FLAGS.grid_rows, FLAGS.grid_cols)
     wd = common.prepare_workdir("som")
     ds = common.load_dataset()
-    k = FLAGS.n_clusters or (len(np.unique(ds.y)) if ds.y is not None else 10)
+    k = common.n_clusters(ds, FLAGS.n_clusters)
     if grid[0] >= 1 and grid[1] >= 1 and k > grid[0] * grid[1]:  # fail before the fit, not after it
         raise ValueError(f"--n_clusters={k} exceeds the {grid[0] * grid[1]} units of the map; use a larger grid.")
     key_fit, key_cluster = jax.random.split(common.root_key())
@@ -64,17 +64,17 @@ def main(argv):
     t0 = time.perf_counter()
     groups = som.cluster_units(key_cluster, res.codebook_hwd, k, ds.x)
     cluster_seconds = time.perf_counter() - t0
-    labels = np.asarray(groups.labels_n)
     winners = np.asarray(res.winners_n)
-    np.save(wd / "labels.npy", labels)
     np.save(wd / "winners.npy", winners)
-    checkpointing.save_pytree(
-        wd / "ckpt",
-        {"codebook": np.asarray(res.codebook_hwd), "unit_labels": np.asarray(groups.unit_labels_hw)},
-        config={"grid": list(grid), "dim": ds.x.shape[1], "n_clusters": k},
-        overwrite=FLAGS.overwrite,
-    )
     title = f"SOM {grid[0]}x{grid[1]} ({FLAGS.mode}), {ds.name}"
+    results = common.save_clustering(
+        wd,
+        ds,
+        groups.labels_n,
+        {"codebook": np.asarray(res.codebook_hwd), "unit_labels": np.asarray(groups.unit_labels_hw)},
+        {"grid": list(grid), "dim": ds.x.shape[1], "n_clusters": k},
+        f"{title}, K={k}",
+    )
     plots.umatrix(
         som.distance_map(res.codebook_hwd),
         np.stack([winners // grid[1], winners % grid[1]], axis=1),
@@ -84,22 +84,7 @@ def main(argv):
         seed=FLAGS.seed,
         title=title,
     )
-    if ds.image_shape is not None:
-        plots.cluster_grid(
-            ds.x,
-            labels,
-            ds.image_shape,
-            wd / "plots" / "clusters.png",
-            seed=FLAGS.seed,
-            y_n=ds.y,
-            title=f"{title}, K={k}",
-        )
-    scores = common.label_metrics(ds.y, labels)
-    results = {
-        "dataset": ds.name,
-        "split": FLAGS.split,
-        "seed": FLAGS.seed,
-        "n_samples": int(ds.x.shape[0]),
+    results |= {
         "grid": list(grid),
         "mode": FLAGS.mode,
         "n_steps": (FLAGS.n_steps or som.default_n_steps(grid)) if FLAGS.mode == "online" else None,
@@ -111,14 +96,12 @@ def main(argv):
         "fit_seconds": timed.run_seconds,
         "compile_seconds": timed.compile_seconds,
         "cluster_seconds": cluster_seconds,
-        **scores,
     }
-    score_text = " ".join(f"{m}={scores[m]:.4f}" for m in ("acc", "nmi", "ari") if m in scores)
     common.finish(
         wd,
         results,
         f"som {ds.name}/{FLAGS.split} {grid[0]}x{grid[1]} {FLAGS.mode}: QE={res.quantization_error:.4f} "
-        f"TE={res.topographic_error:.4f} K={k} {score_text or 'no labels'} "
+        f"TE={res.topographic_error:.4f} K={k} {common.score_text(results)} "
         f"fit {timed.run_seconds:.2f}s (compile {timed.compile_seconds:.2f}s) -> {wd}",
     )
 

@@ -14,7 +14,6 @@ import numpy as np
 from absl import app, flags
 
 from experiments import common
-from research import checkpointing, plots
 from research.cluster import spherical_kmeans
 
 FLAGS = flags.FLAGS
@@ -29,52 +28,34 @@ def main(argv):
     del argv
     wd = common.prepare_workdir("spherical_kmeans")
     ds = common.load_dataset()
-    k = FLAGS.n_clusters or (len(np.unique(ds.y)) if ds.y is not None else 10)
+    k = common.n_clusters(ds, FLAGS.n_clusters)
     timed = spherical_kmeans.fit_timed(
         common.root_key(), ds.x, k, n_init=FLAGS.n_init, max_iter=FLAGS.max_iter, tol=FLAGS.tol, init=FLAGS.init
     )
     res = timed.out
-    labels = np.asarray(res.labels)
-    np.save(wd / "labels.npy", labels)
-    checkpointing.save_pytree(
-        wd / "ckpt",
+    results = common.save_clustering(
+        wd,
+        ds,
+        res.labels,
         {"centroids": np.asarray(res.centroids)},
-        config={"n_clusters": k, "dim": ds.x.shape[1], "metric": "cosine"},
-        overwrite=FLAGS.overwrite,
+        {"n_clusters": k, "dim": ds.x.shape[1], "metric": "cosine"},
+        f"spherical k-means, {ds.name}, K={k}",
     )
-    if ds.image_shape is not None:
-        plots.cluster_grid(
-            ds.x,
-            labels,
-            ds.image_shape,
-            wd / "plots" / "clusters.png",
-            seed=FLAGS.seed,
-            y_n=ds.y,
-            title=f"spherical k-means, {ds.name}, K={k}",
-        )
-    scores = common.label_metrics(ds.y, labels)
-    n = int(ds.x.shape[0])
-    results = {
-        "dataset": ds.name,
-        "split": FLAGS.split,
-        "seed": FLAGS.seed,
-        "n_samples": n,
+    results |= {
         "n_clusters": k,
         "n_init": FLAGS.n_init,
         "inertia": float(res.inertia),  # sum of (1 - cosine similarity to the assigned centroid)
-        "mean_cosine": 1.0 - float(res.inertia) / n,
+        "mean_cosine": 1.0 - float(res.inertia) / results["n_samples"],
         "inertia_per_init": np.asarray(res.inertia_per_init).tolist(),
         "n_iter": int(res.n_iter),
         "converged": bool(res.converged),
         "fit_seconds": timed.run_seconds,
         "compile_seconds": timed.compile_seconds,
-        **scores,
     }
-    score_text = " ".join(f"{m}={scores[m]:.4f}" for m in ("acc", "nmi", "ari") if m in scores)
     common.finish(
         wd,
         results,
-        f"spherical_kmeans {ds.name}/{FLAGS.split} K={k}: {score_text or 'no labels'} "
+        f"spherical_kmeans {ds.name}/{FLAGS.split} K={k}: {common.score_text(results)} "
         f"mean_cosine={results['mean_cosine']:.6f} fit {timed.run_seconds:.2f}s "
         f"(compile {timed.compile_seconds:.2f}s) -> {wd}",
     )

@@ -223,3 +223,89 @@ def umatrix(
     if title:
         ax.set_title(title, fontsize=9)
     return _save(fig, path)
+
+
+def density_contours(
+    x_n2,
+    log_density,
+    path,
+    *,
+    labels_n=None,
+    centers_k2=None,
+    grid_size: int = 150,
+    max_points: int = 5000,
+    seed: int = 0,
+    title: str | None = None,
+) -> Path:
+    """Filled contours of a 2-D log-density with the points scattered over it.
+
+    log_density: a callable mapping a [m, 2] array of grid points to [m] log-densities (e.g.
+    `lambda g: gmm.score_samples(params, g)`). The grid spans the points with a 5% margin; the
+    levels span the 1st to 100th percentile of the grid values, so the far tails do not flatten
+    the picture. Up to `max_points` random points are drawn, coloured by `labels_n` when given;
+    `centers_k2` (e.g. the component means) are marked with crosses.
+    """
+    x_n2 = np.asarray(x_n2, np.float64)
+    if x_n2.ndim != 2 or x_n2.shape[1] != 2:
+        raise ValueError(f"density_contours needs 2-D points [n, 2], got shape {x_n2.shape}.")
+    lo, hi = x_n2.min(axis=0), x_n2.max(axis=0)
+    pad = 0.05 * np.maximum(hi - lo, 1e-12)
+    gx = np.linspace(lo[0] - pad[0], hi[0] + pad[0], grid_size)
+    gy = np.linspace(lo[1] - pad[1], hi[1] + pad[1], grid_size)
+    mx, my = np.meshgrid(gx, gy)
+    grid = np.stack([mx.ravel(), my.ravel()], axis=1).astype(np.float32)
+    z = np.asarray(log_density(grid), np.float64).reshape(mx.shape)
+    finite = z[np.isfinite(z)]
+    vmin, vmax = (np.percentile(finite, 1), finite.max()) if finite.size else (0.0, 1.0)
+    levels = np.linspace(vmin, vmax if vmax > vmin else vmin + 1.0, 15)
+    fig, ax = plt.subplots(figsize=(6.0, 5.0))
+    cs = ax.contourf(mx, my, np.clip(z, vmin, None), levels=levels, cmap="viridis", alpha=0.85)
+    fig.colorbar(cs, ax=ax, fraction=0.046, pad=0.02, label="log density")
+    pick = np.random.default_rng(seed).choice(len(x_n2), size=min(max_points, len(x_n2)), replace=False)
+    if labels_n is None:
+        ax.scatter(x_n2[pick, 0], x_n2[pick, 1], s=3, color="white", edgecolors="none", alpha=0.7)
+    else:
+        ax.scatter(x_n2[pick, 0], x_n2[pick, 1], s=3, c=np.asarray(labels_n)[pick], cmap="tab20", edgecolors="none")
+    if centers_k2 is not None:
+        c = np.asarray(centers_k2)
+        ax.scatter(c[:, 0], c[:, 1], marker="x", s=40, c="red", linewidths=1.5, label="means")
+        ax.legend(loc="upper right", fontsize=7)
+    ax.set_xlim(gx[0], gx[-1])
+    ax.set_ylim(gy[0], gy[-1])
+    ax.set_xlabel("feature 1")
+    ax.set_ylabel("feature 2")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return _save(fig, path)
+
+
+def k_selection(ks, inertia, silhouette, bic, path, *, suggested: dict | None = None, title: str | None = None):
+    """Three panels against K: k-means inertia (elbow), mean silhouette, GMM BIC; the K each suggests marked.
+
+    ks: the K values; inertia, silhouette, bic: one value per K (NaN where not computed, e.g.
+    silhouette at K = 1). suggested: {"elbow": K, "silhouette": K, "bic": K} (any subset).
+    """
+    ks = np.asarray(ks)
+    suggested = suggested or {}
+    panels = (
+        ("k-means inertia (elbow)", inertia, "elbow"),
+        ("mean silhouette (k-means)", silhouette, "silhouette"),
+        ("GMM BIC (lower is better)", bic, "bic"),
+    )
+    fig, axes = plt.subplots(1, 3, figsize=(12.0, 3.4))
+    for ax, (name, values, which) in zip(axes, panels):
+        values = np.asarray(values, np.float64)
+        ax.plot(ks, values, "o-", ms=3.5, lw=1.2)
+        best = suggested.get(which)
+        if best is not None and best in ks:
+            ax.axvline(best, color="tab:red", ls="--", lw=1.0)
+            ax.plot([best], [values[list(ks).index(best)]], "o", color="tab:red", ms=6, label=f"K={best}")
+            ax.legend(fontsize=7)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("K")
+        ax.set_xticks(ks if len(ks) <= 20 else ks[:: -(-len(ks) // 20)])
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)

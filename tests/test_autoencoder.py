@@ -1,16 +1,15 @@
 """Autoencoders, the shared training loop, pretraining, exact resume, and the two binaries."""
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from binaries import run, start
 
 from research import checkpointing, data, nets
 from research import logging as runlog
@@ -154,28 +153,14 @@ def test_batch_indices_are_epoch_permutations():
 # --- binaries ---------------------------------------------------------------------------------------------------
 
 
-def run(args, cwd, ok=True, **kw):
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    out = subprocess.run(
-        [sys.executable, "-m", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False, **kw
-    )
-    if ok:
-        assert out.returncode == 0, out.stderr[-4000:]
-    return out
-
-
 AE = ["experiments.autoencoder", "--dataset=digits", "--arch=dense64", "--batch_size=64", "--seed=4"]
 
 
 def test_autoencoder_binary_killed_and_resumed_ends_with_the_same_bits(tmp_path):
     flags = [*AE, "--epochs=60", "--checkpoint_every=28"]
     run([*flags, f"--workdir={tmp_path / 'straight'}"], tmp_path)
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     victim = tmp_path / "killed"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", *flags, f"--workdir={victim}"], cwd=tmp_path, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    proc = start([*flags, f"--workdir={victim}"], tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ckpt = victim / "ckpt" / "pretrain"
     deadline = time.time() + 120
     while time.time() < deadline and not (ckpt.exists() and any(p.name.isdigit() for p in ckpt.iterdir())):

@@ -1,24 +1,12 @@
 """Tiny end-to-end runs of the experiment binaries, as a user runs them (python -m ...)."""
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from binaries import run
 
 from research import checkpointing
-
-
-def run(args, cwd, ok=True):
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    out = subprocess.run(
-        [sys.executable, "-m", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False
-    )
-    if ok:
-        assert out.returncode == 0, out.stderr[-4000:]
-    return out
 
 
 def test_kmeans_binary_on_digits(tmp_path):

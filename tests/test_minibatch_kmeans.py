@@ -1,14 +1,12 @@
 """Mini-batch k-means: scikit-learn's step and quality, memory-mapped input, determinism, bad inputs, binary run."""
 
 import json
-import os
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from binaries import run
 from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.datasets import make_blobs
 
@@ -180,17 +178,13 @@ def test_kmeans_binary_with_minibatch_on_npy(tmp_path):
     np.save(tmp_path / "blobs_labels.npy", y)
     wd = tmp_path / "run"
     args = [
-        sys.executable,
-        "-m",
         "experiments.kmeans",
         f"--dataset=npy:{tmp_path / 'blobs.npy'}",
         f"--minibatch_size={B}",
         "--n_init=3",
         f"--workdir={wd}",
     ]
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    out = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
-    assert out.returncode == 0, out.stderr[-4000:]
+    run(args, tmp_path)
     results = json.loads((wd / "results.json").read_text())
     assert results["minibatch_size"] == B and results["n_clusters"] == K and results["acc"] > 0.9
     assert np.load(wd / "labels.npy").shape == (N,)

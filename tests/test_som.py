@@ -2,14 +2,12 @@
 
 import itertools
 import json
-import os
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from binaries import run
 
 from research import checkpointing
 from research.cluster import som
@@ -248,19 +246,9 @@ def test_bad_inputs_codebook_functions():
 
 
 def test_som_binary_on_digits(tmp_path):
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     wd = tmp_path / "run"
     args = ["--dataset=digits", "--grid_rows=5", "--grid_cols=6", "--n_steps=600", f"--workdir={wd}", "--seed=2"]
-    out = subprocess.run(
-        [sys.executable, "-m", "experiments.som", *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr[-4000:]
+    out = run(["experiments.som", *args], tmp_path)
     results = json.loads((wd / "results.json").read_text())
     for key in ("quantization_error", "topographic_error", "acc", "nmi", "ari", "fit_seconds", "compile_seconds"):
         assert key in results, key

@@ -1,13 +1,11 @@
 """Spherical k-means: parity with a NumPy reference, objective, determinism, bad inputs, binary run."""
 
 import json
-import os
-import subprocess
-import sys
 
 import jax
 import numpy as np
 import pytest
+from binaries import run
 from sklearn.datasets import make_blobs
 
 from research import checkpointing
@@ -142,10 +140,7 @@ def test_bad_inputs_raise_clear_errors(x, kwargs, match):
 
 
 def test_binary_on_digits(tmp_path):
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    args = [sys.executable, "-m", "experiments.spherical_kmeans", "--dataset=digits", "--n_init=2", "--seed=1"]
-    out = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
-    assert out.returncode == 0, out.stderr[-4000:]
+    out = run(["experiments.spherical_kmeans", "--dataset=digits", "--n_init=2", "--seed=1"], tmp_path)
     wd = tmp_path / "checkpoints" / "spherical_kmeans" / "digits-seed1"
     results = json.loads((wd / "results.json").read_text())
     for key in ("acc", "nmi", "ari", "inertia", "mean_cosine", "n_iter", "converged", "fit_seconds"):

@@ -1,0 +1,45 @@
+"""What every benchmark writes: a CSV of its rows and a Markdown table, side by side under results/."""
+
+from __future__ import annotations
+
+import csv
+import os
+import platform
+from pathlib import Path
+
+import jax
+
+
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine() -> str:
+    """'<cpu>, <n> cores; jax <version> on <backend>' for a table's caption."""
+    return f"{cpu_name()}, {os.cpu_count()} cores; jax {jax.__version__} on {jax.default_backend()}"
+
+
+def write_csv(rows: list[dict], out) -> Path:
+    """Writes rows to <out>.csv (columns: the first row's keys); returns `out` as a Path, its folder made."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.with_suffix(".csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return out
+
+
+def write_markdown(lines: list[str], out) -> None:
+    """Writes the table's lines to <out>.md and prints them."""
+    text = "\n".join(lines) + "\n"
+    Path(out).with_suffix(".md").write_text(text)
+    print(text)

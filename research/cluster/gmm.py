@@ -1,0 +1,749 @@
+"""Gaussian mixtures by EM, as pure jitted JAX: scikit-learn's GaussianMixture, restarts fused.
+
+    g = gmm.fit(key, z_nd, n_components=10, covariance_type="full")    # GMMResult NamedTuple
+    logp_n = gmm.score_samples(g.params, z_nd); labels_n = gmm.predict(g.params, z_nd)
+
+The algorithm is scikit-learn's, step for step, so that from the same initial parameters both
+give the same fit: the E step in log space through the Cholesky factors of the precisions
+(`precisions_cholesky`, upper triangular U with precision = U U^T), responsibilities by logsumexp;
+the M step from the responsibilities (counts + 10 eps, means, covariances + reg_covar); the stop
+when the mean log-likelihood (the "lower bound") changes by less than `tol`.
+
+How it runs. The `n_init` restarts are stacked ([R, k, ...] parameters) and advance together, so
+the data is read once per iteration for all of them; a restart that has converged is frozen while
+the others go on, and the highest lower bound wins. Each iteration is two passes over the data in
+blocks of rows (`lax.scan`), sized so that a block's [block, R * k * d] intermediates stay in the
+CPU's cache:
+
+* E pass: the whitened residuals y = (x - mu_k) U_k of every component from one matrix product
+  x @ [d, R * k * d] (the widest, hence fastest, product the CPU gets here), log-densities,
+  logsumexp, responsibilities r, and the first sufficient statistics (counts, r^T x).
+* M pass: the scatter sum_n r_nk (x_n - mu_k)(x_n - mu_k)^T about the *new* means, one batched
+  product [d, block] @ [block, d] per component. Centring on the new means (rather than expanding
+  sum r x x^T - N mu mu^T) keeps float32 accurate: no cancellation, and a constant feature gets
+  exactly reg_covar.
+
+The data is centred on its mean first (GMMs are translation equivariant, the means are shifted back
+at the end), so data far from the origin loses no float32 precision either. In float32 the fit
+matches scikit-learn's float64 one to ~1e-6 (parameters) and ~1e-7 (relative lower bound) on
+well-conditioned data; with jax_enable_x64 and float64 input it runs in float64.
+
+Covariance shapes (`GMMParams.covariances` and `.precisions_cholesky`): full [k, d, d], tied
+[1, d, d] (one matrix shared by all components; scikit-learn's tied covariance_ is this [0]), diag
+[k, d], spherical [k]. The type is read back from these shapes.
+
+Degenerate input never gives NaN: a restart whose covariance stops being positive definite (a
+component collapsed onto a point) is stopped and left out; when every restart fails, `fit` raises
+a ValueError saying what to change.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import time
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from research import checks, timing
+from research.cluster import kmeans
+
+_HIGHEST = lax.Precision.HIGHEST
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+INIT_PARAMS = ("kmeans", "random")
+_LOG_2PI = math.log(2.0 * math.pi)
+# Floats of [block, R * k * d] intermediates per block: ~4 MB in float32, which stays in the CPU's cache
+# between the matrix product and the reductions after it.
+_BLOCK_FLOATS = 1 << 20
+
+
+class GMMParams(NamedTuple):
+    """A Gaussian mixture's parameters (shapes for k components in d dimensions).
+
+    weights_k: [k], mixing weights (sum to 1).
+    means_kd: [k, d].
+    covariances: full [k, d, d]; tied [1, d, d]; diag [k, d]; spherical [k].
+    precisions_cholesky: same shape as covariances; full/tied: upper-triangular U with U U^T = covariance^-1;
+      diag/spherical: 1 / sqrt(variance).
+    """
+
+    weights_k: jax.Array
+    means_kd: jax.Array
+    covariances: jax.Array
+    precisions_cholesky: jax.Array
+
+
+class GMMResult(NamedTuple):
+    """The best restart of a GMM fit.
+
+    params: GMMParams after the last M step.
+    labels: [n] int32, each point's most probable component under `params`.
+    lower_bound: [] mean log-likelihood per sample at the last E step (scikit-learn's lower_bound_).
+    n_iter: [] int32, EM iterations of the best restart.
+    converged: [] bool, whether it stopped on `tol` rather than `max_iter`.
+    lower_bound_per_init: [n_init], every restart's final lower bound (-inf for one that failed).
+    """
+
+    params: GMMParams
+    labels: jax.Array
+    lower_bound: jax.Array
+    n_iter: jax.Array
+    converged: jax.Array
+    lower_bound_per_init: jax.Array
+
+
+class _EM(NamedTuple):
+    """Loop state for R restarts: parameters [R, ...] and per-restart bookkeeping [R]."""
+
+    weights: jax.Array  # [R, k]
+    means: jax.Array  # [R, k, d]
+    covs: jax.Array  # [R, *cov shape]
+    prec_chol: jax.Array  # [R, *cov shape]
+    lower_bound: jax.Array  # [R]
+    n_iter: jax.Array  # [R] int32
+    converged: jax.Array  # [R] bool
+    failed: jax.Array  # [R] bool: a covariance stopped being positive definite
+    done: jax.Array  # [R] bool
+
+
+# ---------------------------------------------------------------------------
+# Shapes and the covariance type
+
+
+def covariance_type_of(params: GMMParams) -> str:
+    """ "full", "tied", "diag" or "spherical", read from the shape of `params.covariances`."""
+    k = np.shape(params.weights_k)[0]
+    ndim = np.ndim(params.covariances)
+    if ndim == 3:
+        return "tied" if np.shape(params.covariances)[0] == 1 and k > 1 else "full"
+    return {2: "diag", 1: "spherical"}[ndim]
+
+
+def _cov_shape(cov_type, k, d):
+    return {"full": (k, d, d), "tied": (1, d, d), "diag": (k, d), "spherical": (k,)}[cov_type]
+
+
+def n_parameters(params: GMMParams) -> int:
+    """Free parameters of the model (as scikit-learn's _n_parameters): for BIC and AIC."""
+    k, d = np.shape(params.means_kd)
+    cov_type = covariance_type_of(params)
+    cov = {"full": k * d * (d + 1) // 2, "tied": d * (d + 1) // 2, "diag": k * d, "spherical": k}[cov_type]
+    return int(cov + k * d + k - 1)
+
+
+# ---------------------------------------------------------------------------
+# Numerics shared by the loop and the public functions (leading axis R: restarts)
+
+
+def _precision_cholesky(covs, cov_type):
+    """U with U U^T = cov^-1 (upper triangular) for full/tied; 1/sqrt(var) for diag/spherical.
+
+    A covariance that is not positive definite gives NaN (Cholesky) or inf/NaN (sqrt of <= 0);
+    callers test for it with `_valid`.
+    """
+    if cov_type in ("full", "tied"):
+        chol = jnp.linalg.cholesky(covs)
+        eye = jnp.broadcast_to(jnp.eye(covs.shape[-1], dtype=covs.dtype), covs.shape)
+        return jnp.swapaxes(jax.scipy.linalg.solve_triangular(chol, eye, lower=True), -1, -2)
+    return jnp.where(covs > 0, lax.rsqrt(jnp.where(covs > 0, covs, 1.0)), jnp.nan)
+
+
+def _valid(prec_chol):
+    """[R] whether every precision factor of a restart is finite."""
+    return jnp.all(jnp.isfinite(prec_chol.reshape(prec_chol.shape[0], -1)), axis=1)
+
+
+def _log_det(prec_chol, cov_type, d):
+    """log det U per component [R, k]: half the log-determinant of the precision."""
+    if cov_type in ("full", "tied"):
+        ld = jnp.sum(jnp.log(jnp.diagonal(prec_chol, axis1=-2, axis2=-1)), axis=-1)  # [R, k] or [R, 1]
+    elif cov_type == "diag":
+        ld = jnp.sum(jnp.log(prec_chol), axis=-1)
+    else:
+        ld = d * jnp.log(prec_chol)
+    return ld
+
+
+def _weighted_log_prob(x_bd, weights, means, prec_chol, cov_type):
+    """log w_k + log N(x_b | mu_k, Sigma_k) as [b, R, k].
+
+    full/tied: the whitened residuals y = (x - mu) U come from one matrix product for all components,
+    x [b, d] @ [d, R * k * d] (full) or [d, R * d] (tied), minus mu U. That product is the widest the CPU
+    runs well; the subtraction costs float32 a few ulps per unit of |x U| / |y|, which the centring of
+    the data (see the module docstring) keeps small. diag/spherical: elementwise residuals.
+    """
+    r_, k, d = means.shape
+    if cov_type == "full":
+        w = jnp.transpose(prec_chol, (2, 0, 1, 3)).reshape(d, r_ * k * d)
+        mu_u = jnp.einsum("rkd,rkde->rke", means, prec_chol, precision=_HIGHEST)
+        y = jnp.dot(x_bd, w, precision=_HIGHEST).reshape(-1, r_, k, d) - mu_u
+    elif cov_type == "tied":
+        u = prec_chol[:, 0]  # [R, d, d]
+        xu = jnp.dot(x_bd, jnp.transpose(u, (1, 0, 2)).reshape(d, r_ * d), precision=_HIGHEST).reshape(-1, r_, 1, d)
+        y = xu - jnp.einsum("rkd,rde->rke", means, u, precision=_HIGHEST)
+    elif cov_type == "diag":
+        y = (x_bd[:, None, None, :] - means) * prec_chol
+    else:
+        y = (x_bd[:, None, None, :] - means) * prec_chol[..., None]
+    sq = jnp.sum(y * y, axis=-1)
+    return -0.5 * (d * _LOG_2PI + sq) + _log_det(prec_chol, cov_type, d) + jnp.log(weights)
+
+
+def _scatter(x_bd, x_db, r_rkb, means, cov_type):
+    """sum_b r (x_b - mu)(x_b - mu)^T about `means` [R, k, d], in the shape of the covariance type: full
+    [R, k, d, d], tied [R, 1, d, d], diag [R, k, d], spherical [R, k] (summed over d).
+
+    x is given in both layouts, [b, d] and [d, b], so the batched product is [d, b] @ [b, d] per component
+    with no transpose inside the loop: about 20% faster on CPU than contracting two [b, d] operands.
+    """
+    diff_t = x_db - means[..., None]  # [R, k, d, b]
+    rd_t = r_rkb[:, :, None, :] * diff_t
+    if cov_type in ("full", "tied"):
+        diff = x_bd - means[:, :, None, :]  # [R, k, b, d]
+        if cov_type == "full":
+            return jnp.einsum("rkdb,rkbe->rkde", rd_t, diff, precision=_HIGHEST)
+        return jnp.einsum("rkdb,rkbe->rde", rd_t, diff, precision=_HIGHEST)[:, None]
+    sq = jnp.sum(rd_t * diff_t, axis=-1)  # [R, k, d]
+    return sq if cov_type == "diag" else jnp.sum(sq, axis=-1)
+
+
+def _covariances(scatter, nk, reg_covar, cov_type, d):
+    """Covariances from the scatter about the new means, as scikit-learn's _estimate_gaussian_parameters."""
+    if cov_type == "full":
+        return scatter / nk[..., None, None] + reg_covar * jnp.eye(d, dtype=scatter.dtype)
+    if cov_type == "tied":
+        return scatter / jnp.sum(nk, axis=1)[:, None, None, None] + reg_covar * jnp.eye(d, dtype=scatter.dtype)
+    if cov_type == "diag":
+        return scatter / nk[..., None] + reg_covar
+    return scatter / (nk * d) + reg_covar
+
+
+# ---------------------------------------------------------------------------
+# Passes over the data in blocks
+
+
+def _blocks(x_nd, block):
+    """x as blocks of rows [n_blocks, block, d] (zero-padded), the same transposed [n_blocks, d, block],
+    and the mask of real rows [n_blocks, block]."""
+    n, d = x_nd.shape
+    nb = -(-n // block)
+    pad = nb * block - n
+    xb = jnp.pad(x_nd, ((0, pad), (0, 0))).reshape(nb, block, d)
+    mask = (jnp.arange(nb * block) < n).reshape(nb, block).astype(x_nd.dtype)
+    return xb, jnp.swapaxes(xb, 1, 2), mask
+
+
+def _e_pass(xb, mask, s: _EM, cov_type):
+    """E step over all blocks: responsibilities [nb, R, k, block], counts [R, k], r^T x [R, k, d], lower bound [R]."""
+    r_, k, d = s.means.shape
+
+    def step(carry, inp):
+        x_bd, m_b = inp
+        lp = _weighted_log_prob(x_bd, s.weights, s.means, s.prec_chol, cov_type)  # [b, R, k]
+        lse = jax.nn.logsumexp(lp, axis=2)  # [b, R]
+        resp = jnp.transpose(jnp.exp(lp - lse[..., None]), (1, 2, 0)) * m_b  # [R, k, b]
+        nk, sx = carry
+        sx = sx + jnp.dot(resp.reshape(r_ * k, -1), x_bd, precision=_HIGHEST).reshape(r_, k, d)
+        return (nk + jnp.sum(resp, axis=-1), sx), (resp, jnp.sum(lse * m_b[:, None], axis=0))
+
+    zeros = (jnp.zeros((r_, k), xb.dtype), jnp.zeros((r_, k, d), xb.dtype))
+    (nk, sx), (resp, lse_sums) = lax.scan(step, zeros, (xb, mask))
+    return resp, nk, sx, jnp.sum(lse_sums, axis=0)  # block sums added last: less float32 rounding
+
+
+def _m_step(xb, xbt, resp, nk, sx, reg_covar, cov_type, n):
+    """M step from responsibilities [nb, R, k, block]: (weights, means, covariances, precision factors)."""
+    d = xb.shape[-1]
+    nk = nk + 10 * jnp.finfo(xb.dtype).eps  # scikit-learn's guard against empty components
+    means = sx / nk[..., None]
+
+    def step(acc, inp):
+        x_bd, x_db, r_rkb = inp
+        return acc + _scatter(x_bd, x_db, r_rkb, means, cov_type), None
+
+    r_, k = nk.shape
+    zero = jnp.zeros((r_, *_cov_shape(cov_type, k, d)), xb.dtype)
+    scatter, _ = lax.scan(step, zero, (xb, xbt, resp))
+    covs = _covariances(scatter, nk, reg_covar, cov_type, d)
+    return nk / n, means, covs, _precision_cholesky(covs, cov_type)
+
+
+def _em_iteration(s: _EM, *, xb, xbt, mask, n, tol, max_iter, reg_covar, cov_type):
+    active = ~s.done
+    resp, nk, sx, lse_sum = _e_pass(xb, mask, s, cov_type)
+    lower_bound = lse_sum / n
+    weights, means, covs, prec_chol = _m_step(xb, xbt, resp, nk, sx, reg_covar, cov_type, n)
+    ok = _valid(prec_chol) & jnp.isfinite(lower_bound)
+    upd = active & ok
+
+    def pick(new, old):
+        return jnp.where(upd.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
+
+    n_iter = s.n_iter + active
+    conv = upd & (jnp.abs(lower_bound - s.lower_bound) < tol)
+    failed = s.failed | (active & ~ok)
+    return _EM(
+        weights=pick(weights, s.weights),
+        means=pick(means, s.means),
+        covs=pick(covs, s.covs),
+        prec_chol=pick(prec_chol, s.prec_chol),
+        lower_bound=jnp.where(upd, lower_bound, s.lower_bound),
+        n_iter=n_iter,
+        converged=s.converged | conv,
+        failed=failed,
+        done=s.done | conv | failed | (n_iter >= max_iter),
+    )
+
+
+def _labels(xb, weights, means, prec_chol, cov_type):
+    """Most probable component of each row [nb * block], for R = 1 parameters."""
+
+    def step(_, x_bd):
+        lp = _weighted_log_prob(x_bd, weights, means, prec_chol, cov_type)[:, 0]
+        return None, jnp.argmax(lp, axis=1).astype(jnp.int32)
+
+    return lax.scan(step, None, xb)[1].reshape(-1)
+
+
+# ---------------------------------------------------------------------------
+# The fit
+
+
+@functools.partial(
+    jax.jit, static_argnames=("n_components", "n_init", "cov_type", "init", "block_size", "given_params")
+)
+def _fit(
+    key,
+    x_nd,
+    labels_rn,
+    weights_init,
+    means_init,
+    precisions_init,
+    covs_init,
+    tol,
+    max_iter,
+    reg_covar,
+    *,
+    n_components,
+    n_init,
+    cov_type,
+    init,
+    block_size,
+    given_params,
+):
+    n, d = x_nd.shape
+    k, r_ = n_components, n_init
+    dtype = x_nd.dtype
+    shift_d = jnp.mean(x_nd, axis=0)
+    x_nd = x_nd - shift_d
+    xb, xbt, mask = _blocks(x_nd, block_size)
+    nb = xb.shape[0]
+
+    # Initial parameters: an M step from initial responsibilities, overridden by whatever was given.
+    if given_params:
+        w0 = jnp.broadcast_to(weights_init, (r_, k))
+        mu0 = jnp.broadcast_to(means_init - shift_d, (r_, k, d))
+        cov0 = jnp.broadcast_to(covs_init, (r_, *covs_init.shape))
+        pc0 = jnp.broadcast_to(precisions_init, (r_, *precisions_init.shape))
+    else:
+        if init in ("kmeans", "labels"):
+            resp_rkn = jnp.swapaxes(jax.nn.one_hot(labels_rn, k, dtype=dtype), 1, 2)
+        else:  # scikit-learn's "random": uniform responsibilities, normalised per point
+            u = jax.random.uniform(key, (r_, n, k), dtype)
+            resp_rkn = jnp.swapaxes(u / jnp.sum(u, axis=-1, keepdims=True), 1, 2)
+        resp_rkn = jnp.pad(resp_rkn, ((0, 0), (0, 0), (0, nb * block_size - n)))
+        resp = jnp.moveaxis(resp_rkn.reshape(r_, k, nb, block_size), 2, 0)  # [nb, R, k, block]
+        nk = jnp.sum(resp_rkn, axis=-1)
+        sx = jnp.einsum("rkn,nd->rkd", resp_rkn[..., :n], x_nd, precision=_HIGHEST)
+        w0, mu0, cov0, pc0 = _m_step(xb, xbt, resp, nk, sx, reg_covar, cov_type, n)
+        if weights_init is not None:
+            w0 = jnp.broadcast_to(weights_init, (r_, k))
+        if means_init is not None:
+            mu0 = jnp.broadcast_to(means_init - shift_d, (r_, k, d))
+        if precisions_init is not None:
+            cov0 = jnp.broadcast_to(covs_init, (r_, *covs_init.shape))
+            pc0 = jnp.broadcast_to(precisions_init, (r_, *precisions_init.shape))
+
+    failed0 = ~_valid(pc0)
+    s = _EM(
+        weights=w0,
+        means=mu0,
+        covs=cov0,
+        prec_chol=pc0,
+        lower_bound=jnp.full((r_,), -jnp.inf, dtype),
+        n_iter=jnp.zeros((r_,), jnp.int32),
+        converged=jnp.zeros((r_,), bool),
+        failed=failed0,
+        done=failed0,
+    )
+    body = functools.partial(
+        _em_iteration,
+        xb=xb,
+        xbt=xbt,
+        mask=mask,
+        n=n,
+        tol=tol,
+        max_iter=max_iter,
+        reg_covar=reg_covar,
+        cov_type=cov_type,
+    )
+    s = lax.while_loop(lambda s: ~jnp.all(s.done), body, s)
+
+    per_init = jnp.where(s.failed, -jnp.inf, s.lower_bound)
+    best = jnp.argmax(per_init)
+    w, mu, pc = s.weights[best], s.means[best], s.prec_chol[best]
+    # A last E step, as scikit-learn's: the labels are those of the final parameters.
+    labels = _labels(xb, w[None], mu[None], pc[None], cov_type)
+    params = GMMParams(w, mu + shift_d, s.covs[best], pc)
+    res = GMMResult(params, labels[:n], per_init[best], s.n_iter[best], s.converged[best], per_init)
+    return res, jnp.all(s.failed)
+
+
+def _x64(x) -> bool:
+    return bool(jax.config.read("jax_enable_x64")) and np.dtype(getattr(x, "dtype", np.float32)) == np.float64
+
+
+def _check_float(value, name, *, positive=False):
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}.") from None
+    if not math.isfinite(v) or v < 0 or (positive and v == 0):
+        raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}, got {value!r}.")
+    return v
+
+
+def _default_block(n, r_, k, d):
+    """About _BLOCK_FLOATS intermediates per block, the blocks evened out (under 8 rows of padding per block)."""
+    target = max(64, _BLOCK_FLOATS // max(1, r_ * k * d))
+    n_blocks = -(-n // target)
+    per_block = -(-n // n_blocks)
+    return int(min(n, -(-per_block // 8) * 8))
+
+
+def _precisions_to_cholesky(prec, cov_type):
+    """Host-side: scikit-learn's _compute_precision_cholesky_from_precisions, and the covariances, in float64."""
+    prec = np.asarray(prec, np.float64)
+    if cov_type in ("full", "tied"):
+        flip = prec[..., ::-1, ::-1]
+        chol = np.linalg.cholesky(flip)[..., ::-1, ::-1]  # upper triangular U with U U^T = precision
+        return chol, np.linalg.inv(prec)
+    return np.sqrt(prec), 1.0 / prec
+
+
+def _check_inits(weights_init, means_init, precisions_init, k, d, cov_type):
+    """Validates explicit initial parameters (scikit-learn's rules); returns float64 NumPy arrays or None."""
+    w = mu = pc = cov = None
+    if weights_init is not None:
+        w = np.asarray(weights_init, np.float64)
+        if w.shape != (k,):
+            raise ValueError(f"weights_init must have shape [{k}] (n_components), got {w.shape}.")
+        if not np.all(np.isfinite(w)) or np.any(w < 0) or np.any(w > 1):
+            raise ValueError("weights_init must hold finite values in [0, 1].")
+        if not np.isclose(w.sum(), 1.0, rtol=0, atol=1e-6):
+            raise ValueError(f"weights_init must sum to 1, got {w.sum():.8g}.")
+    if means_init is not None:
+        mu = np.asarray(means_init, np.float64)
+        if mu.shape != (k, d):
+            raise ValueError(f"means_init must have shape [{k}, {d}] (n_components, n_features), got {mu.shape}.")
+        if not np.all(np.isfinite(mu)):
+            raise ValueError("means_init holds NaN or infinite values.")
+    if precisions_init is not None:
+        p = np.asarray(precisions_init, np.float64)
+        want = _cov_shape(cov_type, k, d)
+        if cov_type == "tied" and p.shape == (d, d):
+            p = p[None]
+        if p.shape != want:
+            shown = "[d, d]" if cov_type == "tied" else str(list(want))
+            raise ValueError(
+                f"precisions_init for covariance_type={cov_type!r} must have shape {shown}, got {p.shape}."
+            )
+        if not np.all(np.isfinite(p)):
+            raise ValueError("precisions_init holds NaN or infinite values.")
+        if cov_type in ("full", "tied"):
+            if not np.allclose(p, np.swapaxes(p, -1, -2)) or np.any(np.linalg.eigvalsh(p) <= 0):
+                raise ValueError(f"precisions_init ({cov_type}) must be symmetric and positive definite.")
+        elif np.any(p <= 0):
+            raise ValueError(f"precisions_init ({cov_type}) must be positive.")
+        pc, cov = _precisions_to_cholesky(p, cov_type)
+    return w, mu, pc, cov
+
+
+def _prepare(
+    key,
+    x,
+    n_components,
+    covariance_type,
+    n_init,
+    max_iter,
+    tol,
+    reg_covar,
+    init_params,
+    labels_init,
+    weights_init,
+    means_init,
+    precisions_init,
+    block_size,
+):
+    """Checks the public arguments; returns (args, static kwargs) for `_fit` (the k-means labels still to come)."""
+    dtype = np.float64 if _x64(x) else np.float32
+    x = checks.as_matrix(x, dtype=dtype)
+    n, d = x.shape
+    k = checks.check_n_clusters(n_components, n, "n_components")
+    if covariance_type not in COVARIANCE_TYPES:
+        raise ValueError(f"covariance_type must be one of {COVARIANCE_TYPES}, got {covariance_type!r}.")
+    if init_params not in INIT_PARAMS:
+        raise ValueError(
+            f"init_params must be one of {INIT_PARAMS}, got {init_params!r}; "
+            "pass weights_init, means_init and precisions_init for explicit initial parameters."
+        )
+    n_init = checks.check_positive_int(n_init, "n_init")
+    max_iter = checks.check_positive_int(max_iter, "max_iter")
+    tol = _check_float(tol, "tol")
+    reg_covar = _check_float(reg_covar, "reg_covar", positive=True)
+    w, mu, pc, cov = _check_inits(weights_init, means_init, precisions_init, k, d, covariance_type)
+    given = w is not None and mu is not None and pc is not None
+    labels = None
+    if given:
+        n_init = 1  # every restart would start from the same point
+    elif labels_init is not None:
+        labels = _check_labels_init(labels_init, n, k)
+        n_init, init_params = labels.shape[0], "labels"
+    if block_size is None:
+        block = _default_block(n, n_init, k, d)
+    else:
+        block = min(checks.check_positive_int(block_size, "block_size"), n)
+
+    def arr(a):
+        return None if a is None else jnp.asarray(a, dtype)
+
+    args = (key, jnp.asarray(x, dtype), labels, arr(w), arr(mu), arr(pc), arr(cov), dtype(tol), jnp.int32(max_iter))
+    args += (dtype(reg_covar),)
+    static = {
+        "n_components": k,
+        "n_init": n_init,
+        "cov_type": covariance_type,
+        "init": init_params,
+        "block_size": block,
+        "given_params": given,
+    }
+    return args, static
+
+
+def _check_labels_init(labels_init, n, k):
+    labels = np.asarray(labels_init)
+    if labels.ndim == 1:
+        labels = labels[None]
+    if labels.ndim != 2 or labels.shape[1] != n:
+        raise ValueError(
+            f"labels_init must have shape [{n}] or [n_init, {n}] (one label per sample), got {labels.shape}."
+        )
+    if labels.dtype.kind not in "iu" or labels.min() < 0 or labels.max() >= k:
+        raise ValueError(f"labels_init must hold integer component ids in [0, {k}).")
+    return jnp.asarray(labels, jnp.int32)
+
+
+def _kmeans_labels(key, x, k, n_init, timed):
+    """One k-means (n_init=1, as scikit-learn's GMM init) per restart: labels [R, n], compile s, run s."""
+    keys = jax.random.split(key, n_init)
+    labels, compile_s, run_s = [], 0.0, 0.0
+    for i in range(n_init):
+        if timed and i == 0:
+            t = kmeans.fit_timed(keys[i], x, k, n_init=1, prune=False)  # compiles faster; same labels
+            res, compile_s, run_s = t.out, t.compile_seconds, t.run_seconds
+        else:
+            t0 = time.perf_counter()
+            res = jax.block_until_ready(kmeans.fit(keys[i], x, k, n_init=1, prune=False))
+            run_s += time.perf_counter() - t0
+        labels.append(res.labels)
+    return jnp.stack(labels), compile_s, run_s
+
+
+def _run(key, x, n_components, kwargs, timed):
+    args, static = _prepare(key, x, n_components, **kwargs)
+    key_init, key_fit = jax.random.split(args[0])
+    args = (key_fit, *args[1:])
+    compile_s = run_s = 0.0
+    if static["init"] == "kmeans" and not static["given_params"]:
+        labels, compile_s, run_s = _kmeans_labels(key_init, args[1], static["n_components"], static["n_init"], timed)
+        args = (args[0], args[1], labels, *args[3:])
+    if timed:
+        t = timing.compile_and_run(_fit, *args, **static)
+        out, compile_s, run_s = t.out, compile_s + t.compile_seconds, run_s + t.run_seconds
+    else:
+        out = _fit(*args, **static)
+    res, all_failed = out
+    if bool(all_failed):
+        raise ValueError(
+            "Fitting the mixture model failed: a covariance matrix stopped being positive definite in every "
+            f"restart (a component collapsed onto a point or a subspace, e.g. duplicated or constant data). "
+            f"Increase reg_covar (now {kwargs['reg_covar']:g}), use fewer components, or rescale the data."
+        )
+    return res, compile_s, run_s
+
+
+def fit(
+    key,
+    x,
+    n_components: int,
+    *,
+    covariance_type: str = "full",
+    n_init: int = 1,
+    max_iter: int = 100,
+    tol: float = 1e-3,
+    reg_covar: float = 1e-6,
+    init_params: str = "kmeans",
+    labels_init=None,
+    weights_init=None,
+    means_init=None,
+    precisions_init=None,
+    block_size: int | None = None,
+) -> GMMResult:
+    """Fits a Gaussian mixture to x [n, d] by EM; returns the restart with the highest lower bound.
+
+    Args:
+      key: a jax.random key; the same key gives the same bits.
+      x: [n, d] data (NumPy or JAX). Cast to float32 (kept float64 when jax_enable_x64 is on and x is float64).
+      n_components: k, 1 <= k <= n.
+      covariance_type: "full", "tied", "diag" or "spherical".
+      n_init: restarts, run together; the best lower bound wins. Set to 1 when all three inits are given.
+      max_iter: EM iterations per restart at most.
+      tol: a restart stops when its lower bound (mean log-likelihood) changes by less than tol.
+      reg_covar: > 0, added to the covariances' diagonal so they stay positive definite.
+      init_params: initial responsibilities: "kmeans" (the labels of one k-means per restart,
+        research.cluster.kmeans with n_init=1) or "random" (uniform, normalised per point).
+      labels_init: initial hard assignments instead, [n] or [n_init, n] ints in [0, k) (e.g. the labels of
+        a k-means already run); they set n_init.
+      weights_init: [k] initial weights; means_init: [k, d] initial means; precisions_init: initial
+        precisions (inverse covariances) of the covariance type's shape (tied: [d, d]). Each one given
+        replaces what init_params would give, as in scikit-learn.
+      block_size: rows per block of the passes over the data; default: about 4 MB of intermediates.
+    """
+    kwargs = {k: v for k, v in locals().items() if k not in ("key", "x", "n_components")}
+    return _run(key, x, n_components, kwargs, timed=False)[0]
+
+
+def fit_timed(key, x, n_components: int, **kwargs) -> timing.Timed:
+    """`fit` with compilation and the run timed apart: Timed(out=GMMResult, compile_seconds, run_seconds).
+
+    The k-means initialisation is included: its compilation in compile_seconds, its runs in run_seconds.
+    """
+    defaults = {p.name: p.default for p in inspect.signature(fit).parameters.values() if p.kind == p.KEYWORD_ONLY}
+    res, compile_s, run_s = _run(key, x, n_components, defaults | kwargs, timed=True)
+    return timing.Timed(res, compile_s, run_s)
+
+
+# ---------------------------------------------------------------------------
+# Using a fitted model
+
+
+def _check_params(params, x=None):
+    """params as float arrays of consistent shapes, x as a matrix with d features; returns (params, x, type)."""
+    if len(params) != 4:
+        raise ValueError("params must be a GMMParams (weights_k, means_kd, covariances, precisions_cholesky).")
+    dtype = np.float64 if _x64(params[1]) else np.float32
+    w, mu, cov, pc = (jnp.asarray(v, dtype) for v in params)
+    if w.ndim != 1 or mu.ndim != 2 or mu.shape[0] != w.shape[0]:
+        raise ValueError(f"params: weights_k must be [k] and means_kd [k, d], got {w.shape} and {mu.shape}.")
+    k, d = mu.shape
+    p = GMMParams(w, mu, cov, pc)
+    cov_type = covariance_type_of(p) if cov.ndim in (1, 2, 3) else None
+    if cov_type is None or cov.shape != _cov_shape(cov_type, k, d) or pc.shape != cov.shape:
+        raise ValueError(
+            f"params: covariances and precisions_cholesky must both be [k, d, d] (full), [1, d, d] (tied), [k, d] "
+            f"(diag) or [k] (spherical) for k={k}, d={d}; got {cov.shape} and {pc.shape}."
+        )
+    if x is not None:
+        x = checks.as_matrix(x, dtype=dtype)
+        if x.shape[1] != d:
+            raise ValueError(f"x has {x.shape[1]} features but the mixture has {d}.")
+        x = jnp.asarray(x, dtype)
+    return p, x, cov_type
+
+
+@functools.partial(jax.jit, static_argnames=("cov_type", "block_size"))
+def _log_resp(p: GMMParams, x_nd, *, cov_type, block_size):
+    """log p(x_n) [n] and log responsibilities [n, k]."""
+    n = x_nd.shape[0]
+    # Densities are translation invariant: centring x and the means on the mixture's mean keeps the
+    # E step's x U - mu U free of cancellation for data far from the origin.
+    centre = jnp.dot(p.weights_k, p.means_kd, precision=_HIGHEST) / jnp.sum(p.weights_k)
+    p = p._replace(means_kd=p.means_kd - centre)
+    xb, _, _ = _blocks(x_nd - centre, block_size)
+
+    def step(_, x_bd):
+        lp = _weighted_log_prob(x_bd, p.weights_k[None], p.means_kd[None], p.precisions_cholesky[None], cov_type)[:, 0]
+        lse = jax.nn.logsumexp(lp, axis=1)
+        return None, (lse, lp - lse[:, None])
+
+    _, (lse, log_resp) = lax.scan(step, None, xb)
+    return lse.reshape(-1)[:n], log_resp.reshape(-1, p.weights_k.shape[0])[:n]
+
+
+def _scores(params, x):
+    p, x, cov_type = _check_params(params, x)
+    k, d = p.means_kd.shape
+    return _log_resp(p, x, cov_type=cov_type, block_size=_default_block(x.shape[0], 1, k, d))
+
+
+def score_samples(params: GMMParams, x):
+    """Log-likelihood log p(x_n) of each row of x [n, d]: [n]."""
+    return _scores(params, x)[0]
+
+
+def score(params: GMMParams, x):
+    """Mean log-likelihood per sample of x [n, d] (scikit-learn's score)."""
+    return jnp.mean(score_samples(params, x))
+
+
+def predict_proba(params: GMMParams, x):
+    """Posterior probability of each component for each row of x: [n, k]."""
+    return jnp.exp(_scores(params, x)[1])
+
+
+def predict(params: GMMParams, x):
+    """Most probable component [n] int32 for each row of x [n, d]."""
+    return jnp.argmax(_scores(params, x)[1], axis=1).astype(jnp.int32)
+
+
+def bic(params: GMMParams, x) -> float:
+    """Bayesian information criterion on x [n, d]: -2 log L + n_parameters log n (lower is better)."""
+    n = checks.as_matrix(x).shape[0]
+    return float(-2.0 * float(score(params, x)) * n + n_parameters(GMMParams(*params)) * math.log(n))
+
+
+def aic(params: GMMParams, x) -> float:
+    """Akaike information criterion on x [n, d]: -2 log L + 2 n_parameters (lower is better)."""
+    n = checks.as_matrix(x).shape[0]
+    return float(-2.0 * float(score(params, x)) * n + 2 * n_parameters(GMMParams(*params)))
+
+
+@functools.partial(jax.jit, static_argnames=("n", "cov_type"))
+def _sample(key, p: GMMParams, *, n, cov_type):
+    k, d = p.means_kd.shape
+    key_c, key_z = jax.random.split(key)
+    labels = jax.random.categorical(key_c, jnp.log(p.weights_k), shape=(n,)).astype(jnp.int32)
+    z = jax.random.normal(key_z, (n, d), p.means_kd.dtype)
+    if cov_type in ("full", "tied"):
+        chol = jnp.linalg.cholesky(p.covariances)  # [k or 1, d, d]
+
+        def add(j, out):  # one component at a time: memory O(n d), not O(n d^2)
+            return jnp.where((labels == j)[:, None], jnp.dot(z, chol[j].T, precision=_HIGHEST), out)
+
+        noise = jnp.dot(z, chol[0].T, precision=_HIGHEST) if cov_type == "tied" else lax.fori_loop(0, k, add, z)
+    elif cov_type == "diag":
+        noise = z * jnp.sqrt(p.covariances)[labels]
+    else:
+        noise = z * jnp.sqrt(p.covariances)[labels][:, None]
+    return p.means_kd[labels] + noise, labels
+
+
+def sample(key, params: GMMParams, n: int):
+    """n samples from the mixture: (x [n, d], their components [n] int32), in random order."""
+    p, _, cov_type = _check_params(params)
+    return _sample(key, p, n=checks.check_positive_int(n, "n"), cov_type=cov_type)

@@ -1,0 +1,1 @@
+"""Embeddings: linear (PCA) and neighbour embeddings, as pure jitted functions."""

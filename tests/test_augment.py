@@ -1,0 +1,87 @@
+"""Pixel shifts: exact against NumPy slicing, any image shape, block layout, bad inputs."""
+
+import jax
+import numpy as np
+import pytest
+
+from research import augment
+
+
+def shifted_np(img, dy, dx):
+    """Reference: NumPy slicing into zeros. img [n, H, W, ...]."""
+    out = np.zeros_like(img)
+    h, w = img.shape[1:3]
+    src_y = slice(max(-dy, 0), h - max(dy, 0))
+    dst_y = slice(max(dy, 0), h - max(-dy, 0))
+    src_x = slice(max(-dx, 0), w - max(dx, 0))
+    dst_x = slice(max(dx, 0), w - max(-dx, 0))
+    out[:, dst_y, dst_x] = img[:, src_y, src_x]
+    return out
+
+
+@pytest.mark.parametrize("shape", [(5, 7), (4, 6, 3), (1, 3)])
+@pytest.mark.parametrize("dy, dx", [(1, 0), (-1, 0), (0, 1), (0, -1), (2, -3), (0, 0)])
+def test_shift_is_exact(shape, dy, dx):
+    if abs(dy) > shape[0] or abs(dx) > shape[1]:
+        pytest.skip("shift larger than the image")
+    rng = np.random.default_rng(0)
+    img = rng.random((3, *shape)).astype(np.float32) + 1.0  # no zeros: a misplaced fill would show
+    got = np.asarray(augment.shift(img.reshape(3, -1), shape, dy, dx)).reshape(img.shape)
+    np.testing.assert_array_equal(got, shifted_np(img, dy, dx))
+
+
+def test_one_pixel_directions():
+    img = np.arange(1, 10, dtype=np.float32).reshape(1, 3, 3)
+    up = np.asarray(augment.shift(img.reshape(1, -1), (3, 3), -1, 0)).reshape(3, 3)
+    np.testing.assert_array_equal(up, [[4, 5, 6], [7, 8, 9], [0, 0, 0]])
+    right = np.asarray(augment.shift(img.reshape(1, -1), (3, 3), 0, 1)).reshape(3, 3)
+    np.testing.assert_array_equal(right, [[0, 1, 2], [0, 4, 5], [0, 7, 8]])
+    whole = np.asarray(augment.shift(img.reshape(1, -1), (3, 3), 3, 0))
+    np.testing.assert_array_equal(whole, 0)
+
+
+@pytest.mark.parametrize("shape", [(6, 5), (4, 4, 3)])
+def test_copies_layout_and_labels(shape):
+    rng = np.random.default_rng(1)
+    n = 4
+    img = rng.random((n, *shape)).astype(np.float32)
+    x = img.reshape(n, -1)
+    y = np.array([3, 1, 4, 1])
+    x5, y5 = augment.shift_augment(x, y, shape)
+    assert x5.shape == (5 * n, x.shape[1]) and y5.shape == (5 * n,)
+    np.testing.assert_array_equal(y5, np.tile(y, 5))
+    np.testing.assert_array_equal(np.asarray(x5[:n]), x)
+    for j, (dy, dx) in enumerate(augment.DIRECTIONS.values(), start=1):
+        block = np.asarray(x5[j * n : (j + 1) * n]).reshape(img.shape)
+        np.testing.assert_array_equal(block, shifted_np(img, dy, dx))
+    four = augment.shift_copies(x, shape, include_original=False)
+    np.testing.assert_array_equal(np.asarray(four), np.asarray(x5[n:]))
+    two = np.asarray(augment.shift_copies(x, shape, pixels=2))
+    np.testing.assert_array_equal(two[n : 2 * n].reshape(img.shape), shifted_np(img, -2, 0))
+    assert augment.shift_augment(x, None, shape)[1] is None
+
+
+def test_jit_equals_no_jit():
+    x = np.random.default_rng(2).random((3, 20)).astype(np.float32)
+    jitted = np.asarray(augment.shift_copies(x, (4, 5)))
+    with jax.disable_jit():
+        eager = np.asarray(augment.shift_copies(x, (4, 5)))
+    np.testing.assert_array_equal(jitted, eager)
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda x: augment.shift(x, (4, 4), 1, 0), "holds 16 values"),
+        (lambda x: augment.shift(x, (2, 3, 2, 1), 1, 0), r"\(H, W\) or \(H, W, C\)"),
+        (lambda x: augment.shift(x, (3, 4), 0.5, 0), "whole number"),
+        (lambda x: augment.shift(x, (3, 4), 4, 0), "entirely out"),
+        (lambda x: augment.shift_copies(x, (3, 4), pixels=5), "larger than the image"),
+        (lambda x: augment.shift_augment(x, [0, 1, 2], (3, 4)), "3 labels but there are 2"),
+        (lambda x: augment.shift(x.reshape(-1), (3, 4), 1, 0), "2-D"),
+    ],
+)
+def test_bad_inputs(call, match):
+    x = np.ones((2, 12), np.float32)
+    with pytest.raises(ValueError, match=match):
+        call(x)

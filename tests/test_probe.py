@@ -1,0 +1,208 @@
+"""Linear probe: scikit-learn parity, binary mode, cross-validation, jit, determinism, bad inputs, the binary."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+from binaries import run
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+from sklearn.metrics import precision_recall_curve as sk_pr_curve
+
+from research import data, probe
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data.load("digits", "train"), data.load("digits", "test")
+
+
+def objective(x, y, coef_dc, b_c, C):
+    z = x.astype(np.float64) @ coef_dc + b_c
+    ce = np.log(np.exp(z - z.max(1, keepdims=True)).sum(1)) + z.max(1) - z[np.arange(len(y)), y]
+    return C * ce.sum() + 0.5 * np.sum(coef_dc.astype(np.float64) ** 2)
+
+
+def test_multinomial_matches_sklearn_on_digits(digits):
+    train, test = digits
+    ours = probe.fit(train.x, train.y, C=1.0, max_iter=500)
+    ref = LogisticRegression(C=1.0, max_iter=500).fit(train.x, train.y)
+    acc = float(np.mean(np.asarray(probe.predict(ours.params, test.x)) == test.y))
+    assert abs(acc - ref.score(test.x, test.y)) <= 0.005
+    assert bool(ours.converged)
+    # Same objective: our reported loss is the formula, and within the tolerance of scikit-learn's optimum.
+    w, b = np.asarray(ours.params.W_dc), np.asarray(ours.params.b_c)
+    np.testing.assert_allclose(float(ours.loss), objective(train.x, train.y, w, b, 1.0), rtol=1e-5)
+    assert float(ours.loss) <= objective(train.x, train.y, ref.coef_.T, ref.intercept_, 1.0) * (1 + 1e-3)
+    p = np.asarray(probe.predict_proba(ours.params, test.x))
+    np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(p, ref.predict_proba(test.x), atol=0.05)
+
+
+def test_binary_matches_sklearn(digits):
+    train, test = digits
+    y01 = (train.y == 5).astype(int)
+    ours = probe.fit(train.x, y01, C=1.0, binary=True, max_iter=500)
+    ref = LogisticRegression(C=1.0, max_iter=500).fit(train.x, y01)
+    assert ours.params.W_dc.shape == (64, 1)
+    z = np.asarray(probe.decision_function(ours.params, test.x))
+    assert z.shape == (len(test.x),)
+    np.testing.assert_allclose(z, ref.decision_function(test.x), atol=0.2)
+    np.testing.assert_array_equal(np.asarray(probe.predict(ours.params, test.x)), (z > 0).astype(int))
+    p = np.asarray(probe.predict_proba(ours.params, test.x))
+    np.testing.assert_allclose(p, ref.predict_proba(test.x), atol=0.02)
+
+
+def test_adam_reaches_the_lbfgs_objective(digits):
+    train, _ = digits
+    lb = probe.fit(train.x, train.y, C=1.0, max_iter=500, tol=1e-5)
+    ad = probe.fit(train.x, train.y, C=1.0, solver="adam", max_iter=1500, learning_rate=0.05, tol=1e-5)
+    assert float(ad.loss) == pytest.approx(float(lb.loss), rel=2e-3)
+
+
+def test_report_and_curve_match_sklearn():
+    rng = np.random.default_rng(0)
+    y, pred = rng.integers(0, 4, 200), rng.integers(0, 4, 200)
+    pred[:5] = 3
+    rep = probe.report(y, pred, 5)  # class 4 absent: zero rows, zero scores
+    p, r, f, s = precision_recall_fscore_support(y, pred, labels=range(5), zero_division=0)
+    for a, b in ((rep["precision"], p), (rep["recall"], r), (rep["f1"], f), (rep["support"], s)):
+        np.testing.assert_allclose(a, b)
+    np.testing.assert_array_equal(rep["confusion"], confusion_matrix(y, pred, labels=range(5)))
+    assert rep["accuracy"] == pytest.approx(np.mean(y == pred))
+    y01 = rng.integers(0, 2, 300)
+    scores = np.round(rng.normal(size=300) + y01, 1)  # ties
+    for ours, ref in zip(probe.precision_recall_curve(y01, scores), sk_pr_curve(y01, scores)):
+        np.testing.assert_allclose(ours, ref)
+
+
+def test_cross_validate_folds_and_weights(digits):
+    train, _ = digits
+    x, y = train.x, train.y  # the parity test's shapes: no new compilation
+    cv = probe.cross_validate(jax.random.key(0), x, y, 4, C=1.0, max_iter=100)
+    assert cv.accuracy.shape == cv.precision.shape == cv.recall.shape == (4,)
+    assert set(np.unique(cv.fold_n)) == {0, 1, 2, 3} and cv.scores_n.shape == (1500, 10)
+    assert 0.9 < cv.accuracy.mean() <= 1
+    for c in range(10):  # stratified: each class spread evenly over the folds
+        counts = np.bincount(cv.fold_n[y == c], minlength=4)
+        assert counts.max() - counts.min() <= 1
+    for f in range(4):
+        held = cv.fold_n == f
+        assert cv.accuracy[f] == pytest.approx(np.mean(cv.predictions_n[held] == y[held]))
+    # A fold's zero-weight fit is the fit on the other folds alone: it predicts as scikit-learn fitted on them.
+    held = cv.fold_n == 0
+    ref = LogisticRegression(C=1.0, max_iter=500).fit(x[~held], y[~held])
+    assert np.mean(cv.predictions_n[held] == ref.predict(x[held])) > 0.97
+    # Same key, same folds; another key, other folds.
+    np.testing.assert_array_equal(probe._stratified_folds(jax.random.key(0), y, 4), cv.fold_n)
+    assert not np.array_equal(probe._stratified_folds(jax.random.key(1), y, 4), cv.fold_n)
+
+
+def test_cross_validate_augment_trains_only_on_training_copies(digits):
+    train, _ = digits
+    x, y01 = train.x[:750], (train.y[:750] == 3).astype(int)
+    # Two identical copies of every row weigh each training sample twice: C doubles. A held-out row's
+    # copy leaking into training would change the scores. (1500 rows: the binary parity test's shapes.)
+    twice = probe.cross_validate(jax.random.key(2), x, y01, 3, binary=True, augment=lambda a: np.concatenate([a, a]))
+    ref = probe.cross_validate(jax.random.key(2), x, y01, 3, binary=True, C=2.0)
+    np.testing.assert_allclose(twice.scores_n, ref.scores_n, atol=1e-2)
+    assert twice.scores_n.shape == (750,) and 0.9 < twice.accuracy.mean() <= 1.0
+    assert np.all(twice.precision > 0) and np.all(twice.recall > 0)
+
+
+def test_jit_equals_no_jit_and_determinism(digits):
+    train, _ = digits
+    # The parity test's shapes, so the jitted side is already compiled; eager runs 3 iterations.
+    args, static = probe._prepare(train.x, train.y, 1.0, "lbfgs", 3, 1e-4, False, 1e-2, None, None)
+    jitted = probe._fit(*args, **static)
+    with jax.disable_jit():
+        eager = probe._fit(*args, **static)
+    np.testing.assert_allclose(np.asarray(jitted.params.W_dc), np.asarray(eager.params.W_dc), atol=1e-4)
+    assert int(jitted.n_iter) == int(eager.n_iter)
+    again = probe._fit(*args, **static)
+    for a, b in zip(jax.tree.leaves(jitted), jax.tree.leaves(again)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_compiles_once_across_hyperparameters(digits):
+    train, _ = digits
+    x, y = train.x, train.y  # the parity test's shapes
+    probe.fit(x, y, C=1.0, max_iter=5)
+    before = probe._fit._cache_size()
+    probe.fit(x, y, C=3.0, max_iter=7, tol=1e-3)
+    assert probe._fit._cache_size() == before
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"x": [[np.nan, 1.0], [0.0, 1.0]]}, "NaN or infinite"),
+        ({"y": [0, 1, 0]}, "3 labels but there are 4 samples"),
+        ({"y": [1, 1, 1, 1]}, "single class"),
+        ({"C": 0.0}, "C must be a finite number > 0"),
+        ({"C": float("nan")}, "C must be a finite number > 0"),
+        ({"y": [0, 2, 0, 2]}, r"classes \[1\] of 0..2 have no samples"),
+        ({"y": [0, 1, 2, 0], "binary": True}, "binary=True needs labels 0/1"),
+        ({"y": [0, -1, 0, 1]}, "class indices >= 0"),
+        ({"solver": "sgd"}, "solver must be one of"),
+        ({"max_iter": 0}, "max_iter must be a whole number >= 1"),
+        ({"sample_weight": [1.0, -1.0, 1.0, 1.0]}, "sample_weight"),
+    ],
+)
+def test_bad_inputs(kwargs, match):
+    args = {"x": np.eye(4, 2, dtype=np.float32), "y": [0, 1, 0, 1]} | kwargs
+    x, y = args.pop("x"), args.pop("y")
+    with pytest.raises(ValueError, match=match):
+        probe.fit(x, y, **args)
+
+
+def test_bad_inputs_elsewhere():
+    params = probe.ProbeParams(np.zeros((2, 1), np.float32), np.zeros(1, np.float32))
+    with pytest.raises(ValueError, match="x has 3 features but the probe was fitted on 2"):
+        probe.predict(params, np.ones((2, 3)))
+    x, y = np.random.default_rng(0).random((10, 2)), np.array([0] * 8 + [1] * 2)
+    with pytest.raises(ValueError, match="at least 3 samples of every class"):
+        probe.cross_validate(jax.random.key(0), x, y, 3)
+    with pytest.raises(ValueError, match="at least 2 folds"):
+        probe.cross_validate(jax.random.key(0), x, y, 1)
+
+
+# ---------------------------------------------------------------------------
+# The binary, end to end
+
+
+def test_linear_probe_binary_multiclass(tmp_path):
+    out = run(["experiments.linear_probe", "--dataset=digits", "--seed=1"], tmp_path)
+    wd = tmp_path / "checkpoints" / "linear_probe" / "digits-seed1"
+    res = json.loads((wd / "results.json").read_text())
+    assert res["n_train"] == 1500 and res["n_test"] == 297 and res["C"] == 10.0
+    assert 0.9 < res["test_accuracy"] <= 1 and res["per_class"]["3"]["support"] == sum(res["confusion"][3])
+    assert np.trace(res["confusion"]) == round(res["test_accuracy"] * 297)
+    assert (wd / "plots" / "confusion.png").stat().st_size > 10_000
+    assert json.loads((wd / "config.json").read_text())["C"] == 10.0
+    assert out.stdout.strip().splitlines()[-1].startswith("linear_probe digits test acc=")
+
+
+def test_linear_probe_binary_one_vs_rest_with_shift(tmp_path):
+    wd = tmp_path / "w"
+    flags = ["--positive_class=5", "--augment=shift", "--cv_folds=3", "--standardize", f"--workdir={wd}"]
+    out = run(["experiments.linear_probe", "--dataset=digits", *flags], tmp_path)
+    res = json.loads((wd / "results.json").read_text())
+    assert res["n_train_fitted"] == 5 * 1500 and res["positive_class"] == 5
+    cv = res["cv"]
+    assert cv["folds"] == 3 and len(cv["accuracy_per_fold"]) == 3
+    assert cv["accuracy"] > cv["baseline_never_positive"]["accuracy"] > 0.85
+    assert 0.5 < cv["precision"] <= 1 and 0.5 < cv["recall"] <= 1
+    assert 0 < res["test_recall"] <= 1 and res["test_baseline_never_positive_accuracy"] > 0.85
+    assert (wd / "plots" / "precision_recall.png").stat().st_size > 10_000
+    assert "always 'not 5'" in out.stdout
+
+
+def test_linear_probe_binary_reports_bad_flags(tmp_path):
+    # (--pretrained's error is tested in test_cluster_images.py: both binaries share experiments/features.py.)
+    out = run(
+        ["experiments.linear_probe", "--dataset=digits", "--split=test", f"--workdir={tmp_path / 'w'}"], tmp_path, False
+    )
+    assert out.returncode != 0 and "--split is not used by linear_probe" in out.stderr
+    assert not (tmp_path / "w").exists()  # refused before anything was written
