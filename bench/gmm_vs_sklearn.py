@@ -31,8 +31,7 @@ import warnings
 import jax
 import numpy as np
 
-from bench import report
-from research import data, metrics
+from research import data, metrics, report
 from research.cluster import gmm, kmeans
 from research.embed import pca
 

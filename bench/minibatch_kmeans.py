@@ -270,7 +270,7 @@ def summary(method, per, x, args) -> dict:
 def write(rows, args):
     import jax
 
-    from bench import report
+    from research import report
 
     out = report.write_csv(rows, args.out)
     r0 = rows[0]

@@ -23,8 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bench import report
-from research import data, nets
+from research import data, nets, report
 from research.deep import pretrain, train
 
 WIDTHS = (500, 500, 2000, 10)

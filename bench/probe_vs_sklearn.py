@@ -30,8 +30,7 @@ import jax
 import numpy as np
 from scipy.special import logsumexp
 
-from bench import report
-from research import augment, data, probe
+from research import augment, data, probe, report
 
 
 def objective64(x, y, coef_dc, intercept_c, C):

@@ -34,8 +34,7 @@ import time
 import jax
 import numpy as np
 
-from bench import report
-from research import data
+from research import data, report
 from research.cluster import som
 
 

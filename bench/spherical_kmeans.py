@@ -27,8 +27,7 @@ import time
 import jax
 import numpy as np
 
-from bench import report
-from research import data, metrics
+from research import data, metrics, report
 from research.cluster import kmeans, spherical_kmeans
 
 

@@ -24,6 +24,7 @@ from research import checkpointing
 from research import logging as runlog
 from research.checks import as_matrix, check_positive_int
 from research.deep import train
+from research.nets.conv import ConvAutoencoder
 from research.nets.mlp import ACTIVATIONS, MLPAutoencoder, dae_layer
 
 LOSSES = ("mse", "bce")
@@ -121,7 +122,7 @@ def _checkpointer(workdir, stage, config):
 IGNORED_KEYS = frozenset({"workdir", "overwrite", "data_dir", "log_every", "checkpoint_every", "verbosity"})
 
 
-def _train_stage(stage, loss_fn, params, data, tx, key, num_steps, cfg, workdir, config, log):
+def _train_stage(stage, loss_fn, params, data, tx, key, num_steps, cfg, workdir, config, log, scan=True):
     n = jax.tree.leaves(data)[0].shape[0]
     log_every, checkpoint_every = _schedule(cfg, n)
     state = train.init_state(key, params, tx)
@@ -138,6 +139,7 @@ def _train_stage(stage, loss_fn, params, data, tx, key, num_steps, cfg, workdir,
             ckpt=ckpt,
             log=log,
             stage=stage,
+            scan=scan,
         )
     finally:
         if ckpt is not None:
@@ -211,7 +213,9 @@ def pretrain(key, model, x, cfg: PretrainConfig | None = None, *, workdir=None, 
     num_steps = train.steps_for(cfg.epochs, n, cfg.batch_size)
     stage = "finetune" if cfg.layerwise_steps else "pretrain"
     loss_fn = _loss_end_to_end(model, cfg.loss)
-    return _train_stage(stage, loss_fn, params, x, tx, k_train, num_steps, cfg, workdir, config, log)
+    # XLA's CPU convolutions are several times slower inside a scan: conv nets train step by step (train.py).
+    scan = not isinstance(model, ConvAutoencoder)
+    return _train_stage(stage, loss_fn, params, x, tx, k_train, num_steps, cfg, workdir, config, log, scan)
 
 
 def _layerwise(key, model, params, x, cfg, workdir, config, log):

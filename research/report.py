@@ -1,4 +1,4 @@
-"""What every benchmark writes: a CSV of its rows and a Markdown table, side by side under results/."""
+"""Tables for results/: a CSV of rows and a Markdown table side by side, and the machine they were measured on."""
 
 from __future__ import annotations
 
