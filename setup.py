@@ -21,7 +21,7 @@ setuptools.setup(
         "matplotlib",
     ],
     extras_require={
-        "test": ["pytest", "ruff"],
+        "test": ["pytest", "pytest-xdist", "ruff"],
         "bench": [
             "faiss-cpu",
             "umap-learn",

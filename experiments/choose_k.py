@@ -19,7 +19,6 @@ of both models when labels are known, and the suggested K's) and plots/choose_k.
 
 from __future__ import annotations
 
-import math
 import time
 
 import jax
@@ -39,23 +38,6 @@ flags.DEFINE_integer("gmm_max_iter", 100, "GMM EM iterations at most.")
 flags.DEFINE_float("reg_covar", 1e-6, "GMM: added to every covariance's diagonal (> 0).")
 flags.DEFINE_integer("silhouette_sample_size", 10000, "Silhouette on this many random points (0: all of them).")
 flags.DEFINE_integer("pca_components", 0, "Cluster this many principal components (0: the data as loaded).")
-
-
-def elbow_k(ks, inertia):
-    """The K whose point is farthest from the chord of the (K, inertia) curve, both axes scaled to [0, 1].
-
-    Returns None with fewer than three points or a flat curve.
-    """
-    ks = np.asarray(ks, np.float64)
-    y = np.asarray(inertia, np.float64)
-    if len(ks) < 3 or not np.all(np.isfinite(y)) or np.ptp(y) == 0:
-        return None
-    xs = (ks - ks[0]) / (ks[-1] - ks[0])
-    ys = (y - y.min()) / np.ptp(y)
-    # Distance to the line through the first and last points: |cross product| / chord length.
-    dx, dy = xs[-1] - xs[0], ys[-1] - ys[0]
-    dist = np.abs(dx * (ys - ys[0]) - dy * (xs - xs[0])) / math.hypot(dx, dy)
-    return int(ks[int(np.argmax(dist))])
 
 
 def main(argv):
@@ -112,7 +94,7 @@ def main(argv):
     sil = np.array([r["silhouette"] for r in rows])
     bic = np.array([r["bic"] for r in rows])
     suggested = {
-        "elbow": elbow_k(ks, inertia),
+        "elbow": metrics.elbow_k(ks, inertia),
         "silhouette": int(ks[int(np.nanargmax(sil))]) if np.any(np.isfinite(sil)) else None,
         "bic": int(ks[int(np.nanargmin(bic))]) if np.any(np.isfinite(bic)) else None,
     }

@@ -12,6 +12,7 @@ cluster id is never assumed to equal a class id.
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -269,3 +270,20 @@ def silhouette(x_nd, labels_n, *, sample_size: int | None = None, seed: int = 0,
             x_nd = x_nd[jnp.asarray(idx)] if isinstance(x_nd, jax.Array) else x_nd[idx]
             _, codes_n = np.unique(codes_n[idx], return_inverse=True)
     return float(np.mean(_silhouette_from_codes(x_nd, codes_n, block_size)))
+
+
+def elbow_k(ks, inertia):
+    """The K whose point is farthest from the chord of the (K, inertia) curve, both axes scaled to [0, 1].
+
+    Returns None with fewer than three points or a flat curve.
+    """
+    ks = np.asarray(ks, np.float64)
+    y = np.asarray(inertia, np.float64)
+    if len(ks) < 3 or not np.all(np.isfinite(y)) or np.ptp(y) == 0:
+        return None
+    xs = (ks - ks[0]) / (ks[-1] - ks[0])
+    ys = (y - y.min()) / np.ptp(y)
+    # Distance to the line through the first and last points: |cross product| / chord length.
+    dx, dy = xs[-1] - xs[0], ys[-1] - ys[0]
+    dist = np.abs(dx * (ys - ys[0]) - dy * (xs - xs[0])) / math.hypot(dx, dy)
+    return int(ks[int(np.argmax(dist))])

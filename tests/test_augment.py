@@ -19,11 +19,9 @@ def shifted_np(img, dy, dx):
     return out
 
 
-@pytest.mark.parametrize("shape", [(5, 7), (4, 6, 3), (1, 3)])
+@pytest.mark.parametrize("shape", [(5, 7), (4, 6, 3), (2, 3)])
 @pytest.mark.parametrize("dy, dx", [(1, 0), (-1, 0), (0, 1), (0, -1), (2, -3), (0, 0)])
 def test_shift_is_exact(shape, dy, dx):
-    if abs(dy) > shape[0] or abs(dx) > shape[1]:
-        pytest.skip("shift larger than the image")
     rng = np.random.default_rng(0)
     img = rng.random((3, *shape)).astype(np.float32) + 1.0  # no zeros: a misplaced fill would show
     got = np.asarray(augment.shift(img.reshape(3, -1), shape, dy, dx)).reshape(img.shape)

@@ -102,12 +102,11 @@ def test_pretrained_encoder_gives_the_features(folder, tmp_path):
     # A small autoencoder trained on the folder's images (as experiments.autoencoder saves it), then reused.
     import jax
 
-    from experiments import cluster_images
     from research import nets
     from research.deep import pretrain
 
-    paths, _ = cluster_images.find_images(folder, True, skip_dirs=())
-    x, _, _ = cluster_images.load_folder(paths, 16, "gray")
+    paths = [p for p in sorted(folder.rglob("*")) if p.name[0] in "cs" and p.suffix in (".png", ".jpg")]
+    x = np.stack([np.asarray(Image.open(p).convert("L").resize((16, 16)), np.float32).ravel() / 255 for p in paths])
     model = nets.build("mlp:32-4", x.shape[1])
     params = pretrain.pretrain(jax.random.key(0), model, x, pretrain.PretrainConfig(batch_size=16, epochs=60))
     spec = {"arch": "mlp:32-4", "input_dim": 256, "image_shape": [16, 16], "activation": "relu", "init": "glorot"}

@@ -284,6 +284,7 @@ def finished(runs, name):
     return wd, stdout.decode().strip().splitlines()[-1]
 
 
+@pytest.mark.xdist_group("gmm_binaries")  # one worker starts the three binaries
 def test_gmm_binary_on_digits_draws_the_density(runs):
     wd, summary = finished(runs, "gmm")
     results = json.loads((wd / "results.json").read_text())
@@ -299,6 +300,7 @@ def test_gmm_binary_on_digits_draws_the_density(runs):
     assert summary.startswith("gmm digits/all K=10 full: acc=")
 
 
+@pytest.mark.xdist_group("gmm_binaries")  # one worker starts the three binaries
 def test_pca_kmeans_binary_on_digits(runs):
     wd, summary = finished(runs, "pca_kmeans")
     results = json.loads((wd / "results.json").read_text())
@@ -308,6 +310,7 @@ def test_pca_kmeans_binary_on_digits(runs):
     assert summary.startswith("pca_kmeans digits/all PCA-10")
 
 
+@pytest.mark.xdist_group("gmm_binaries")  # one worker starts the three binaries
 def test_choose_k_binary_on_digits(runs):
     wd, summary = finished(runs, "choose_k")
     results = json.loads((wd / "results.json").read_text())
@@ -319,7 +322,7 @@ def test_choose_k_binary_on_digits(runs):
 
 
 def test_elbow_is_the_point_farthest_from_the_chord():
-    from experiments.choose_k import elbow_k
+    from research.metrics import elbow_k
 
     assert elbow_k([1, 2, 3, 4, 5, 6], [100, 40, 20, 15, 12, 10]) == 3
     assert elbow_k([2, 3], [5, 4]) is None and elbow_k([2, 3, 4], [1, 1, 1]) is None
