@@ -34,6 +34,8 @@ PUBLISHED = {
     }
 }
 METRICS = ("acc", "nmi", "ari")
+# results.json entries that tell settings apart, shown in the table when a run has them.
+DESCRIBE = ("arch", "embedding_dim", "pca_components", "n_features", "covariance_type", "grid", "mode", "n_init")
 
 
 def find_runs(root: Path, dataset: str) -> list[dict]:
@@ -43,7 +45,8 @@ def find_runs(root: Path, dataset: str) -> list[dict]:
         res = json.loads(path.read_text())
         if res.get("dataset") != dataset or res.get("split", "all") != "all" or "acc" not in res:
             continue
-        setting = re.sub(r"-seed\d+$", "", path.parent.name)
+        described = [f"{k}={res[k]}" for k in DESCRIBE if res.get(k) not in (None, 0)]
+        setting = " ".join([re.sub(r"-seed\d+$", "", path.parent.name), *described])
         rows.append(
             {
                 "experiment": path.parent.parent.name,

@@ -73,6 +73,7 @@ def main(argv):
         )
     results |= {
         "n_features": int(z.shape[1]),
+        "pca_components": FLAGS.pca_components,
         "n_components": k,
         "covariance_type": FLAGS.covariance_type,
         "n_init": FLAGS.n_init,
