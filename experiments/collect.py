@@ -1,12 +1,14 @@
-r"""Gathers finished runs into one table, mean and spread over seeds, beside the published figures.
+r"""Gathers finished runs into tables, mean and spread over seeds, beside the published figures.
 
   python -m experiments.collect --dataset=mnist
-  python -m experiments.collect --dataset=mnist --root=checkpoints --out=results/mnist_clustering
+  python -m experiments.collect --dataset=mnist --root=checkpoints --out=results/mnist
 
 Reads every <root>/<experiment>/<name>-seed<s>/results.json of --dataset on the `all` split (the runs'
 default workdirs; pass --root to read another tree), groups the seeds of one setting (the workdir name
-without its seed), and writes <out>.csv (one row per run) and <out>.md (one row per setting: ACC, NMI, ARI as
+without its seed), and writes <out>_clustering.csv (one row per run) and .md (one row per setting: ACC, NMI, ARI as
 mean ± standard deviation over its seeds, and what the papers report for that method on the dataset).
+Finished experiments.autoencoder runs of the dataset (any split) go to <out>_autoencoders.csv and .md: their
+reconstruction MSE on the data they trained on and, for --split=train, on the test split.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from research import report
 FLAGS = flags.FLAGS
 flags.DEFINE_string("dataset", "mnist", "The dataset whose runs are gathered (as the runs' --dataset).")
 flags.DEFINE_string("root", "checkpoints", "The tree of run workdirs: <root>/<experiment>/<name>-seed<s>/.")
-flags.DEFINE_string("out", None, "Output path without suffix. Default: results/<dataset>_clustering.")
+flags.DEFINE_string(
+    "out", None, "Prefix of the tables: <out>_clustering and <out>_autoencoders. Default: results/<dataset>."
+)
 
 # What the papers report on MNIST-70k, by experiment: (ACC %, source).
 PUBLISHED = {
@@ -85,15 +89,54 @@ def summarize(rows: list[dict], dataset: str) -> list[str]:
     return lines
 
 
+def find_autoencoders(root: Path, dataset: str) -> list[dict]:
+    """One row per finished autoencoder run of `dataset`: its settings and reconstruction errors."""
+    rows = []
+    for path in sorted((root / "autoencoder").glob("*/results.json")):
+        res = json.loads(path.read_text())
+        if res.get("dataset") != dataset:
+            continue
+        cfg = json.loads((path.parent / "config.json").read_text())
+        rows.append(
+            {
+                **{k: cfg.get(k) for k in ("arch", "activation", "optimizer", "batch_size", "epochs", "split")},
+                "seed": res.get("seed"),
+                "reconstruction_mse": res["reconstruction_mse"],
+                "test_reconstruction_mse": res.get("test_reconstruction_mse"),
+                "workdir": str(path.parent),
+            }
+        )
+    return rows
+
+
+def autoencoder_lines(rows: list[dict], dataset: str) -> list[str]:
+    lines = [
+        f"Autoencoders pretrained on {dataset}: reconstruction MSE per pixel (pixels in [0, 1]).",
+        "",
+        "| arch | activation | optimizer | batch | epochs | split | seed | MSE (training data) | MSE (test split) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        test = "-" if r["test_reconstruction_mse"] is None else f"{r['test_reconstruction_mse']:.5f}"
+        lines.append(
+            f"| {r['arch']} | {r['activation']} | {r['optimizer']} | {r['batch_size']} | {r['epochs']:g} | "
+            f"{r['split']} | {r['seed']} | {r['reconstruction_mse']:.5f} | {test} |"
+        )
+    return lines
+
+
 def main(argv):
     del argv
-    rows = find_runs(Path(FLAGS.root), FLAGS.dataset)
-    if not rows:
-        raise SystemExit(
-            f"no finished runs of {FLAGS.dataset!r} (split all) under {FLAGS.root}/<experiment>/*/results.json."
-        )
-    out = report.write_csv(rows, FLAGS.out or f"results/{FLAGS.dataset}_clustering")
-    report.write_markdown(summarize(rows, FLAGS.dataset), out)
+    root, out = Path(FLAGS.root), FLAGS.out or f"results/{FLAGS.dataset}"
+    rows = find_runs(root, FLAGS.dataset)
+    autoencoders = find_autoencoders(root, FLAGS.dataset)
+    if not rows and not autoencoders:
+        raise SystemExit(f"no finished runs of {FLAGS.dataset!r} under {root}/<experiment>/*/results.json.")
+    if rows:
+        report.write_markdown(summarize(rows, FLAGS.dataset), report.write_csv(rows, f"{out}_clustering"))
+    if autoencoders:
+        ae_out = report.write_csv(autoencoders, f"{out}_autoencoders")
+        report.write_markdown(autoencoder_lines(autoencoders, FLAGS.dataset), ae_out)
 
 
 if __name__ == "__main__":

@@ -50,3 +50,32 @@ def test_kmeans_binary_on_unlabelled_npy(tmp_path):
 def test_kmeans_binary_reports_bad_flags(tmp_path, flag, match):
     out = run(["experiments.kmeans", "--dataset=digits", flag, f"--workdir={tmp_path / 'w'}"], tmp_path, ok=False)
     assert out.returncode != 0 and match in out.stderr
+
+
+def test_collect_gathers_seeds_beside_the_papers(tmp_path):
+    root = tmp_path / "runs"
+    for seed, acc in ((0, 0.5), (1, 0.7)):
+        wd = root / "kmeans" / f"mnist-seed{seed}"
+        wd.mkdir(parents=True)
+        scores = {"acc": acc, "nmi": 0.4, "ari": 0.3, "n_init": 10}
+        (wd / "results.json").write_text(json.dumps({"dataset": "mnist", "split": "all", "seed": seed, **scores}))
+    other = root / "kmeans" / "digits-seed0"  # another dataset: left out
+    other.mkdir(parents=True)
+    (other / "results.json").write_text(json.dumps({"dataset": "digits", "split": "all", "seed": 0, "acc": 0.9}))
+    ae = root / "autoencoder" / "mnist-cae-train-seed0"
+    ae.mkdir(parents=True)
+    (ae / "results.json").write_text(
+        json.dumps({"dataset": "mnist", "seed": 0, "reconstruction_mse": 0.002, "test_reconstruction_mse": 0.003})
+    )
+    (ae / "config.json").write_text(json.dumps({"arch": "cae", "activation": "elu", "epochs": 10, "split": "train"}))
+    run(["experiments.collect", "--dataset=mnist", f"--root={root}", f"--out={tmp_path / 'mnist'}"], tmp_path)
+    table = (tmp_path / "mnist_clustering.md").read_text()
+    assert "| kmeans | mnist n_init=10 | 0,1 | 0.6000 ± 0.1414 |" in table and "53.49" in table
+    assert "0.9" not in table  # the digits run
+    assert len((tmp_path / "mnist_clustering.csv").read_text().splitlines()) == 3
+    assert (
+        "| cae | elu |" in (tmp_path / "mnist_autoencoders.md").read_text()
+        and "0.00300" in (tmp_path / "mnist_autoencoders.md").read_text()
+    )
+    empty = run(["experiments.collect", "--dataset=cifar", f"--root={root}"], tmp_path, ok=False)
+    assert empty.returncode != 0 and "no finished runs of 'cifar'" in empty.stderr
