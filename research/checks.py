@@ -8,6 +8,7 @@ XLA shape error deep inside a jitted loop.
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
@@ -81,6 +82,18 @@ def check_positive_int(value, name: str) -> int:
     if isinstance(value, bool) or int(value) != value or int(value) < 1:
         raise ValueError(f"{name} must be a whole number >= 1, got {value!r}.")
     return int(value)
+
+
+def check_positive_float(value, name: str, *, allow_zero: bool = False, meaning: str = "") -> float:
+    """Returns `value` as a finite float > 0 (>= 0 with allow_zero) or raises ValueError naming it."""
+    bound = ">= 0" if allow_zero else "> 0"
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number {bound}, got {value!r}.") from None
+    if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
+        raise ValueError(f"{name} must be a finite number {bound}{f' ({meaning})' if meaning else ''}, got {value!r}.")
+    return v
 
 
 def check_labels(y, n_samples: int, name: str = "y") -> np.ndarray:

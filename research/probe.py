@@ -184,16 +184,6 @@ def _fit(x_nd, y_n, w_n, C, tol, max_iter, learning_rate, *, n_out, binary, solv
 # Public API
 
 
-def _check_C(C) -> float:
-    try:
-        C = float(C)
-    except (TypeError, ValueError):
-        raise ValueError(f"C must be a number > 0, got {C!r}.") from None
-    if not (C > 0 and math.isfinite(C)):
-        raise ValueError(f"C must be a finite number > 0 (inverse regularisation strength), got {C!r}.")
-    return C
-
-
 def _check_targets(y, n, binary, n_classes):
     """Labels as int32 [n] and the number of logit columns; every class must be present."""
     y = checks.check_labels(y, n)
@@ -228,7 +218,7 @@ def _prepare(x, y, C, solver, max_iter, tol, binary, learning_rate, n_classes, s
     x = checks.as_matrix(x)
     n = x.shape[0]
     y, n_out = _check_targets(y, n, binary, n_classes)
-    C = _check_C(C)
+    C = checks.check_positive_float(C, "C", meaning="inverse regularisation strength")
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}.")
     max_iter = checks.check_positive_int(_DEFAULT_MAX_ITER[solver] if max_iter is None else max_iter, "max_iter")

@@ -408,16 +408,6 @@ def _x64(x) -> bool:
     return bool(jax.config.read("jax_enable_x64")) and np.dtype(getattr(x, "dtype", np.float32)) == np.float64
 
 
-def _check_float(value, name, *, positive=False):
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}.") from None
-    if not math.isfinite(v) or v < 0 or (positive and v == 0):
-        raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}, got {value!r}.")
-    return v
-
-
 def _default_block(n, r_, k, d):
     """About _BLOCK_FLOATS intermediates per block, the blocks evened out (under 8 rows of padding per block)."""
     target = max(64, _BLOCK_FLOATS // max(1, r_ * k * d))
@@ -504,8 +494,8 @@ def _prepare(
         )
     n_init = checks.check_positive_int(n_init, "n_init")
     max_iter = checks.check_positive_int(max_iter, "max_iter")
-    tol = _check_float(tol, "tol")
-    reg_covar = _check_float(reg_covar, "reg_covar", positive=True)
+    tol = checks.check_positive_float(tol, "tol", allow_zero=True)
+    reg_covar = checks.check_positive_float(reg_covar, "reg_covar")
     w, mu, pc, cov = _check_inits(weights_init, means_init, precisions_init, k, d, covariance_type)
     given = w is not None and mu is not None and pc is not None
     labels = None

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import math
 from typing import NamedTuple
 
 import jax
@@ -326,16 +325,6 @@ def _check_grid(grid):
     return int(h), int(w)
 
 
-def _check_positive(value, name):
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number > 0, got {value!r}.") from None
-    if not (v > 0 and math.isfinite(v)):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}.")
-    return v
-
-
 def _check_choice(value, choices, name):
     if value not in choices:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}.")
@@ -375,8 +364,8 @@ def _prepare(key, x, grid, mode, n_steps, n_epochs, sigma, learning_rate, decay,
     _check_choice(decay, _DECAYS, "decay")
     n_steps = default_n_steps((h, w)) if n_steps is None else checks.check_positive_int(n_steps, "n_steps")
     n_epochs = checks.check_positive_int(n_epochs, "n_epochs")
-    sigma = max(h, w) / 4.0 if sigma is None else _check_positive(sigma, "sigma")
-    learning_rate = _check_positive(learning_rate, "learning_rate")
+    sigma = max(h, w) / 4.0 if sigma is None else checks.check_positive_float(sigma, "sigma")
+    learning_rate = checks.check_positive_float(learning_rate, "learning_rate")
     window = min(_DEFAULT_WINDOW, x.shape[1]) if window is None else checks.check_positive_int(window, "window")
     block = checks.check_positive_int(block_size, "block_size")
     init_kd, method = _check_init(init, (h, w), x)
