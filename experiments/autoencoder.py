@@ -26,11 +26,17 @@ from experiments import common, features  # features: the --pretrained flag
 from research import data, nets, plots
 from research import logging as runlog
 from research.deep import pretrain
+from research.nets.mlp import KERNEL_INITS
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("arch", "dec", f"Autoencoder: one of {sorted(nets.PRESETS)}, or mlp:<w1>-...-<latent>.")
 flags.DEFINE_string("activation", "relu", "Hidden activation: relu, elu, gelu, tanh or sigmoid.")
-flags.DEFINE_enum("weight_init", "glorot", ["glorot", "dec", "lecun"], "glorot (Keras), dec (N(0, 0.01)), lecun.")
+flags.DEFINE_enum(
+    "weight_init",
+    "glorot",
+    list(KERNEL_INITS),
+    "glorot (Keras), dec (N(0, 0.01)), lecun, fan_in_uniform (U(+-1/sqrt(fan_in)): Keras DEC's MNIST setting).",
+)
 flags.DEFINE_enum("loss", "mse", list(pretrain.LOSSES), "Reconstruction loss (bce reads the output as logits).")
 flags.DEFINE_enum("optimizer", "adam", list(pretrain.OPTIMIZERS), "Optimizer.")
 flags.DEFINE_float("learning_rate", 1e-3, "Learning rate.")

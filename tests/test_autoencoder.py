@@ -61,6 +61,10 @@ def test_dec_preset_is_the_papers_network():
         "dec_3": (10, 2000), "dec_2": (2000, 500), "dec_1": (500, 500), "dec_0": (500, 784),
     }  # fmt: skip
     assert abs(float(jnp.std(params["enc_1"]["kernel"])) - 0.01) < 1e-3  # N(0, 0.01^2), as in DEC
+    # Keras DEC's MNIST init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), so std 1/sqrt(3 fan_in) and |w| < 1/sqrt(fan_in).
+    keras = nets.build("mlp:500-10", 784, init="fan_in_uniform").init(jax.random.key(0), jnp.zeros((1, 784)))["params"]
+    w = np.asarray(keras["enc_0"]["kernel"])
+    assert abs(w.std() - 1 / np.sqrt(3 * 784)) < 1e-3 and np.abs(w).max() <= 1 / np.sqrt(784)
 
 
 def test_bad_architectures_are_named():

@@ -11,15 +11,22 @@ import jax.numpy as jnp
 ACTIVATIONS = {"relu": nn.relu, "elu": nn.elu, "gelu": nn.gelu, "tanh": jnp.tanh, "sigmoid": nn.sigmoid}
 
 
+KERNEL_INITS = ("glorot", "dec", "lecun", "fan_in_uniform")
+
+
 def kernel_init(name: str):
-    """'dec': N(0, 0.01^2), as in the DEC paper; 'glorot': Glorot uniform (Keras's default); 'lecun': Flax's."""
+    """'glorot': Glorot uniform (Keras's default); 'dec': N(0, 0.01^2), as in the DEC paper; 'lecun': Flax's;
+    'fan_in_uniform': U(-1/sqrt(fan_in), 1/sqrt(fan_in)), the Keras DEC reimplementation's MNIST setting
+    (VarianceScaling(1/3, fan_in, uniform)) and PyTorch's nn.Linear default."""
     if name == "dec":
         return nn.initializers.normal(stddev=0.01)
     if name == "glorot":
         return nn.initializers.glorot_uniform()
     if name == "lecun":
         return nn.initializers.lecun_normal()
-    raise ValueError(f"unknown kernel init {name!r}; use 'dec', 'glorot' or 'lecun'.")
+    if name == "fan_in_uniform":
+        return nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+    raise ValueError(f"unknown kernel init {name!r}; use one of {KERNEL_INITS}.")
 
 
 def dense_name(side: str, i: int) -> str:
