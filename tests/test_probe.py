@@ -206,3 +206,21 @@ def test_linear_probe_binary_reports_bad_flags(tmp_path):
     )
     assert out.returncode != 0 and "--split is not used by linear_probe" in out.stderr
     assert not (tmp_path / "w").exists()  # refused before anything was written
+
+
+def test_linear_probe_binary_on_a_pretrained_encoder(tmp_path, digits):
+    # An autoencoder saved as experiments.autoencoder saves it; the probe trains on its 8-d codes.
+    from research import nets
+    from research.deep import pretrain
+
+    train, _ = digits
+    model = nets.build("mlp:32-8", 64)
+    params = pretrain.pretrain(jax.random.key(0), model, train.x, pretrain.PretrainConfig(batch_size=100, epochs=20))
+    spec = {"arch": "mlp:32-8", "input_dim": 64, "image_shape": [8, 8], "activation": "relu", "init": "glorot"}
+    pretrain.save_model(tmp_path / "ae", {**spec, "loss": "mse", "dataset": "digits"}, params)
+    wd = tmp_path / "w"
+    run(
+        ["experiments.linear_probe", "--dataset=digits", f"--pretrained={tmp_path / 'ae'}", f"--workdir={wd}"], tmp_path
+    )
+    res = json.loads((wd / "results.json").read_text())
+    assert res["features"] == "pretrained" and res["n_features"] == 8 and res["test_accuracy"] > 0.6
