@@ -1,7 +1,7 @@
 r"""Autoencoder + k-means (DEC's "AE + k-means" row): encode with a pretrained encoder, cluster the codes.
 
   python -m experiments.ae_kmeans --dataset=digits --epochs=50                  # pretrains first
-  python -m experiments.ae_kmeans --dataset=mnist --pretrained=checkpoints/autoencoder/mnist-seed0
+  python -m experiments.ae_kmeans --dataset=mnist --pretrained=checkpoints/autoencoder/mnist-dec-seed0
 
 Writes config.json, results.json (acc, nmi, ari, inertia, ...), labels.npy, embedding.npy, ckpt/ (the
 centroids), plots/reconstructions.png (originals above their reconstructions) and plots/clusters.png. Without

@@ -35,8 +35,10 @@ PUBLISHED = {
         "kmeans": ("53.49", "DEC paper (Xie et al. 2016), Table 2"),
         "ae_kmeans": (
             "81.84",
-            "DEC paper, Table 3; 87.93 is the mean of 10 trials of the Keras DEC reimplementation, autoencoder "
-            "pretrained by SGD (DEC-keras, results/exp1/results.csv)",
+            (
+                "DEC paper, Table 3; 87.93 is the mean of 10 trials of the Keras DEC reimplementation, "
+                "autoencoder pretrained by SGD (DEC-keras, results/exp1/results.csv)"
+            ),
         ),
         "dec": ("84.30", "DEC paper, Table 2; 91.20 the Keras DEC reimplementation's 10-trial mean"),
     }
