@@ -133,6 +133,20 @@ def save_clustering(wd: Path, ds: data.Dataset, labels, params: dict, config: di
     }
 
 
+def fit_fields(res, timed) -> dict:
+    """The results.json entries every fitted clustering reports: iterations, convergence, fit and compile
+    seconds, and for k-means-like results the inertia (best and per restart)."""
+    out = {}
+    if hasattr(res, "inertia_per_init"):
+        out = {"inertia": float(res.inertia), "inertia_per_init": np.asarray(res.inertia_per_init).tolist()}
+    return out | {
+        "n_iter": int(res.n_iter),
+        "converged": bool(res.converged),
+        "fit_seconds": timed.run_seconds,
+        "compile_seconds": timed.compile_seconds,
+    }
+
+
 def score_text(results: dict) -> str:
     """'acc=0.8123 nmi=0.7456 ari=0.6789', or 'no labels'."""
     return " ".join(f"{m}={results[m]:.4f}" for m in ("acc", "nmi", "ari") if m in results) or "no labels"

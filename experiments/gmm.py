@@ -81,10 +81,7 @@ def main(argv):
         "lower_bound_per_init": np.asarray(res.lower_bound_per_init).tolist(),
         "bic": gmm.bic(res.params, z),
         "aic": gmm.aic(res.params, z),
-        "n_iter": int(res.n_iter),
-        "converged": bool(res.converged),
-        "fit_seconds": timed.run_seconds,
-        "compile_seconds": timed.compile_seconds,
+        **common.fit_fields(res, timed),
         **pca_info,
     }
     common.finish(

@@ -72,12 +72,7 @@ def main(argv):
         "n_clusters": k,
         "n_init": FLAGS.n_init,
         "minibatch_size": FLAGS.minibatch_size,
-        "inertia": float(res.inertia),
-        "inertia_per_init": np.asarray(res.inertia_per_init).tolist(),
-        "n_iter": int(res.n_iter),
-        "converged": bool(res.converged),
-        "fit_seconds": timed.run_seconds,
-        "compile_seconds": timed.compile_seconds,
+        **common.fit_fields(res, timed),
     }
     common.finish(
         wd,

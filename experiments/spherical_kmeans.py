@@ -44,13 +44,8 @@ def main(argv):
     results |= {
         "n_clusters": k,
         "n_init": FLAGS.n_init,
-        "inertia": float(res.inertia),  # sum of (1 - cosine similarity to the assigned centroid)
+        **common.fit_fields(res, timed),  # inertia: the sum of (1 - cosine similarity to the centroid)
         "mean_cosine": 1.0 - float(res.inertia) / results["n_samples"],
-        "inertia_per_init": np.asarray(res.inertia_per_init).tolist(),
-        "n_iter": int(res.n_iter),
-        "converged": bool(res.converged),
-        "fit_seconds": timed.run_seconds,
-        "compile_seconds": timed.compile_seconds,
     }
     common.finish(
         wd,
