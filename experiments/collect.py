@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-import statistics
 from pathlib import Path
 
 from absl import app, flags
@@ -41,11 +40,22 @@ PUBLISHED = {
             ),
         ),
         "dec": ("84.30", "DEC paper, Table 2; 91.20 the Keras DEC reimplementation's 10-trial mean"),
+        "idec": ("88.06", "IDEC paper (Guo et al. 2017), Table 2"),
     }
 }
 METRICS = ("acc", "nmi", "ari")
 # results.json entries that tell settings apart, shown in the table when a run has them.
-DESCRIBE = ("arch", "embedding_dim", "pca_components", "n_features", "covariance_type", "grid", "mode", "n_init")
+DESCRIBE = (
+    "arch",
+    "embedding_dim",
+    "pca_components",
+    "n_features",
+    "covariance_type",
+    "grid",
+    "mode",
+    "n_init",
+    "min_retention",
+)
 
 
 def find_runs(root: Path, dataset: str) -> list[dict]:
@@ -82,10 +92,7 @@ def summarize(rows: list[dict], dataset: str) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     for (experiment, setting), runs in sorted(groups.items()):
-        cells = []
-        for m in METRICS:
-            v = [r[m] for r in runs]
-            cells.append(f"{statistics.mean(v):.4f} ± {statistics.stdev(v):.4f}" if len(v) > 1 else f"{v[0]:.4f}")
+        cells = [report.mean_std([r[m] for r in runs]) for m in METRICS]
         seeds = ",".join(str(r["seed"]) for r in sorted(runs, key=lambda r: r["seed"]))
         paper = published.get(experiment)
         lines.append(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
+import time
 from pathlib import Path
 
 import jax
@@ -38,8 +39,15 @@ flags.DEFINE_string("workdir", None, "Output folder. Default: checkpoints/<exper
 flags.DEFINE_string("label_column", None, "csv: the column holding true labels, used only for evaluation.")
 flags.DEFINE_list("drop_columns", [], "csv: identifier columns that must not become features.")
 flags.DEFINE_bool("overwrite", False, "Replace the outputs of a finished run in --workdir.")
+flags.DEFINE_float(
+    "min_retention",
+    None,
+    "Imbalanced subset (DEC paper, section 5.2): keep each sample of the k-th of C classes with probability "
+    "r + (1 - r) k / (C - 1), r this value; the draw depends on --seed only. Default: all samples.",
+)
 
 _COMMON_MODULE = __name__
+_STARTED = time.perf_counter()  # imported first thing by every binary: its wall time counts from here
 
 
 def dataset_tag(name: str) -> str:
@@ -55,7 +63,8 @@ def workdir(experiment: str, variant: str = "") -> Path:
     if FLAGS.workdir:
         return Path(FLAGS.workdir)
     variant = "-" + re.sub(r"[^A-Za-z0-9_.-]", "_", variant) if variant else ""
-    return Path("checkpoints") / experiment / f"{dataset_tag(FLAGS.dataset)}{variant}-seed{FLAGS.seed}"
+    subset = f"-rmin{FLAGS.min_retention:g}" if FLAGS.min_retention is not None else ""
+    return Path("checkpoints") / experiment / f"{dataset_tag(FLAGS.dataset)}{subset}{variant}-seed{FLAGS.seed}"
 
 
 def flag_values() -> dict:
@@ -95,6 +104,8 @@ def load_dataset(mmap: bool = False) -> data.Dataset:
         drop_columns=tuple(FLAGS.drop_columns),
         mmap=mmap,
     )
+    if FLAGS.min_retention is not None:
+        ds = data.imbalanced(ds, FLAGS.min_retention, seed=FLAGS.seed)
     logging.info("dataset %s/%s: x %s, labels %s", ds.name, FLAGS.split, ds.x.shape, ds.y is not None)
     return ds
 
@@ -129,6 +140,7 @@ def save_clustering(wd: Path, ds: data.Dataset, labels, params: dict, config: di
         "split": FLAGS.split,
         "seed": FLAGS.seed,
         "n_samples": int(ds.x.shape[0]),
+        **({} if FLAGS.min_retention is None else {"min_retention": FLAGS.min_retention}),
         **label_metrics(ds.y, labels),
     }
 
@@ -153,6 +165,9 @@ def score_text(results: dict) -> str:
 
 
 def finish(wd: Path, results: dict, summary: str) -> None:
-    """Writes results.json (with versions) and prints the run's one summary line."""
-    runlog.write_json(wd / "results.json", {**results, "versions": runlog.versions()})
+    """Writes results.json (with the process's wall time and the versions) and prints the run's one summary line."""
+    wall = round(time.perf_counter() - _STARTED, 1)
+    runlog.write_json(
+        wd / "results.json", {**results, "wall_seconds_this_invocation": wall, "versions": runlog.versions()}
+    )
     print(summary, flush=True)

@@ -309,3 +309,64 @@ def k_selection(ks, inertia, silhouette, bic, path, *, suggested: dict | None = 
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def training_curves(rows, path, *, metrics=("acc", "nmi", "ari"), title: str | None = None) -> Path:
+    """Scores over training steps (left axis) and the fraction of labels that changed (right, log scale).
+
+    rows: dicts with "step" and any of `metrics` and "delta_label", e.g. DEC's rows of metrics.jsonl.
+    """
+    rows = sorted(rows, key=lambda r: r["step"])
+    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+    for m in metrics:
+        pts = [(r["step"], r[m]) for r in rows if m in r]
+        if pts:
+            ax.plot(*zip(*pts), marker=".", label=m.upper())
+    ax.set_xlabel("step")
+    ax.set_ylabel("score")
+    pts = [(r["step"], r["delta_label"]) for r in rows if r.get("delta_label", 0) > 0]
+    if pts:
+        right = ax.twinx()
+        right.plot(*zip(*pts), color="gray", linestyle=":", label="labels changed")
+        right.set_yscale("log")
+        right.set_ylabel("fraction of labels changed", color="gray")
+        right.legend(loc="lower right", fontsize=7)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="lower left", fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return _save(fig, path)
+
+
+def embedding_2d(z_n2, labels_n, path, *, centres_k2=None, title: str | None = None, axis_names=("1", "2")) -> Path:
+    """Points of a 2-D picture of an embedding coloured by cluster, with the cluster centres as black crosses
+    (said in the title)."""
+    z_n2, labels_n = np.asarray(z_n2), np.asarray(labels_n)
+    clusters = np.unique(labels_n)
+    colours = plt.get_cmap("tab10" if len(clusters) <= 10 else "tab20")
+    fig, ax = plt.subplots(figsize=(5.5, 5.0))
+    for i, c in enumerate(clusters):
+        at = z_n2[labels_n == c]
+        ax.scatter(at[:, 0], at[:, 1], s=4, alpha=0.6, color=colours(i % colours.N), label=str(c), linewidths=0)
+    if centres_k2 is not None:
+        centres_k2 = np.asarray(centres_k2)
+        ax.scatter(centres_k2[:, 0], centres_k2[:, 1], s=60, marker="x", color="black")
+    ax.legend(markerscale=3, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), title="cluster")
+    ax.set_xlabel(axis_names[0])
+    ax.set_ylabel(axis_names[1])
+    if title or centres_k2 is not None:
+        ax.set_title(" ".join(filter(None, [title, "(x: centres)" if centres_k2 is not None else None])), fontsize=9)
+    return _save(fig, path)
+
+
+def k_curves(ks, curves: dict, path, *, title: str | None = None) -> Path:
+    """One panel per named curve over K (e.g. {"nmi": [...], "generalizability": [...]}), side by side."""
+    fig, axes = plt.subplots(1, len(curves), figsize=(3.6 * len(curves), 3.2), squeeze=False)
+    for ax, (name, values) in zip(axes[0], curves.items(), strict=True):
+        ax.plot(ks, values, marker="o")
+        ax.set_xlabel("K")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return _save(fig, path)

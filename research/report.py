@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 import platform
+import statistics
 from pathlib import Path
 
 import jax
@@ -43,3 +44,13 @@ def write_markdown(lines: list[str], out) -> None:
     text = "\n".join(lines) + "\n"
     Path(out).with_suffix(".md").write_text(text)
     print(text)
+
+
+def mean_std(values, digits: int = 4) -> str:
+    """'0.8123 ± 0.0101' (sample standard deviation) over several values, the value alone for one, '-' for none."""
+    values = [float(v) for v in values]
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"

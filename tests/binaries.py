@@ -9,9 +9,12 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
+from pathlib import Path
 
 _CACHE = tempfile.mkdtemp(prefix="jaxcluster-test-xla-cache-")
 atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
@@ -46,3 +49,16 @@ def run(args, cwd, ok: bool = True, timeout: float = 600, **extra_env) -> subpro
 def start(args, cwd, **popen_kw) -> subprocess.Popen:
     """Starts `python -m <args>` in cwd without waiting (for runs that are killed, or overlap)."""
     return subprocess.Popen(command(args), cwd=cwd, env=popen_kw.pop("env", env()), **popen_kw)
+
+
+def kill_at_first_checkpoint(args, cwd, workdir, ckpt_dir, timeout: float = 120) -> None:
+    """Starts `python -m <args>`, SIGKILLs it as soon as a step folder appears in `ckpt_dir`, and checks that it
+    had not finished (no results.json in `workdir`): the first half of every kill-and-resume test."""
+    proc = start(args, cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt_dir = Path(ckpt_dir)
+    deadline = time.time() + timeout
+    while time.time() < deadline and not (ckpt_dir.exists() and any(p.name.isdigit() for p in ckpt_dir.iterdir())):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (Path(workdir) / "results.json").exists(), "the run finished before it could be killed"

@@ -1,15 +1,12 @@
 """Autoencoders, the shared training loop, pretraining, exact resume, and the two binaries."""
 
 import json
-import signal
-import subprocess
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from binaries import run, start
+from binaries import kill_at_first_checkpoint, run
 
 from research import checkpointing, data, nets
 from research import logging as runlog
@@ -176,14 +173,7 @@ def test_autoencoder_binary_killed_and_resumed_ends_with_the_same_bits(tmp_path)
     flags = [*AE, "--epochs=60", "--checkpoint_every=28"]
     run([*flags, f"--workdir={tmp_path / 'straight'}"], tmp_path)
     victim = tmp_path / "killed"
-    proc = start([*flags, f"--workdir={victim}"], tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ckpt = victim / "ckpt" / "pretrain"
-    deadline = time.time() + 120
-    while time.time() < deadline and not (ckpt.exists() and any(p.name.isdigit() for p in ckpt.iterdir())):
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (victim / "results.json").exists(), "the run finished before it could be killed"
+    kill_at_first_checkpoint([*flags, f"--workdir={victim}"], tmp_path, victim, victim / "ckpt" / "pretrain")
     run([*flags, f"--workdir={victim}"], tmp_path)
     a = checkpointing.load_pytree(tmp_path / "straight" / "model")
     b = checkpointing.load_pytree(victim / "model")

@@ -124,6 +124,45 @@ def boundaries(start: int, num_steps: int, *every: int) -> list[int]:
     return sorted(s for s in ends if s > start)
 
 
+def advance(
+    step: Callable,
+    state: TrainState,
+    data,
+    *,
+    batch_size: int,
+    count: int,
+    data_key,
+    scan: bool = True,
+    stage: str = "train",
+) -> tuple[TrainState, np.ndarray]:
+    """Runs steps [state.step, state.step + count) on batches of `data`: the building block of `run`, for loops
+    that do work of their own between stretches of steps (DEC recomputes its target every few hundred).
+
+    Batches are those of `batch_indices(data_key, n, batch_size, ...)`, so stretches of any lengths give the
+    batches of one long run. Returns (state, loss per step as numpy [count]).
+
+    Raises:
+      FloatingPointError: the loss became NaN or infinite, naming the first such step.
+    """
+    s0 = int(state.step)
+    n = jax.tree.leaves(data)[0].shape[0]
+    idx = batch_indices(data_key, n, batch_size, s0, count)
+    state, losses = (_chunk if scan else _stepped)(step, state, idx, data)
+    losses = np.asarray(losses)
+    if not np.isfinite(losses).all():
+        bad = s0 + int(np.argmin(np.isfinite(losses)))
+        raise FloatingPointError(
+            f"{stage}: the loss became {losses[bad - s0]} at step {bad + 1} (steps counted from 1). "
+            "Lower the learning rate, check the data's scale, or resume from an earlier checkpoint."
+        )
+    return state, losses
+
+
+def default_data_key(state: TrainState):
+    """The key of the epoch shuffles when none is given: fold_in(state.key, 1 << 30), apart from the step keys."""
+    return jax.random.fold_in(state.key, 1 << 30)
+
+
 def run(
     step: Callable,
     state: TrainState,
@@ -171,22 +210,16 @@ def run(
     start = int(state.step)
     if start >= num_steps:
         return state
-    data_key = jax.random.fold_in(state.key, 1 << 30) if data_key is None else data_key
+    data_key = default_data_key(state) if data_key is None else data_key
     every = [check_positive_int(log_every, "log_every")]
     if ckpt is not None:
         every.append(check_positive_int(checkpoint_every or log_every, "checkpoint_every"))
     t_start, done_start = time.perf_counter(), start
     for end in boundaries(start, num_steps, *every):
         s0, t0 = int(state.step), time.perf_counter()
-        idx = batch_indices(data_key, n, batch_size, s0, end - s0)
-        state, losses = (_chunk if scan else _stepped)(step, state, idx, data)
-        losses = np.asarray(losses)
-        if not np.isfinite(losses).all():
-            bad = s0 + int(np.argmin(np.isfinite(losses)))
-            raise FloatingPointError(
-                f"{stage}: the loss became {losses[bad - s0]} at step {bad + 1} (steps counted from 1). "
-                "Lower the learning rate, check the data's scale, or resume from an earlier checkpoint."
-            )
+        state, losses = advance(
+            step, state, data, batch_size=batch_size, count=end - s0, data_key=data_key, scan=scan, stage=stage
+        )
         if ckpt is not None and (end % every[-1] == 0 or end == num_steps):
             ckpt.save(end, state, force=True)
         if log is not None and (end % every[0] == 0 or end == num_steps):

@@ -1,0 +1,294 @@
+"""Deep Embedded Clustering (Xie et al., 2016) and Improved DEC (Guo et al., 2017) on a pretrained autoencoder.
+
+    model, ae_params, _ = pretrain.load_model("checkpoints/autoencoder/mnist-dec-seed0")
+    res = dec.fit(key, model, ae_params, x, DECConfig(n_clusters=10), y=y, workdir=wd)
+    res.labels, res.params["centres"]
+
+DEC turns the encoder and k cluster centres mu into soft assignments by a Student's t kernel,
+
+    q_ij ∝ (1 + |z_i - mu_j|^2 / alpha)^(-(alpha + 1) / 2),
+
+sharpens them into a target p_ij ∝ q_ij^2 / f_j (f_j = sum_i q_ij, the soft cluster size), and trains encoder
+and centres to minimise KL(P || Q). P is held fixed for `update_interval` steps, then recomputed over the whole
+dataset; training stops when fewer than `tol` of the labels (argmax q) changed between two updates, or at
+`maxiter` steps. The centres start from k-means (`n_init` restarts) on the pretrained embedding.
+
+Variants, by `DECConfig`:
+  * IDEC (`gamma` set): the decoder stays, and the loss is reconstruction + gamma * KL (IDEC paper, Eq. 7;
+    gamma = 0.1), so the embedding keeps the local structure the autoencoder learnt.
+  * DEC w/o backprop (`frozen=True`): the embedding is computed once and only the centres move.
+
+The train step is `train.make_step` of the loss below, run `update_interval` steps at a time by
+`train.advance` (one lax.scan per stretch for dense networks). Checkpoints hold the train state and the labels
+of the previous update, so a resumed run takes the stop decision, and every later step, exactly as an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+
+from research import checkpointing, metrics
+from research.checks import as_matrix, check_n_clusters, check_positive_float, check_positive_int
+from research.cluster import kmeans
+from research.deep import pretrain, train
+from research.nets.conv import ConvAutoencoder
+
+
+class DECConfig(NamedTuple):
+    """DEC's settings; the defaults are the DEC paper's for MNIST (and Keras DEC's)."""
+
+    n_clusters: int = 10
+    alpha: float = 1.0  # degrees of freedom of the Student's t kernel
+    update_interval: int = 140  # steps between recomputations of the target P
+    tol: float = 1e-3  # stop when fewer than this fraction of labels changed between two updates
+    maxiter: int = 20000  # steps at most
+    batch_size: int = 256
+    optimizer: str = "sgd"
+    learning_rate: float = 0.01
+    momentum: float = 0.9  # sgd only
+    gamma: float | None = None  # None: DEC. A weight: IDEC, loss = reconstruction + gamma * KL(P || Q)
+    loss: str = "mse"  # IDEC: the reconstruction loss the autoencoder was trained with
+    frozen: bool = False  # DEC w/o backprop: the encoder is fixed, only the centres are trained
+    n_init: int = 20  # k-means restarts that place the initial centres
+    checkpoint_every: int = 5  # target updates between checkpoints (with a workdir)
+
+
+class DECResult(NamedTuple):
+    """params: {"ae": autoencoder params, "centres": [k, latent]}; labels: argmax q at the last update [n];
+    q: [n, k] at the last update; init_labels: the k-means labels the centres started from (AE + k-means);
+    n_iter: steps trained; n_updates: target computations (step 0 included); converged: stopped by `tol`
+    (not `maxiter`); history: one dict per update made by this call (a resumed call starts at its checkpoint):
+    step, delta_label, loss and samples/s of the stretch before it and, when y was given, acc/nmi/ari."""
+
+    params: Any
+    labels: np.ndarray
+    q: np.ndarray
+    init_labels: np.ndarray
+    n_iter: int
+    n_updates: int
+    converged: bool
+    history: list
+
+
+# --- the objective --------------------------------------------------------------------------------------------------
+
+
+def _log_soft_assign(z_nd, mu_kd, alpha):
+    d2 = jnp.sum(z_nd**2, 1, keepdims=True) - 2.0 * z_nd @ mu_kd.T + jnp.sum(mu_kd**2, 1)
+    logits = -0.5 * (alpha + 1.0) * jnp.log1p(jnp.maximum(d2, 0.0) / alpha)
+    return jax.nn.log_softmax(logits, axis=1)
+
+
+def soft_assign(z_nd, mu_kd, alpha: float = 1.0):
+    """q [n, k]: Student's t similarity of each embedded point to each centre, rows summing to 1."""
+    return jnp.exp(_log_soft_assign(z_nd, mu_kd, alpha))
+
+
+def target_distribution(q_nk):
+    """p [n, k] = q^2 / f (f: the soft cluster sizes sum_i q_ij), normalised per row. Squaring sharpens the
+    confident assignments; dividing by f keeps large clusters from drawing every point."""
+    w = jnp.square(q_nk) / jnp.maximum(jnp.sum(q_nk, 0), 1e-12)
+    return w / jnp.sum(w, 1, keepdims=True)
+
+
+def kl_divergence(p_nk, log_q_nk):
+    """KL(P || Q) summed over clusters, averaged over samples (Keras' "kld"); 0 log 0 counts as 0."""
+    return jnp.mean(jnp.sum(jax.scipy.special.xlogy(p_nk, p_nk) - p_nk * log_q_nk, axis=1))
+
+
+@functools.cache
+def _loss(model, alpha: float, gamma: float | None, recon: str, frozen: bool):
+    """loss_fn(params, batch, key) for `train.make_step`; batch = {"x": inputs (codes when frozen), "p": targets}."""
+
+    def loss_fn(params, batch, key):
+        del key
+        if frozen:
+            z = batch["x"]
+        elif gamma is None:
+            z = model.apply(params["ae"], batch["x"], method="encode")
+        else:
+            z, out = model.apply(params["ae"], batch["x"])
+        kl = kl_divergence(batch["p"], _log_soft_assign(z, params["centres"], alpha))
+        if gamma is None or frozen:
+            return kl
+        return pretrain.reconstruction_loss(out, batch["x"], recon) + gamma * kl
+
+    return loss_fn
+
+
+@functools.cache
+def _step(model, alpha, gamma, recon, frozen, optimizer, learning_rate, momentum):
+    # One step object per setting, so its jitted stretch compiles once however many fits run in a process.
+    tx = pretrain.optimizer(optimizer, learning_rate, momentum=momentum)
+    return train.make_step(_loss(model, alpha, gamma, recon, frozen), tx), tx
+
+
+_soft_assign_jit = jax.jit(soft_assign, static_argnums=2)
+
+
+def embed(model, params, x, frozen: bool = False) -> np.ndarray:
+    """The embedding DEC clusters: the encoder's codes of x (x itself when `frozen`: it holds the codes)."""
+    return np.asarray(x) if frozen else pretrain.encode(model, params["ae"], x)
+
+
+def predict_proba(model, params, x, alpha: float = 1.0) -> np.ndarray:
+    """q [n, k] of x [n, d] under a trained DEC (params as in `DECResult.params`)."""
+    z = embed(model, params, as_matrix(x))
+    return np.asarray(_soft_assign_jit(jnp.asarray(z), params["centres"], float(alpha)))
+
+
+def objective(model, params, x, alpha: float = 1.0) -> float:
+    """KL(P || Q) on x with P the target of x's own Q: the DEC paper's L for its generalizability
+    G = L_train / L_validation (section 5.3)."""
+    q = jnp.asarray(predict_proba(model, params, x, alpha))
+    return float(kl_divergence(target_distribution(q), jnp.log(jnp.maximum(q, 1e-30))))
+
+
+# --- training ---------------------------------------------------------------------------------------------------------
+
+# Settings a resumed run may change: where it writes and how often it logs.
+IGNORED_KEYS = frozenset({"workdir", "overwrite", "data_dir", "verbosity", "checkpoint_updates", "log_every"})
+
+
+def _check(cfg: DECConfig, n: int) -> DECConfig:
+    check_n_clusters(cfg.n_clusters, n)
+    check_positive_float(cfg.alpha, "alpha")
+    check_positive_int(cfg.update_interval, "update_interval")
+    check_positive_int(cfg.maxiter, "maxiter")
+    check_positive_int(cfg.checkpoint_every, "checkpoint_every")
+    check_positive_float(cfg.tol, "tol", allow_zero=True, meaning="the fraction of changed labels that stops DEC")
+    if cfg.gamma is not None:
+        check_positive_float(cfg.gamma, "gamma", meaning="IDEC's weight of the clustering loss")
+        if cfg.frozen:
+            raise ValueError(
+                "gamma (IDEC) trains the autoencoder; it cannot be combined with frozen (DEC w/o backprop)."
+            )
+    if cfg.batch_size > n:
+        raise ValueError(f"batch_size {cfg.batch_size} is larger than the data ({n} samples); lower --batch_size.")
+    return cfg
+
+
+def fit(
+    key,
+    model,
+    ae_params,
+    x,
+    cfg: DECConfig | None = None,
+    *,
+    y=None,
+    workdir=None,
+    config: dict | None = None,
+    log=None,
+) -> DECResult:
+    """Trains DEC (or IDEC, or DEC w/o backprop) on x [n, d] from a pretrained autoencoder.
+
+    Args:
+      key: the run's key: k-means on the embedding and the batch shuffles derive from it.
+      model, ae_params: the pretrained autoencoder (`pretrain.load_model`), not modified.
+      y: true labels [n], for the acc/nmi/ari logged at each update (never used for training).
+      workdir: checkpoints go to <workdir>/train_ckpt/ and an interrupted call resumes there, to the bit.
+      config: the run's settings stored with each checkpoint; a checkpoint of other settings is refused.
+      log: a `research.logging.MetricsLog` for one row per update, or None.
+    """
+    cfg = DECConfig() if cfg is None else cfg
+    x = as_matrix(x)
+    cfg = _check(cfg, x.shape[0])
+    k_init, k_train = jax.random.split(key)
+    z0 = embed(model, {"ae": ae_params}, x)
+    init = kmeans.fit(k_init, z0, cfg.n_clusters, n_init=cfg.n_init)
+    init_labels = np.asarray(init.labels)
+    step, tx = _step(
+        model, float(cfg.alpha), cfg.gamma, cfg.loss, cfg.frozen, cfg.optimizer, cfg.learning_rate, cfg.momentum
+    )
+    # A copy: the train step donates its state, and the caller's autoencoder must outlive the fit.
+    params = (
+        {"centres": init.centroids}
+        if cfg.frozen
+        else {"ae": jax.tree.map(jnp.copy, ae_params), "centres": init.centroids}
+    )
+    state = {"train": train.init_state(k_train, params, tx), "labels": jnp.asarray(init_labels, jnp.int32)}
+    data_x = jnp.asarray(z0 if cfg.frozen else x)
+    ckpt = None
+    if workdir is not None:
+        ckpt = checkpointing.Checkpointer(
+            f"{workdir}/train_ckpt", config or {}, ignore_keys=IGNORED_KEYS, max_to_keep=2
+        )
+    try:
+        state, q, history, converged = _loop(step, state, data_x, cfg, model, y, ckpt, log)
+    finally:
+        if ckpt is not None:
+            ckpt.close()
+    params = dict(state["train"].params)
+    if cfg.frozen:
+        params["ae"] = ae_params
+    return DECResult(
+        params=params,
+        labels=q.argmax(1),
+        q=q,
+        init_labels=init_labels,
+        n_iter=int(state["train"].step),
+        n_updates=-(-int(state["train"].step) // cfg.update_interval) + 1,
+        converged=converged,
+        history=history,
+    )
+
+
+def _loop(step, state, data_x, cfg, model, y, ckpt, log):
+    if ckpt is not None and ckpt.latest_step() is not None:
+        state = ckpt.restore(jax.eval_shape(lambda: state))
+        logging.info("dec: resumed from step %d of %s", int(state["train"].step), ckpt.directory)
+        if log is not None:
+            # The resumed loop logs the update at the checkpoint's step again: drop it too.
+            log.rewind(int(state["train"].step) - 1, stage="dec")
+    data_key = train.default_data_key(state["train"])
+    frozen_model = cfg.frozen
+    # XLA's CPU convolutions are much slower inside a scan (train.py); the frozen variant trains centres only.
+    scan = frozen_model or not isinstance(model, ConvAutoencoder)
+    history, loss, t_rate = [], None, None
+    while True:
+        s = int(state["train"].step)
+        params = state["train"].params
+        z = np.asarray(data_x) if frozen_model else pretrain.encode(model, params["ae"], data_x)
+        q = np.asarray(_soft_assign_jit(jnp.asarray(z), params["centres"], float(cfg.alpha)))
+        labels = q.argmax(1).astype(np.int32)
+        delta = float(np.mean(labels != np.asarray(state["labels"])))
+        row = {"stage": "dec", "delta_label": delta}
+        if loss is not None:
+            row |= {"loss": loss, "samples_per_s": t_rate}
+        if y is not None:
+            row |= {m: v for m, v in metrics.evaluate(y, labels).items() if m != "purity"}
+        history.append({"step": s, **row})
+        if log is not None:
+            log.log(s, **row)
+        converged = s > 0 and delta < cfg.tol
+        if converged or s >= cfg.maxiter:
+            break
+        p = target_distribution(jnp.asarray(q))
+        t0 = time.perf_counter()
+        count = min(cfg.update_interval, cfg.maxiter - s)
+        tr, losses = train.advance(
+            step,
+            state["train"],
+            {"x": data_x, "p": p},
+            batch_size=cfg.batch_size,
+            count=count,
+            data_key=data_key,
+            scan=scan,
+            stage="dec",
+        )
+        state = {"train": tr, "labels": jnp.asarray(labels)}
+        loss, t_rate = float(losses.mean()), round(count * cfg.batch_size / (time.perf_counter() - t0), 1)
+        if ckpt is not None and (int(tr.step) // cfg.update_interval) % cfg.checkpoint_every == 0:
+            ckpt.save(int(tr.step), state, force=True)
+    if ckpt is not None:
+        ckpt.save(s, state, force=True)
+        ckpt.wait()
+    return state, q, history, converged

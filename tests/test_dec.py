@@ -1,0 +1,237 @@
+"""DEC, IDEC and DEC w/o backprop: the objective, training to a stop, exact resume, and the binaries."""
+
+import csv
+import json
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from binaries import kill_at_first_checkpoint, run
+from jax.test_util import check_grads
+
+from research import checkpointing, data, metrics, nets
+from research import logging as runlog
+from research.deep import dec, pretrain, train
+
+
+def bits(tree):
+    return [np.asarray(a).tobytes() for a in jax.tree.leaves(tree)]
+
+
+def blobs(n_per=100, k=4, d=20, seed=0):
+    """k far-apart Gaussian blobs in d dimensions, scaled into [0, 1] like pixels."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(k, d)) * 4
+    x = np.concatenate([c + rng.normal(size=(n_per, d)) * 0.3 for c in centres])
+    x = (x - x.min()) / (x.max() - x.min())
+    return x.astype(np.float32), np.repeat(np.arange(k), n_per)
+
+
+@pytest.fixture(scope="module")
+def pretrained():
+    x, y = blobs()
+    model = nets.build("mlp:32-2", x.shape[1])
+    params = pretrain.pretrain(jax.random.key(0), model, x, pretrain.PretrainConfig(epochs=30, batch_size=32))
+    return model, params, x, y
+
+
+CFG = dec.DECConfig(n_clusters=4, update_interval=20, maxiter=400, batch_size=32, n_init=5, learning_rate=0.05)
+
+
+# --- the objective ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("alpha", [1.0, 2.5])
+def test_soft_assignment_is_the_students_t_kernel_and_rows_sum_to_one(alpha):
+    rng = np.random.default_rng(0)
+    z, mu = rng.normal(size=(50, 3)), rng.normal(size=(4, 3))
+    q = np.asarray(dec.soft_assign(jnp.asarray(z, jnp.float32), jnp.asarray(mu, jnp.float32), alpha))
+    kernel = (1 + ((z[:, None] - mu[None]) ** 2).sum(-1) / alpha) ** (-(alpha + 1) / 2)
+    np.testing.assert_allclose(q, kernel / kernel.sum(1, keepdims=True), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(q.sum(1), 1.0, rtol=1e-6)
+
+
+def test_target_distribution_is_sharper_than_q():
+    q = jax.nn.softmax(jax.random.normal(jax.random.key(0), (200, 5)), axis=1)
+    p = dec.target_distribution(q)
+    np.testing.assert_allclose(np.asarray(p.sum(1)), 1.0, rtol=1e-6)
+    entropy = lambda a: -np.sum(np.asarray(a) * np.log(np.asarray(a)), 1)
+    assert entropy(p).mean() < entropy(q).mean()
+    assert np.array_equal(np.asarray(p.argmax(1)), np.asarray(q.argmax(1)))  # sharpening keeps the choice here
+    # With equal soft cluster sizes, every row is sharper: its largest entry grows.
+    q_even = jnp.array([[0.6, 0.4], [0.4, 0.6]])
+    assert np.all(np.asarray(dec.target_distribution(q_even)).max(1) > 0.6)
+
+
+def test_kl_gradient_matches_finite_differences():
+    key_z, key_mu, key_p = jax.random.split(jax.random.key(1), 3)
+    z, mu = jax.random.normal(key_z, (16, 3)), jax.random.normal(key_mu, (4, 3))
+    p = dec.target_distribution(jax.nn.softmax(jax.random.normal(key_p, (16, 4)) * 2, axis=1))
+    loss = lambda z, mu: dec.kl_divergence(p, jnp.log(dec.soft_assign(z, mu, 1.0)))
+    check_grads(loss, (z, mu), order=1, modes=["rev"], eps=1e-2, atol=2e-2, rtol=2e-2)
+    assert float(dec.kl_divergence(p, jnp.log(p))) == pytest.approx(0.0, abs=1e-6)
+
+
+# --- training ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", [{}, {"gamma": 0.1, "optimizer": "adam", "learning_rate": 1e-3}, {"frozen": True}])
+def test_separated_blobs_are_clustered_perfectly(pretrained, variant):
+    model, params, x, y = pretrained
+    res = dec.fit(jax.random.key(2), model, params, x, CFG._replace(**variant), y=y)
+    assert metrics.acc(y, res.labels) == 1.0
+    assert res.history[-1]["acc"] == 1.0 and res.converged
+    np.testing.assert_allclose(res.q.sum(1), 1.0, rtol=1e-5)
+    assert res.params["centres"].shape == (4, 2)
+    if variant.get("frozen"):  # the encoder is untouched
+        assert bits(res.params["ae"]) == bits(params)
+    assert jax.tree.map(jnp.shape, res.params["ae"]) == jax.tree.map(jnp.shape, params)
+
+
+def test_stops_on_tol_or_at_maxiter(pretrained):
+    model, params, x, _ = pretrained
+    first = dec.fit(jax.random.key(2), model, params, x, CFG._replace(tol=1.0))
+    assert first.converged and first.n_iter == CFG.update_interval and first.n_updates == 2
+    never = dec.fit(jax.random.key(2), model, params, x, CFG._replace(tol=0.0, maxiter=50))
+    assert not never.converged and never.n_iter == 50  # stretches of 20, 20 and 10 steps
+    assert [h["step"] for h in never.history] == [0, 20, 40, 50] and never.n_updates == 4
+    assert all(h["delta_label"] >= 0 for h in never.history)
+
+
+def test_same_seed_same_bits_and_one_compilation(pretrained):
+    model, params, x, _ = pretrained
+    cfg = CFG._replace(tol=0.0, maxiter=60)
+    a = dec.fit(jax.random.key(3), model, params, x, cfg)
+    before = train._chunk._cache_size()
+    b = dec.fit(jax.random.key(3), model, params, x, cfg)
+    c = dec.fit(jax.random.key(4), model, params, x, cfg)
+    assert train._chunk._cache_size() == before
+    assert bits(a.params) == bits(b.params) and bits(a.params) != bits(c.params)
+
+
+def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, pretrained, monkeypatch):
+    model, params, x, y = pretrained
+    cfg = CFG._replace(tol=0.0, maxiter=200, checkpoint_every=2)
+    straight = dec.fit(jax.random.key(5), model, params, x, cfg, y=y, workdir=tmp_path / "a", config={"k": 4})
+    calls, advance = [], train.advance
+
+    def killed_after_five(*args, **kw):  # the process dies during the sixth stretch, after the checkpoint at 80
+        calls.append(1)
+        if len(calls) == 6:
+            raise KeyboardInterrupt
+        return advance(*args, **kw)
+
+    monkeypatch.setattr(train, "advance", killed_after_five)
+    log = runlog.MetricsLog(tmp_path / "b")
+    with pytest.raises(KeyboardInterrupt):
+        dec.fit(jax.random.key(5), model, params, x, cfg, y=y, workdir=tmp_path / "b", config={"k": 4}, log=log)
+    monkeypatch.setattr(train, "advance", advance)
+    assert checkpointing.Checkpointer(tmp_path / "b" / "train_ckpt").latest_step() == 80
+    resumed = dec.fit(jax.random.key(5), model, params, x, cfg, y=y, workdir=tmp_path / "b", config={"k": 4}, log=log)
+    assert bits(resumed.params) == bits(straight.params)
+    assert np.array_equal(resumed.labels, straight.labels) and resumed.n_updates == straight.n_updates
+    steps = [r["step"] for r in log.rows()]
+    assert steps == list(range(0, 201, 20))  # the rows read like one uninterrupted run's
+    with pytest.raises(checkpointing.CheckpointMismatchError, match="alpha|k"):
+        dec.fit(jax.random.key(5), model, params, x, cfg, workdir=tmp_path / "b", config={"k": 5})
+
+
+def test_bad_settings_are_named(pretrained):
+    model, params, x, _ = pretrained
+    with pytest.raises(ValueError, match="n_clusters"):
+        dec.fit(jax.random.key(0), model, params, x[:3], CFG)
+    with pytest.raises(ValueError, match="frozen"):
+        dec.fit(jax.random.key(0), model, params, x, CFG._replace(gamma=0.1, frozen=True))
+    with pytest.raises(ValueError, match="tol"):
+        dec.fit(jax.random.key(0), model, params, x, CFG._replace(tol=-1.0))
+    with pytest.raises(ValueError, match="non-finite|NaN|nan"):
+        dec.fit(jax.random.key(0), model, params, np.full_like(x, np.nan), CFG)
+
+
+def test_objective_and_generalizability_inputs(pretrained):
+    model, params, x, _ = pretrained
+    res = dec.fit(jax.random.key(2), model, params, x, CFG)
+    assert (
+        0
+        <= dec.objective(model, res.params, x)
+        < dec.objective(model, {**res.params, "centres": res.params["centres"] * 0}, x)
+    )
+    np.testing.assert_allclose(dec.predict_proba(model, res.params, x), res.q, rtol=1e-5, atol=1e-6)
+
+
+def test_imbalanced_subset_follows_the_retention_rates():
+    ds = data.Dataset(x=np.zeros((100_000, 1), np.float32), y=np.arange(100_000) % 10, image_shape=None, name="t")
+    sub = data.imbalanced(ds, 0.1, seed=0)
+    kept = np.bincount(sub.y, minlength=10) / 10_000
+    np.testing.assert_allclose(kept, 0.1 + 0.9 * np.arange(10) / 9, atol=0.02)
+    assert np.array_equal(data.imbalanced(ds, 0.1, seed=0).y, sub.y) and len(data.imbalanced(ds, 0.1, 1).y) != len(
+        sub.y
+    )
+    with pytest.raises(ValueError, match="retention"):
+        data.imbalanced(ds, 0.0)
+    train_part, val = data.split_validation(ds, 0.2, seed=0)
+    assert len(val.x) == 20_000 and len(train_part.x) == 80_000
+
+
+# --- binaries ---------------------------------------------------------------------------------------------------
+
+AE = ["--dataset=digits", "--arch=mlp:64-32-10", "--epochs=20", "--seed=1"]
+SMALL = [*AE, "--update_interval=30", "--n_init=5"]
+
+
+def test_dec_binary_pretrains_writes_its_outputs_and_resumes_after_sigkill(tmp_path):
+    flags = ["experiments.dec", *SMALL, "--maxiter=600", "--tol=0", "--checkpoint_updates=2"]
+    out = run([*flags, f"--workdir={tmp_path / 'straight'}"], tmp_path)
+    wd = tmp_path / "straight"
+    results = json.loads((wd / "results.json").read_text())
+    assert results["mode"] == "dec" and results["n_iter"] == 600 and not results["converged"]
+    assert results["acc"] > 0.5 and "init_acc" in results
+    assert out.stdout.strip().splitlines()[-1].startswith("dec digits/all K=10 (dec): acc=")
+    for figure in ("clusters.png", "training.png", "embedding.png"):
+        assert (wd / "plots" / figure).stat().st_size > 5_000
+    rows = [r for r in runlog.MetricsLog(wd).rows() if r.get("stage") == "dec"]
+    assert [r["step"] for r in rows] == list(range(0, 601, 30)) and all("acc" in r for r in rows)
+    # The saved encoder is DEC's: other binaries take it with --pretrained.
+    model, params, _ = pretrain.load_model(wd)
+    np.testing.assert_allclose(pretrain.encode(model, params, data.load("digits").x), np.load(wd / "embedding.npy"))
+
+    # Killed once it has checkpointed (reusing the pretrained autoencoder), resumed: the same bits.
+    victim = tmp_path / "killed"
+    ae = [f"--pretrained={wd / 'autoencoder'}"]
+    kill_at_first_checkpoint([*flags, *ae, f"--workdir={victim}"], tmp_path, victim, victim / "train_ckpt")
+    run([*flags, *ae, f"--workdir={victim}"], tmp_path)
+    assert bits(checkpointing.load_pytree(victim / "model")) == bits(checkpointing.load_pytree(wd / "model"))
+    assert np.array_equal(np.load(victim / "labels.npy"), np.load(wd / "labels.npy"))
+    # The same workdir with other settings is refused, not overwritten.
+    (victim / "results.json").unlink()
+    other = run([*flags, *ae, "--alpha=2", f"--workdir={victim}"], tmp_path, ok=False)
+    assert other.returncode != 0 and "alpha" in other.stderr
+
+
+def test_quick_reproduce_writes_every_row_and_reuses_finished_runs(tmp_path):
+    common = ["--quick", "--seeds=0", f"--root={tmp_path / 'runs'}", f"--out={tmp_path / 'results'}"]
+    run(["experiments.reproduce", "--table=dec_mnist", *common], tmp_path)
+    table = (tmp_path / "results" / "dec_mnist_quick.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| method")]
+    names = [r.split(" | ")[0][2:] for r in rows]
+    assert names == ["k-means (pixels)", "AE + k-means", "DEC w/o backprop", "DEC", "IDEC"]
+    assert all(re.search(r"\| 0\.\d{4} \| 0\.\d{4} \| 0\.\d{4} \|", r) for r in rows), table
+    with open(tmp_path / "results" / "dec_mnist_quick.csv") as f:
+        csv_rows = list(csv.DictReader(f))
+    assert len(csv_rows) == 5 and all(0 < float(r["acc"]) <= 1 for r in csv_rows)
+    runs = tmp_path / "runs"
+    idec = runs / "idec" / "digits-quick-seed0"
+    assert json.loads((idec / "results.json").read_text())["mode"] == "idec"
+    assert json.loads((idec / "config.json").read_text())["gamma"] == 0.1
+    assert json.loads((runs / "dec" / "digits-quick-frozen-seed0" / "results.json").read_text())["mode"] == "frozen"
+    # The K sweep reuses the seed's autoencoder and holds out 20% for G.
+    out = run(["experiments.reproduce", "--table=dec_num_clusters", "--ks=3,5", *common], tmp_path)
+    assert "running autoencoder" not in out.stdout and "running dec" in out.stdout
+    k3 = json.loads((runs / "dec" / "digits-quick-k3-val-seed0" / "results.json").read_text())
+    assert k3["n_clusters"] == 3 and k3["n_samples"] == 1438 and k3["generalizability"] > 0
+    assert (tmp_path / "results" / "dec_num_clusters_quick.png").stat().st_size > 5_000
+    # Finished runs are read, not run again.
+    again = run(["experiments.reproduce", "--table=dec_mnist", *common], tmp_path)
+    assert "running" not in again.stdout
