@@ -1,0 +1,219 @@
+"""k-NN and radius counts against brute force; DBSCAN against scikit-learn; bad inputs; compile-once."""
+
+import numpy as np
+import pytest
+from sklearn.cluster import DBSCAN
+from sklearn.datasets import make_blobs
+from sklearn.metrics import adjusted_rand_score
+
+from research.cluster import dbscan
+from research.embed import neighbors
+
+
+def points(n, d, seed=0):
+    return (np.random.default_rng(seed).normal(size=(n, d)) * 3 + 10).astype(np.float32)
+
+
+def brute_dist(q, x, metric):
+    q, x = q.astype(np.float64), x.astype(np.float64)
+    if metric == "cosine":
+        qn = np.linalg.norm(q, axis=1, keepdims=True)
+        xn = np.linalg.norm(x, axis=1, keepdims=True)
+        return 1.0 - (q / np.where(qn > 0, qn, 1)) @ (x / np.where(xn > 0, xn, 1)).T
+    return np.sqrt(np.maximum(((q[:, None, :] - x[None, :, :]) ** 2).sum(-1), 0))
+
+
+# ---------------------------------------------------------------------------
+# knn
+
+
+@pytest.mark.parametrize("d", [3, 12])  # direct differences; the expansion
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+@pytest.mark.parametrize("separate_queries", [False, True])
+def test_knn_equals_brute_force(d, metric, separate_queries):
+    x = points(53, d)
+    if metric == "cosine":
+        x[4] = 0.0  # a zero row: distance 1 to everything, no NaN
+    q = points(19, d, seed=1) if separate_queries else None
+    k = 6
+    ours = neighbors.knn(x, k, queries=q, metric=metric, block_size=7)  # 53 and 19 are not multiples of 7
+    dist = brute_dist(x if q is None else q, x, metric)
+    if q is None:
+        np.fill_diagonal(dist, np.inf)  # self excluded
+    want_idx = np.argsort(dist, axis=1, kind="stable")[:, :k]
+    idx, got = np.asarray(ours.indices), np.asarray(ours.distances)
+    assert idx.shape == got.shape == (dist.shape[0], k) and idx.dtype == np.int32
+    assert np.all(np.isfinite(got))
+    np.testing.assert_array_equal(idx, want_idx)
+    np.testing.assert_allclose(got, np.take_along_axis(dist, want_idx, 1), atol=2e-5 if metric == "cosine" else 2e-4)
+    if q is None:
+        assert not np.any(idx == np.arange(len(x))[:, None])
+
+
+def test_knn_ties_go_to_the_lower_index():
+    x = np.array([[0.0], [1.0], [1.0], [1.0], [2.0]], np.float32)
+    ours = neighbors.knn(x, 4, queries=np.array([[1.0]], np.float32), block_size=1)
+    np.testing.assert_array_equal(np.asarray(ours.indices), [[1, 2, 3, 0]])
+    np.testing.assert_array_equal(np.asarray(ours.distances), [[0, 0, 0, 1]])
+    own = neighbors.knn(x, 3, block_size=2)  # a duplicate of the query is a neighbour, the query is not
+    np.testing.assert_array_equal(np.asarray(own.indices)[1:4], [[2, 3, 0], [1, 3, 0], [1, 2, 0]])
+
+
+def test_knn_one_block_equals_many():
+    x = points(40, 2, seed=3)
+    a, b = neighbors.knn(x, 5, block_size=1024), neighbors.knn(x, 5, block_size=3)
+    np.testing.assert_array_equal(np.asarray(a.indices), np.asarray(b.indices))
+    # XLA may fuse the two shapes differently: the last bit of a distance can differ.
+    np.testing.assert_allclose(np.asarray(a.distances), np.asarray(b.distances), rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------
+# radius_counts
+
+
+@pytest.mark.parametrize("d", [2, 12])
+def test_radius_counts_equal_brute_force(d):
+    x = points(61, d, seed=2)
+    x[10] = x[11]  # a duplicate
+    dist = brute_dist(x, x, "euclidean")
+    pairs = np.unique(dist[np.triu_indices(len(x), 1)])
+    for q in (0.05, 0.3):
+        i = int(q * len(pairs))
+        eps = (pairs[i] + pairs[i + 1]) / 2  # between two pair distances: float32 rounding cannot flip a pair
+        got = np.asarray(neighbors.radius_counts(x, eps, block_size=7))
+        assert got.dtype == np.int32
+        np.testing.assert_array_equal(got, (dist <= eps).sum(1))
+
+
+def test_radius_counts_include_self_and_exactly_eps():
+    x = np.stack(np.meshgrid(np.arange(5.0), np.arange(4.0)), -1).reshape(-1, 2).astype(np.float32)  # unit grid
+    got = np.asarray(neighbors.radius_counts(x, 1.0, block_size=3)).reshape(4, 5)
+    want = np.full((4, 5), 5)
+    want[[0, -1], :] -= 1
+    want[:, [0, -1]] -= 1
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(np.asarray(neighbors.radius_counts(x, 0.5)), np.ones(20))
+
+
+# ---------------------------------------------------------------------------
+# DBSCAN
+
+
+def blobs_with_noise(seed, n_noise=0, d=2, std=0.5, n=360):
+    """n points: 4 blobs and n_noise uniform ones (one n for all, so the fits share one compilation)."""
+    x, _ = make_blobs(n - n_noise, d, centers=4, cluster_std=std, random_state=seed)
+    noise = np.random.default_rng(seed).uniform(x.min(0) - 2, x.max(0) + 2, size=(n_noise, d))
+    return np.concatenate([x, noise]).astype(np.float32)
+
+
+def assert_matches_sklearn(x, eps, min_samples, block_size):
+    ours = dbscan.fit(x, eps, min_samples, block_size=block_size)
+    ref = DBSCAN(eps=eps, min_samples=min_samples).fit(x.astype(np.float64))
+    labels, core = np.asarray(ours.labels), np.asarray(ours.core_mask)
+    assert labels.dtype == np.int32 and core.dtype == bool
+    np.testing.assert_array_equal(np.flatnonzero(core), ref.core_sample_indices_)
+    assert int(ours.n_clusters) == ref.labels_.max() + 1
+    np.testing.assert_array_equal(labels < 0, ref.labels_ < 0)  # the same noise
+    # Core points: the same clusters, numbered alike (by smallest core index, scikit-learn's discovery order).
+    assert adjusted_rand_score(ref.labels_[core], labels[core]) == 1.0
+    np.testing.assert_array_equal(labels[core], ref.labels_[core])
+    # Border points: the cluster of one of their core neighbours; scikit-learn's where that is unambiguous.
+    near = (brute_dist(x, x, "euclidean") <= eps) & core[None, :]
+    n_ambiguous = 0
+    for i in np.flatnonzero(~core & (labels >= 0)):
+        options = set(labels[near[i]])
+        assert labels[i] in options
+        if len(options) == 1:
+            assert labels[i] == ref.labels_[i]
+        n_ambiguous += len(options) > 1
+    assert set(np.unique(labels)) <= set(range(-1, int(ours.n_clusters)))
+    return ours, n_ambiguous
+
+
+@pytest.mark.parametrize(
+    "seed, n_noise, eps, min_samples, block_size",
+    [
+        (0, 0, 0.3, 5, 64),
+        (1, 0, 0.25, 10, 64),
+        (2, 0, 0.5, 3, 7),
+        (3, 60, 0.4, 5, 64),  # uniform noise points
+        (3, 60, 0.6, 15, 1024),  # one block
+        (4, 30, 0.2, 1, 64),  # min_samples 1: every point is core
+    ],
+)
+def test_dbscan_matches_sklearn(seed, n_noise, eps, min_samples, block_size):
+    x = blobs_with_noise(seed, n_noise)
+    ours, _ = assert_matches_sklearn(x, eps, min_samples, block_size)
+    assert int(ours.n_clusters) >= 2
+    if n_noise and min_samples > 1:
+        assert np.any(np.asarray(ours.labels) < 0)
+
+
+def test_dbscan_matches_sklearn_in_higher_dimension():
+    x = blobs_with_noise(5, n_noise=40, d=12, std=1.0)  # the expansion path of the distances
+    assert_matches_sklearn(x, 3.5, 5, 64)
+
+
+def test_dbscan_border_point_between_clusters_goes_to_its_nearest_core():
+    # Two dense runs of points; the border point 5.9 touches core 5.0 of the left run (0.9) and core 6.5 of the
+    # right one (0.6), and is not core itself (3 neighbours with eps 1).
+    left = np.arange(0.0, 5.01, 0.5)
+    right = np.arange(6.5, 11.51, 0.5)
+    x = np.concatenate([left, [5.9], right, [20.0]])[:, None].astype(np.float32)
+    ours = dbscan.fit(x, 1.0, 4, block_size=4)
+    labels = np.asarray(ours.labels)
+    assert int(ours.n_clusters) == 2
+    assert labels[len(left)] == 1 and not np.asarray(ours.core_mask)[len(left)]
+    assert labels[-1] == -1
+    np.testing.assert_array_equal(labels[: len(left)], 0)
+
+
+def test_dbscan_does_not_recompile_for_new_eps_or_min_samples():
+    x = blobs_with_noise(0)
+    a = dbscan.fit(x, 0.3, 5, block_size=64)
+    size = dbscan._fit._cache_size()
+    b = dbscan.fit(x, 0.4, 8, block_size=64)
+    assert dbscan._fit._cache_size() == size
+    c = dbscan.fit(x, 0.3, 5, block_size=64)
+    for f in a._fields:
+        np.testing.assert_array_equal(np.asarray(getattr(a, f)), np.asarray(getattr(c, f)))
+    assert not np.array_equal(np.asarray(a.core_mask), np.asarray(b.core_mask))
+
+
+# ---------------------------------------------------------------------------
+# Bad inputs
+
+
+def test_bad_inputs_raise_clear_errors():
+    x = points(10, 2)
+    with pytest.raises(ValueError, match=r"k=10 .*candidate neighbours \(9.*query itself.*k <= 9"):
+        neighbors.knn(x, 10)
+    with pytest.raises(ValueError, match=r"k=11 .*\(10: the 10 rows of x\).*k <= 10"):
+        neighbors.knn(x, 11, queries=x[:3])
+    with pytest.raises(ValueError, match="k must be a whole number >= 1"):
+        neighbors.knn(x, 0)
+    with pytest.raises(ValueError, match="metric must be one of .*'manhattan'"):
+        neighbors.knn(x, 3, metric="manhattan")
+    with pytest.raises(ValueError, match="queries have 3 features but x has 2"):
+        neighbors.knn(x, 3, queries=np.zeros((2, 3), np.float32))
+    with pytest.raises(ValueError, match="block_size must be a whole number >= 1"):
+        neighbors.knn(x, 3, block_size=0)
+    bad = x.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match="x has 1 NaN or infinite"):
+        neighbors.knn(bad, 3)
+    with pytest.raises(ValueError, match="queries has 1 NaN or infinite"):
+        neighbors.knn(x, 3, queries=bad)
+    with pytest.raises(ValueError, match="x has 1 NaN or infinite"):
+        neighbors.radius_counts(bad, 1.0)
+    with pytest.raises(ValueError, match="eps must be a finite number > 0"):
+        neighbors.radius_counts(x, 0.0)
+    with pytest.raises(ValueError, match="x has 1 NaN or infinite"):
+        dbscan.fit(bad, 0.5)
+    for eps in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="eps must be a finite number > 0"):
+            dbscan.fit(x, eps)
+    with pytest.raises(ValueError, match="min_samples must be a whole number >= 1"):
+        dbscan.fit(x, 0.5, 0)
+    with pytest.raises(ValueError, match="must be 2-D"):
+        dbscan.fit(x[:, 0], 0.5)

@@ -1,0 +1,85 @@
+"""Neighbour embeddings: calibration of the kNN graph's weights, and embeddings that keep clusters apart."""
+
+import jax
+import numpy as np
+import pytest
+
+from research.embed import neighbors, tsne
+
+
+def blobs(n_per=60, k=3, d=10, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(k, d)) * 10
+    return np.concatenate([c + rng.normal(size=(n_per, d)) for c in centres]).astype(np.float32), np.repeat(
+        np.arange(k), n_per
+    )
+
+
+@pytest.mark.parametrize("perplexity", [5.0, 30.0])
+def test_calibrated_perplexity_matches_the_target(perplexity):
+    x, _ = blobs()
+    nn = neighbors.knn(x, int(3 * perplexity))
+    p, beta = tsne.perplexity_conditionals(nn.distances, perplexity)
+    p = np.asarray(p, np.float64)
+    np.testing.assert_allclose(p.sum(1), 1.0, rtol=1e-5)
+    entropy = -np.sum(np.where(p > 0, p * np.log(np.maximum(p, 1e-300)), 0.0), 1)
+    np.testing.assert_allclose(np.exp(entropy), perplexity, atol=1e-3 * perplexity)
+    assert np.all(np.asarray(beta) > 0)
+
+
+def test_fuzzy_weights_sum_to_log2_k_and_the_graphs_are_symmetric():
+    x, _ = blobs()
+    nn = neighbors.knn(x, 14)
+    w, _ = tsne.fuzzy_weights(nn.distances)
+    np.testing.assert_allclose(np.asarray(w).sum(1), np.log2(15), rtol=1e-4)
+    assert np.allclose(np.asarray(w)[:, 0], 1.0)  # the nearest neighbour has full membership
+    for g, total in ((tsne.umap_graph(nn), None), (tsne.tsne_graph(nn, 5.0), 1.0)):
+        dense = np.zeros((len(x), len(x)))
+        dense[np.asarray(g.rows), np.asarray(g.cols)] = np.asarray(g.weights)
+        np.testing.assert_allclose(dense, dense.T, atol=1e-7)
+        assert np.all(np.diff(np.asarray(g.rows)) >= 0) and np.all(np.diag(dense) == 0)
+        if total is not None:
+            assert dense.sum() == pytest.approx(total, rel=1e-5)
+
+
+def test_ab_for_min_dist_matches_umaps_curve():
+    a, b = tsne.find_ab(0.1)
+    d = np.linspace(0.0, 3.0, 50)
+    fitted = 1.0 / (1.0 + a * d ** (2 * b))
+    wanted = np.where(d < 0.1, 1.0, np.exp(-(d - 0.1)))
+    assert np.max(np.abs(fitted - wanted)) < 0.1 and 1.0 < a < 2.5 and 0.7 < b < 1.0
+
+
+@pytest.mark.parametrize(
+    "method,kw",
+    [
+        ("tsne", {"perplexity": 10.0}),  # exact repulsion (n <= 2000)
+        ("umap", {"n_neighbors": 10, "n_epochs": 100}),
+        ("umap", {"n_neighbors": 10, "n_epochs": 100, "init": "random"}),
+    ],
+)
+def test_separated_blobs_stay_apart(method, kw):
+    x, y = blobs()
+    emb = np.asarray(getattr(tsne, method)(jax.random.key(0), x, dim=2, **kw).embedding)
+    assert emb.shape == (len(x), 2) and np.isfinite(emb).all()
+    # Each point's 5 nearest neighbours in the embedding are from its own blob, and it is nearer its own
+    # blob's centre than any other's.
+    near = np.asarray(neighbors.knn(emb, 5).indices)
+    assert np.all(y[near] == y[:, None])
+    centres = np.stack([emb[y == c].mean(0) for c in range(3)])
+    assert np.array_equal(np.argmin(((emb[:, None] - centres[None]) ** 2).sum(-1), 1), y)
+
+
+def test_same_key_same_bits_and_bad_settings():
+    x, _ = blobs(n_per=30)
+    a = tsne.umap(jax.random.key(3), x, n_neighbors=8, n_epochs=20).embedding
+    b = tsne.umap(jax.random.key(3), x, n_neighbors=8, n_epochs=20).embedding
+    assert np.array_equal(np.asarray(a), np.asarray(b))
+    with pytest.raises(ValueError, match="perplexity"):
+        tsne.tsne(jax.random.key(0), x[:20], perplexity=30.0)
+    with pytest.raises(ValueError, match="n_neighbors"):
+        tsne.umap(jax.random.key(0), x, n_neighbors=1)
+    with pytest.raises(ValueError, match="min_dist"):
+        tsne.umap(jax.random.key(0), x, min_dist=-1.0)
+    with pytest.raises(ValueError, match="init"):
+        tsne.umap(jax.random.key(0), x, init="nope")
