@@ -217,7 +217,9 @@ def _negatives(key, n, m):
 def _tsne_loop(key, y0, g: Graph, *, n_iter, exag_iter, exaggeration, learning_rate, negative_samples, exact):
     n = y0.shape[0]
 
-    def grad(y, it):
+    def grad(y, it, z_avg):
+        """The gradient and the normalisation Z used (exact, or a running mean of the sampled estimates:
+        Z sits in a denominator, so a single small estimate would blow the repulsion up)."""
         diff = y[g.rows] - y[g.cols]  # [E, dim]
         qe = 1.0 / (1.0 + jnp.sum(diff * diff, 1))
         attr = jax.ops.segment_sum((g.weights * qe)[:, None] * diff, g.rows, n, indices_are_sorted=True)
@@ -226,29 +228,32 @@ def _tsne_loop(key, y0, g: Graph, *, n_iter, exag_iter, exaggeration, learning_r
             q = 1.0 / (1.0 + jnp.sum(d * d, -1))
             q = q * (1.0 - jnp.eye(n, dtype=q.dtype))
             z = jnp.sum(q)
-            rep = jnp.sum((q * q)[..., None] * d, 1) / z
+            rep = jnp.sum((q * q)[..., None] * d, 1)
         else:
             m = _negatives(jax.random.fold_in(key, it), n, negative_samples)
             d = y[:, None, :] - y[m]  # [n, M, dim]
             q = 1.0 / (1.0 + jnp.sum(d * d, -1))
             q = jnp.where(m == jnp.arange(n)[:, None], 0.0, q)
             scale = (n - 1) / negative_samples
-            z = jnp.sum(q) * scale
-            rep = scale * jnp.sum((q * q)[..., None] * d, 1) / z
+            z_new = jnp.sum(q) * scale
+            z = jnp.where(it == 0, z_new, 0.9 * z_avg + 0.1 * z_new)
+            rep = scale * jnp.sum((q * q)[..., None] * d, 1)
         exag = jnp.where(it < exag_iter, exaggeration, 1.0)
-        return 4.0 * (exag * attr - rep)
+        return 4.0 * (exag * attr - rep / z), z
 
     def body(it, carry):
-        y, update, gains = carry
-        gr = grad(y, it)
+        y, update, gains, z_avg = carry
+        gr, z_avg = grad(y, it, z_avg)
         momentum = jnp.where(it < exag_iter, 0.5, 0.8)
         same_sign = jnp.sign(gr) == jnp.sign(update)
-        gains = jnp.maximum(jnp.where(same_sign, gains * 0.8, gains + 0.2), 0.01)
+        # Per-coordinate gains (delta-bar-delta) read noise as a consistent direction: exact gradients only.
+        gains = jnp.maximum(jnp.where(same_sign, gains * 0.8, gains + 0.2), 0.01) if exact else gains
         update = momentum * update - learning_rate * gains * gr
         y = y + update
-        return y - jnp.mean(y, 0), update, gains
+        return y - jnp.mean(y, 0), update, gains, z_avg
 
-    y, _, _ = lax.fori_loop(0, n_iter, body, (y0, jnp.zeros_like(y0), jnp.ones_like(y0)))
+    init = (y0, jnp.zeros_like(y0), jnp.ones_like(y0), jnp.ones((), y0.dtype))
+    y, _, _, _ = lax.fori_loop(0, n_iter, body, init)
     return y
 
 
