@@ -162,7 +162,8 @@ def fit(x, eps: float, min_samples: int = 5, *, block_size: int = 1024) -> DBSCA
       min_samples: a point is a core point when at least this many points (itself included) lie
         within eps of it.
       block_size: rows per block and per column tile: memory holds [block_size, block_size]
-        distances at a time. On low-dimensional data a few thousand runs fastest.
+        distances at a time. On 70k 2-D points 256 ran fastest (smaller blocks meet narrower
+        windows of the sorted rows); in high dimension the windows span most of the data.
 
     Returns:
       DBSCANResult(labels [n] int32 (-1: noise), core_mask [n] bool, n_clusters [] int32). Core
