@@ -40,6 +40,7 @@ PUBLISHED = {
             ),
         ),
         "dec": ("84.30", "DEC paper, Table 2; 91.20 the Keras DEC reimplementation's 10-trial mean"),
+        "dec mode=frozen": ("79.82", "DEC paper, Table 2: DEC w/o backprop"),
         "idec": ("88.06", "IDEC paper (Guo et al. 2017), Table 2"),
     }
 }
@@ -71,6 +72,10 @@ def find_runs(root: Path, dataset: str) -> list[dict]:
             {
                 "experiment": path.parent.parent.name,
                 "setting": setting,
+                # The papers' figures are for the whole dataset and the method as published.
+                "published_key": None
+                if res.get("min_retention") is not None
+                else " ".join([path.parent.parent.name, *(["mode=frozen"] if res.get("mode") == "frozen" else [])]),
                 "seed": res.get("seed"),
                 **{m: res[m] for m in METRICS},
                 "workdir": str(path.parent),
@@ -94,7 +99,7 @@ def summarize(rows: list[dict], dataset: str) -> list[str]:
     for (experiment, setting), runs in sorted(groups.items()):
         cells = [report.mean_std([r[m] for r in runs]) for m in METRICS]
         seeds = ",".join(str(r["seed"]) for r in sorted(runs, key=lambda r: r["seed"]))
-        paper = published.get(experiment)
+        paper = published.get(runs[0]["published_key"])
         lines.append(
             f"| {experiment} | {setting} | {seeds} | {' | '.join(cells)} | "
             f"{f'{paper[0]} ({paper[1]})' if paper else '-'} |"

@@ -214,7 +214,14 @@ def table_dec(s: Setup, seeds: list[int]) -> tuple[list[dict], list[str]]:
         lines.append(f"| {r.name} | {cells} | {_mean(x['seconds'] for x in mine)}{'*' * fit_only} | {r.published} |")
     pre = _mean(a.get("train_seconds_this_invocation") for a in aes)
     mse = report.mean_std([a["reconstruction_mse"] for a in aes], 5)
-    lines += ["", f"Autoencoder pretraining ({s.ae_tag}, {' '.join(s.ae_args)}): {pre} s, reconstruction MSE {mse}."]
+    lines += [
+        "",
+        (
+            f"Autoencoder pretraining ({s.ae_tag}, {' '.join(s.ae_args)}): reconstruction MSE {mse}; {pre} s, the "
+            "mean time of the invocation that finished each run (a run resumed after an interruption counts its "
+            "last part)."
+        ),
+    ]
     if any(x["seconds_kind"] == "fit" for x in runs):
         lines += ["", "\\* includes runs made before the binaries recorded their wall time: their fit time is used."]
     lines += ["", f"Machine: {report.machine()}. Command: `{_command()}`."]
