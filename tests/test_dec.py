@@ -185,17 +185,17 @@ SMALL = [*AE, "--update_interval=30", "--n_init=5"]
 
 
 def test_dec_binary_pretrains_writes_its_outputs_and_resumes_after_sigkill(tmp_path):
-    flags = ["experiments.dec", *SMALL, "--maxiter=600", "--tol=0", "--checkpoint_updates=2"]
+    flags = ["experiments.dec", *SMALL, "--maxiter=300", "--tol=0", "--checkpoint_updates=2"]
     out = run([*flags, f"--workdir={tmp_path / 'straight'}"], tmp_path)
     wd = tmp_path / "straight"
     results = json.loads((wd / "results.json").read_text())
-    assert results["mode"] == "dec" and results["n_iter"] == 600 and not results["converged"]
+    assert results["mode"] == "dec" and results["n_iter"] == 300 and not results["converged"]
     assert results["acc"] > 0.5 and "init_acc" in results
     assert out.stdout.strip().splitlines()[-1].startswith("dec digits/all K=10 (dec): acc=")
     for figure in ("clusters.png", "training.png", "embedding.png"):
         assert (wd / "plots" / figure).stat().st_size > 5_000
     rows = [r for r in runlog.MetricsLog(wd).rows() if r.get("stage") == "dec"]
-    assert [r["step"] for r in rows] == list(range(0, 601, 30)) and all("acc" in r for r in rows)
+    assert [r["step"] for r in rows] == list(range(0, 301, 30)) and all("acc" in r for r in rows)
     # The saved encoder is DEC's: other binaries take it with --pretrained.
     model, params, _ = pretrain.load_model(wd)
     np.testing.assert_allclose(pretrain.encode(model, params, data.load("digits").x), np.load(wd / "embedding.npy"))
@@ -230,7 +230,7 @@ def test_quick_reproduce_writes_every_row_and_reuses_finished_runs(tmp_path):
     assert json.loads((idec / "config.json").read_text())["gamma"] == 0.1
     assert json.loads((runs / "dec" / "digits-quick-frozen-seed0" / "results.json").read_text())["mode"] == "frozen"
     # The K sweep reuses the seed's autoencoder and holds out 20% for G.
-    out = run(["experiments.reproduce", "--table=dec_num_clusters", "--ks=3,5", *common], tmp_path)
+    out = run(["experiments.reproduce", "--table=dec_num_clusters", "--ks=3", *common], tmp_path)
     assert "running autoencoder" not in out.stdout and "running dec" in out.stdout
     k3 = json.loads((runs / "dec" / "digits-quick-k3-val-seed0" / "results.json").read_text())
     assert k3["n_clusters"] == 3 and k3["n_samples"] == 1438 and k3["generalizability"] > 0
