@@ -95,7 +95,7 @@ def main(argv, experiment: str = "dec"):
         log=runlog.MetricsLog(wd),
     )
     seconds = time.perf_counter() - t0
-    z = dec.embed(model, res.params, ds.x)
+    z = res.embedding
     np.save(wd / "embedding.npy", z)
     pretrain.save_model(wd, spec, res.params["ae"], overwrite=True)
     name = {"dec": "DEC", "idec": "IDEC", "frozen": "DEC w/o backprop"}[mode()]

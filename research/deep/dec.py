@@ -63,7 +63,8 @@ class DECConfig(NamedTuple):
 
 class DECResult(NamedTuple):
     """params: {"ae": autoencoder params, "centres": [k, latent]}; labels: argmax q at the last update [n];
-    q: [n, k] at the last update; init_labels: the k-means labels the centres started from (AE + k-means);
+    q: [n, k] at the last update; embedding: the codes [n, latent] q was computed from; init_labels: the
+    k-means labels the centres started from (AE + k-means);
     n_iter: steps trained; n_updates: target computations (step 0 included); converged: stopped by `tol`
     (not `maxiter`); history: one dict per update made by this call (a resumed call starts at its checkpoint):
     step, delta_label, loss and samples/s of the stretch before it and, when y was given, acc/nmi/ari."""
@@ -71,6 +72,7 @@ class DECResult(NamedTuple):
     params: Any
     labels: np.ndarray
     q: np.ndarray
+    embedding: np.ndarray
     init_labels: np.ndarray
     n_iter: int
     n_updates: int
@@ -222,7 +224,7 @@ def fit(
             f"{workdir}/train_ckpt", config or {}, ignore_keys=IGNORED_KEYS, max_to_keep=2
         )
     try:
-        state, q, history, converged = _loop(step, state, data_x, cfg, model, y, ckpt, log)
+        state, z, q, history, converged = _loop(step, state, data_x, z0, cfg, model, y, ckpt, log)
     finally:
         if ckpt is not None:
             ckpt.close()
@@ -233,6 +235,7 @@ def fit(
         params=params,
         labels=q.argmax(1),
         q=q,
+        embedding=np.asarray(z),
         init_labels=init_labels,
         n_iter=int(state["train"].step),
         n_updates=-(-int(state["train"].step) // cfg.update_interval) + 1,
@@ -241,7 +244,7 @@ def fit(
     )
 
 
-def _loop(step, state, data_x, cfg, model, y, ckpt, log):
+def _loop(step, state, data_x, z0, cfg, model, y, ckpt, log):
     if ckpt is not None and ckpt.latest_step() is not None:
         state = ckpt.restore(jax.eval_shape(lambda: state))
         logging.info("dec: resumed from step %d of %s", int(state["train"].step), ckpt.directory)
@@ -256,7 +259,9 @@ def _loop(step, state, data_x, cfg, model, y, ckpt, log):
     while True:
         s = int(state["train"].step)
         params = state["train"].params
-        z = np.asarray(data_x) if frozen_model else pretrain.encode(model, params["ae"], data_x)
+        # The pretrained codes serve the first update of a fresh run (the k-means start encoded them already).
+        fresh = s == 0 and not history
+        z = z0 if frozen_model or fresh else pretrain.encode(model, params["ae"], data_x)
         q = np.asarray(_soft_assign_jit(jnp.asarray(z), params["centres"], float(cfg.alpha)))
         labels = q.argmax(1).astype(np.int32)
         delta = float(np.mean(labels != np.asarray(state["labels"])))
@@ -291,4 +296,4 @@ def _loop(step, state, data_x, cfg, model, y, ckpt, log):
     if ckpt is not None:
         ckpt.save(s, state, force=True)
         ckpt.wait()
-    return state, q, history, converged
+    return state, z, q, history, converged
