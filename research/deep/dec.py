@@ -252,16 +252,15 @@ def _loop(step, state, data_x, z0, cfg, model, y, ckpt, log):
             # The resumed loop logs the update at the checkpoint's step again: drop it too.
             log.rewind(int(state["train"].step) - 1, stage="dec")
     data_key = train.default_data_key(state["train"])
-    frozen_model = cfg.frozen
     # XLA's CPU convolutions are much slower inside a scan (train.py); the frozen variant trains centres only.
-    scan = frozen_model or not isinstance(model, ConvAutoencoder)
+    scan = cfg.frozen or not isinstance(model, ConvAutoencoder)
     history, loss, t_rate = [], None, None
     while True:
         s = int(state["train"].step)
         params = state["train"].params
         # The pretrained codes serve the first update of a fresh run (the k-means start encoded them already).
         fresh = s == 0 and not history
-        z = z0 if frozen_model or fresh else pretrain.encode(model, params["ae"], data_x)
+        z = z0 if cfg.frozen or fresh else pretrain.encode(model, params["ae"], data_x)
         q = np.asarray(_soft_assign_jit(jnp.asarray(z), params["centres"], float(cfg.alpha)))
         labels = q.argmax(1).astype(np.int32)
         delta = float(np.mean(labels != np.asarray(state["labels"])))
