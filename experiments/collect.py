@@ -42,6 +42,7 @@ PUBLISHED = {
         "dec": ("84.30", "DEC paper, Table 2; 91.20 the Keras DEC reimplementation's 10-trial mean"),
         "dec mode=frozen": ("79.82", "DEC paper, Table 2: DEC w/o backprop"),
         "idec": ("88.06", "IDEC paper (Guo et al. 2017), Table 2"),
+        "manifold_cluster features=pretrained": ("97.9", "N2D (McConville et al. 2021), Table 2: AE + UMAP + GMM"),
     }
 }
 METRICS = ("acc", "nmi", "ari")
@@ -56,6 +57,9 @@ DESCRIBE = (
     "mode",
     "n_init",
     "min_retention",
+    "features",
+    "embed_dim",
+    "perplexity",
 )
 
 
@@ -75,7 +79,13 @@ def find_runs(root: Path, dataset: str) -> list[dict]:
                 # The papers' figures are for the whole dataset and the method as published.
                 "published_key": None
                 if res.get("min_retention") is not None
-                else " ".join([path.parent.parent.name, *(["mode=frozen"] if res.get("mode") == "frozen" else [])]),
+                else " ".join(
+                    [
+                        path.parent.parent.name,
+                        *(["mode=frozen"] if res.get("mode") == "frozen" else []),
+                        *(["features=pretrained"] if res.get("features") == "pretrained" else []),
+                    ]
+                ),
                 "seed": res.get("seed"),
                 **{m: res[m] for m in METRICS},
                 "workdir": str(path.parent),

@@ -370,3 +370,74 @@ def k_curves(ks, curves: dict, path, *, title: str | None = None) -> Path:
     if title:
         fig.suptitle(title, fontsize=9)
     return _save(fig, path)
+
+
+def _scatter_by(ax, z_n2, labels_n, legend_title: str):
+    """Points coloured by label (tab10/tab20); label -1 (DBSCAN's noise) in light grey, drawn first."""
+    labels_n = np.asarray(labels_n)
+    groups = np.unique(labels_n)
+    colours = plt.get_cmap("tab10" if len(groups[groups >= 0]) <= 10 else "tab20")
+    for i, c in enumerate(groups[groups >= 0]):
+        at = z_n2[labels_n == c]
+        ax.scatter(at[:, 0], at[:, 1], s=2, alpha=0.6, color=colours(i % colours.N), label=str(c), linewidths=0)
+    if np.any(groups < 0):
+        at = z_n2[labels_n < 0]
+        ax.scatter(at[:, 0], at[:, 1], s=2, alpha=0.4, color="lightgrey", label="noise", linewidths=0, zorder=0)
+    if len(groups) <= 25:
+        ax.legend(markerscale=4, fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0), title=legend_title)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def embedding_panels(z_n2, panels, path, *, title: str | None = None) -> Path:
+    """One 2-D embedding drawn once per labelling, side by side: panels = [(labels_n, panel title, legend
+    title), ...], e.g. the true classes and the clusters found (label -1 is drawn as grey noise)."""
+    z_n2 = np.asarray(z_n2)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.6), squeeze=False)
+    for ax, (labels_n, name, legend_title) in zip(axes[0], panels):
+        _scatter_by(ax, z_n2, labels_n, legend_title)
+        ax.set_title(name, fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def embedding_thumbnails(
+    z_n2, x_nd, image_shape, path, *, labels_n=None, n: int = 200, seed: int = 0, title: str | None = None
+) -> Path:
+    """A 2-D embedding with `n` random samples drawn as image thumbnails at their points, over all the points
+    (coloured by `labels_n` when given)."""
+    from matplotlib.offsetbox import AnnotationBbox, OffsetImage
+
+    z_n2, x_nd = np.asarray(z_n2), np.asarray(x_nd)
+    fig, ax = plt.subplots(figsize=(9.0, 8.0))
+    if labels_n is None:
+        ax.scatter(z_n2[:, 0], z_n2[:, 1], s=1, color="lightgrey", linewidths=0)
+    else:
+        _scatter_by(ax, z_n2, labels_n, "label")
+    pick = np.random.default_rng(seed).choice(len(z_n2), size=min(n, len(z_n2)), replace=False)
+    zoom = 0.5 * 28 / max(image_shape[:2])  # thumbnails of about 14 pixels whatever the image size
+    for i in pick:
+        img = x_nd[i].reshape(image_shape)
+        box = OffsetImage(img, cmap="gray_r", zoom=zoom, alpha=0.9)
+        ax.add_artist(AnnotationBbox(box, z_n2[i], frameon=False, pad=0.0))
+    if title:
+        ax.set_title(title, fontsize=9)
+    return _save(fig, path)
+
+
+def embedding_sweep(embeddings, names, labels_n, path, *, title: str | None = None) -> Path:
+    """Small multiples: several 2-D embeddings of the same points (e.g. one per perplexity), coloured alike."""
+    cols = min(4, len(embeddings))
+    rows = -(-len(embeddings) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.3 * rows), squeeze=False)
+    for ax in axes.ravel()[len(embeddings) :]:
+        ax.axis("off")
+    for ax, z_n2, name in zip(axes.ravel(), embeddings, names):
+        _scatter_by(ax, np.asarray(z_n2), labels_n, "label")
+        if ax.get_legend() is not None and ax is not axes.ravel()[len(embeddings) - 1]:
+            ax.get_legend().remove()
+        ax.set_title(name, fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path)

@@ -79,3 +79,45 @@ def test_collect_gathers_seeds_beside_the_papers(tmp_path):
     )
     empty = run(["experiments.collect", "--dataset=cifar", f"--root={root}"], tmp_path, ok=False)
     assert empty.returncode != 0 and "no finished runs of 'cifar'" in empty.stderr
+
+
+def _blob_images(tmp_path, n_per=60, k=3, seed=0):
+    """Three well-separated blobs of 8x8 "images" (64 features in [0, 1]) with labels, as npy files."""
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(0, 1, size=(k, 64))
+    x = np.concatenate([np.clip(c + rng.normal(0, 0.05, (n_per, 64)), 0, 1) for c in centres]).astype(np.float32)
+    np.save(tmp_path / "blobs.npy", x)
+    return tmp_path / "blobs.npy"
+
+
+def test_manifold_cluster_binary_separates_blobs(tmp_path):
+    path = _blob_images(tmp_path)
+    wd = tmp_path / "mc"
+    args = ["experiments.manifold_cluster", f"--dataset=npy:{path}", "--n_clusters=3", f"--workdir={wd}"]
+    out = run(args + ["--n_epochs=60", "--embed_dim=4", "--knn_dims=16", "--knn_candidates=30"], tmp_path)
+    results = json.loads((wd / "results.json").read_text())
+    assert results["n_features"] == 64 and results["embed_dim"] == 4 and len(results["lower_bound_per_init"]) == 5
+    labels = np.load(wd / "labels.npy")
+    assert [len(set(labels[i * 60 : (i + 1) * 60])) for i in range(3)] == [1, 1, 1] and len(set(labels)) == 3
+    assert np.load(wd / "embedding.npy").shape == (180, 4)
+    assert (wd / "plots" / "embedding.png").exists() and "manifold_cluster" in out.stdout
+
+
+def test_tsne_dbscan_binary_on_digits_subset(tmp_path):
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    pick = np.isin(digits.target, [0, 1, 6])  # three digits t-SNE separates cleanly
+    np.save(tmp_path / "x.npy", (digits.data[pick] / 16.0).astype(np.float32))
+    wd = tmp_path / "td"
+    args = ["experiments.tsne_dbscan", f"--dataset=npy:{tmp_path / 'x.npy'}", f"--workdir={wd}", "--n_iter=300"]
+    run(args + ["--perplexity=20", "--sweep_perplexities=5,20", "--sweep_samples=200"], tmp_path)
+    results = json.loads((wd / "results.json").read_text())
+    labels = np.load(wd / "labels.npy")
+    y = digits.target[pick]
+    clustered = labels >= 0
+    assert results["n_clusters"] >= 3 and results["noise_fraction"] < 0.1 and results["eps"] > 0
+    # Every cluster found holds one digit only.
+    assert all(len(set(y[clustered & (labels == c)])) == 1 for c in set(labels[clustered]))
+    for name in ("embedding.png", "perplexity.png"):
+        assert (wd / "plots" / name).exists(), name

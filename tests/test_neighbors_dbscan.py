@@ -217,3 +217,37 @@ def test_bad_inputs_raise_clear_errors():
         dbscan.fit(x, 0.5, 0)
     with pytest.raises(ValueError, match="must be 2-D"):
         dbscan.fit(x[:, 0], 0.5)
+
+
+# ---------------------------------------------------------------------------
+# reranking and the projected (approximate) kNN
+
+
+def test_rerank_of_a_superset_equals_exact_knn_and_projection_finds_most():
+    x = points(300, 40)
+    exact = neighbors.knn(x, 8)
+    # Candidates: the 20 exact nearest, shuffled, with the row itself and a repeat mixed in.
+    cand = np.asarray(neighbors.knn(x, 20).indices)
+    cand = np.random.default_rng(0).permuted(cand, axis=1)
+    cand = np.concatenate([cand, np.arange(300)[:, None], cand[:, :1]], axis=1)
+    got = neighbors.rerank(x, cand, 8, block_size=64)
+    np.testing.assert_array_equal(np.asarray(got.indices), np.asarray(exact.indices))
+    np.testing.assert_allclose(np.asarray(got.distances), np.asarray(exact.distances), rtol=1e-5)
+    # With all the features kept the projection is exact; with fewer it still finds most neighbours.
+    import jax
+
+    full = neighbors.projected_knn(jax.random.key(0), x, 8, dims=40)
+    np.testing.assert_array_equal(np.asarray(full.indices), np.asarray(exact.indices))
+    low = np.asarray(neighbors.projected_knn(jax.random.key(0), x, 8, dims=20, candidates=40).indices)
+    recall = np.mean([len(set(a) & set(b)) / 8 for a, b in zip(low, np.asarray(exact.indices))])
+    assert recall > 0.9, recall
+
+
+def test_rerank_rejects_bad_candidates():
+    x = points(20, 4)
+    with pytest.raises(ValueError, match="row numbers"):
+        neighbors.rerank(x, np.full((20, 5), 20), 2)
+    with pytest.raises(ValueError, match="more candidates"):
+        neighbors.rerank(x, np.zeros((20, 3), np.int32), 3)
+    with pytest.raises(ValueError, match="integer row numbers"):
+        neighbors.rerank(x, np.zeros((19, 5), np.int32), 2)

@@ -54,6 +54,7 @@ def test_ab_for_min_dist_matches_umaps_curve():
     "method,kw",
     [
         ("tsne", {"perplexity": 10.0}),  # exact repulsion (n <= 2000)
+        ("tsne", {"perplexity": 10.0, "exact": False, "negative_samples": 32}),  # near field exact, far sampled
         ("umap", {"n_neighbors": 10, "n_epochs": 100}),
         ("umap", {"n_neighbors": 10, "n_epochs": 100, "init": "random"}),
     ],

@@ -2,6 +2,7 @@
 
     r = neighbors.knn(x_nd, k=10)                    # KNNResult(indices [n, k], distances [n, k])
     r = neighbors.knn(x_nd, 10, queries=q_md)        # the k nearest rows of x for each row of q
+    r = neighbors.projected_knn(key, x_nd, 10)       # approximate, for many features: PCA candidates, reranked
     c_n = neighbors.radius_counts(x_nd, eps=0.5)     # rows of x within eps of each row, itself included
 
 Memory is bounded by `block_size`, never by n^2: queries are taken in blocks of
@@ -168,6 +169,63 @@ def knn(x, k: int, *, queries=None, metric: str = "euclidean", block_size: int =
             f"k={k} is larger than the number of candidate neighbours ({limit}: {what}); use k <= {limit} or more data."
         )
     return _knn(jnp.asarray(x), jnp.asarray(q), k=k, metric=metric, block_size=block_size, exclude_self=exclude_self)
+
+
+@functools.partial(jax.jit, static_argnames=("k", "block_size"))
+def _rerank(x_nd, cand_mc, *, k, block_size):
+    x_nd = x_nd.astype(jnp.float32)
+
+    def block(rows_b, cand_bc):
+        cand_bc = jnp.minimum(cand_bc, x_nd.shape[0] - 1)  # padding rows of the last block
+        diff_bcd = x_nd[cand_bc] - x_nd[jnp.minimum(rows_b, x_nd.shape[0] - 1)][:, None, :]
+        sq_bc = jnp.sum(diff_bcd * diff_bcd, axis=-1)
+        # Drop the row itself and repeated candidates (keep the first of each).
+        dup_bc = jnp.any(
+            (cand_bc[:, :, None] == cand_bc[:, None, :]) & jnp.tri(cand_bc.shape[1], k=-1, dtype=bool)[None], axis=-1
+        )
+        sq_bc = jnp.where(dup_bc | (cand_bc == rows_b[:, None]), jnp.inf, sq_bc)
+        neg_bk, j_bk = lax.top_k(-sq_bc, k)
+        return jnp.take_along_axis(cand_bc, j_bk, axis=1), jnp.sqrt(-neg_bk)
+
+    return KNNResult(*_map_blocks(block, cand_mc, block_size))
+
+
+def rerank(x, candidates, k: int, *, block_size: int = 1024) -> KNNResult:
+    """The k nearest of each row's candidate rows by exact Euclidean distances in x [n, d].
+
+    candidates: [n, c] int32 row numbers per row of x (its own number and repeats are ignored), e.g. the
+    neighbours found in a cheaper projection of x. Memory: [block_size, c, d] at a time.
+    """
+    x = checks.as_matrix(x)
+    cand = np.asarray(candidates)
+    if cand.ndim != 2 or cand.shape[0] != x.shape[0] or cand.dtype.kind not in "iu":
+        raise ValueError(f"candidates must be integer row numbers [n={x.shape[0]}, c]; got {cand.dtype} {cand.shape}.")
+    if cand.size and (cand.min() < 0 or cand.max() >= x.shape[0]):
+        raise ValueError(f"candidates must be row numbers in [0, {x.shape[0]}); got {cand.min()}..{cand.max()}.")
+    if not 1 <= int(k) < cand.shape[1]:
+        raise ValueError(
+            f"k={k} needs more candidates per row than k (the row itself may be among them); got {cand.shape[1]}."
+        )
+    block_size = checks.check_positive_int(block_size, "block_size")
+    return _rerank(jnp.asarray(x), jnp.asarray(cand, jnp.int32), k=int(k), block_size=block_size)
+
+
+def projected_knn(key, x, k: int, *, dims: int = 100, candidates: int | None = None, block_size: int = 1024):
+    """Approximate k nearest neighbours of the rows of x [n, d] for large d (e.g. raw pixels): the
+    `candidates` (default 3k) nearest in the first `dims` principal components, reranked by exact
+    distances in x. Exact kNN when dims >= d. A neighbour missed in the projection stays missed; on MNIST
+    (PCA-100, 60 candidates for 19 neighbours) the pixel-space kNN graph this gives is what UMAP needs.
+    """
+    from research.embed import pca  # the projection; pca itself needs nothing from here
+
+    x = checks.as_matrix(x)
+    dims = checks.check_positive_int(dims, "dims")
+    if dims >= x.shape[1]:
+        return knn(x, k, block_size=block_size)
+    c = min(x.shape[0] - 1, candidates or 3 * int(k))
+    _, z = pca.fit_transform(key, x, dims)
+    cand = knn(z, c, block_size=block_size)
+    return rerank(x, cand.indices, k, block_size=block_size)
 
 
 # ---------------------------------------------------------------------------

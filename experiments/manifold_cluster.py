@@ -1,0 +1,123 @@
+r"""Manifold clustering (the N2D recipe): features -> UMAP-style neighbour embedding -> Gaussian mixture.
+
+  python -m experiments.manifold_cluster --dataset=digits                      # raw pixels, offline
+  python -m experiments.manifold_cluster --dataset=mnist --data_dir=../shared/datasets
+  python -m experiments.manifold_cluster --dataset=mnist --pretrained=checkpoints/autoencoder/mnist-dec-sgd-seed0
+
+The features are the raw rows, or the codes of a pretrained encoder (--pretrained). Their kNN graph is exact
+when they have at most --knn_dims features, else approximate: the --knn_candidates nearest in --knn_dims
+principal components, reranked by exact distances in the features. The embedding (--embed_dim, 10 as in N2D)
+is clustered by a full-covariance GMM; its restarts (--gmm_n_init) matter, the lower bound picks the good one.
+
+Writes config.json, results.json (acc, nmi, ari, lower_bound, and seconds for the kNN graph, the embedding and
+the mixture), labels.npy, embedding.npy, ckpt/ (the mixture's params), plots/clusters.png and
+plots/embedding.png (a 2-D PCA of the embedding coloured by cluster, or the embedding itself when 2-D).
+"""
+
+from __future__ import annotations
+
+import time
+
+import jax
+import numpy as np
+from absl import app, flags, logging
+
+from experiments import common, features
+from research import plots
+from research.cluster import gmm
+from research.deep import pretrain
+from research.embed import neighbors, pca, tsne
+
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("n_clusters", None, "K. Default: the number of classes when labels are known, else 10.")
+flags.DEFINE_integer("embed_dim", 10, "Dimensions of the neighbour embedding the mixture is fitted to.")
+flags.DEFINE_integer("n_neighbors", 20, "UMAP's n_neighbors (the point itself included, as umap-learn counts).")
+flags.DEFINE_float("min_dist", 0.0, "UMAP's min_dist: 0 packs clusters tightest, which suits clustering.")
+flags.DEFINE_integer("n_epochs", None, "Embedding epochs. Default: 500 up to 10k points, else 200.")
+flags.DEFINE_integer("substeps", 10, "Groups of edges applied one after another in each epoch.")
+flags.DEFINE_integer("knn_dims", 100, "Principal components searched for neighbour candidates (>= features: exact).")
+flags.DEFINE_integer("knn_candidates", 60, "Candidates per point found in the projection, reranked exactly.")
+flags.DEFINE_integer("gmm_n_init", 5, "GMM restarts; the highest lower bound is kept.")
+flags.DEFINE_enum("covariance_type", "full", list(gmm.COVARIANCE_TYPES), "The mixture's covariance shape.")
+
+
+def _seconds(fn, *args, **kw):
+    t0 = time.perf_counter()
+    out = jax.block_until_ready(fn(*args, **kw))
+    return out, round(time.perf_counter() - t0, 2)
+
+
+def main(argv):
+    del argv
+    wd = common.prepare_workdir("manifold_cluster", "ae" if FLAGS.pretrained else "")
+    ds = common.load_dataset()
+    k = common.n_clusters(ds, FLAGS.n_clusters)
+    k_knn, k_embed, k_gmm, k_pic = jax.random.split(common.root_key(), 4)
+    x = np.asarray(ds.x, np.float32)
+    if FLAGS.pretrained:
+        model, params, _ = features.load_encoder(FLAGS.pretrained, input_dim=x.shape[1], dataset=ds.name)
+        x = np.asarray(pretrain.encode(model, params, x), np.float32)
+    n_neighbors = min(FLAGS.n_neighbors, x.shape[0])
+    nn, knn_s = _seconds(
+        neighbors.projected_knn, k_knn, x, n_neighbors - 1, dims=FLAGS.knn_dims, candidates=FLAGS.knn_candidates
+    )
+    logging.info("kNN graph (%d neighbours, %d features): %.1f s", n_neighbors - 1, x.shape[1], knn_s)
+    emb, embed_s = _seconds(
+        tsne.umap,
+        k_embed,
+        x,
+        dim=FLAGS.embed_dim,
+        n_neighbors=n_neighbors,
+        min_dist=FLAGS.min_dist,
+        n_epochs=FLAGS.n_epochs,
+        substeps=FLAGS.substeps,
+        knn=nn,
+    )
+    z = np.asarray(emb.embedding)
+    logging.info("embedding to %d-D: %.1f s", FLAGS.embed_dim, embed_s)
+    timed = gmm.fit_timed(k_gmm, z, k, covariance_type=FLAGS.covariance_type, n_init=FLAGS.gmm_n_init)
+    res = timed.out
+    np.save(wd / "embedding.npy", z)
+    source = "autoencoder codes" if FLAGS.pretrained else "raw features"
+    title = f"{source} -> {FLAGS.embed_dim}-D neighbour embedding -> GMM, {ds.name}, K={k}"
+    results = common.save_clustering(
+        wd,
+        ds,
+        res.labels,
+        {"gmm": {name: np.asarray(v) for name, v in res.params._asdict().items()}},
+        {"n_components": k, "covariance_type": FLAGS.covariance_type, "dim": FLAGS.embed_dim},
+        title,
+    )
+    if z.shape[1] == 2:
+        pic, names = z, ("1", "2")
+    else:
+        pic, names = np.asarray(pca.fit_transform(k_pic, z, 2)[1]), ("PC 1", "PC 2")
+    sample = np.random.default_rng(FLAGS.seed).permutation(len(z))[:5000]
+    plots.embedding_2d(
+        pic[sample], np.asarray(res.labels)[sample], wd / "plots" / "embedding.png", title=title, axis_names=names
+    )
+    results |= {
+        "features": "pretrained" if FLAGS.pretrained else "raw",
+        "pretrained": FLAGS.pretrained,
+        "n_features": int(x.shape[1]),
+        "n_clusters": k,
+        "embed_dim": FLAGS.embed_dim,
+        "n_neighbors": n_neighbors,
+        "n_epochs": emb.n_iter,
+        "lower_bound": float(res.lower_bound),
+        "lower_bound_per_init": np.asarray(res.lower_bound_per_init).tolist(),
+        "knn_seconds": knn_s,
+        "embed_seconds": embed_s,
+        "gmm_seconds": timed.run_seconds,
+        "gmm_compile_seconds": timed.compile_seconds,
+    }
+    common.finish(
+        wd,
+        results,
+        f"manifold_cluster {ds.name}/{FLAGS.split} ({source}) K={k}: {common.score_text(results)} "
+        f"kNN {knn_s:.1f}s embedding {embed_s:.1f}s GMM {timed.run_seconds:.1f}s -> {wd}",
+    )
+
+
+if __name__ == "__main__":
+    app.run(main)
