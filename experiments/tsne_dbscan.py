@@ -1,6 +1,6 @@
 r"""t-SNE to 2-D, then DBSCAN on the picture (the seeds' pipeline).
 
-  python -m experiments.tsne_dbscan --dataset=digits                            # exact t-SNE, offline
+  python -m experiments.tsne_dbscan --dataset=digits                            # offline
   python -m experiments.tsne_dbscan --dataset=mnist --data_dir=../shared/datasets
 
 The kNN graph (3 x perplexity neighbours) is exact up to --knn_dims features, else found among candidates in
@@ -37,7 +37,8 @@ flags.DEFINE_float("early_exaggeration", 12.0, "Attraction factor during the fir
 flags.DEFINE_integer("exaggeration_iter", 250, "Steps of early exaggeration.")
 flags.DEFINE_float("learning_rate", None, "Step size. Default: n / 12.")
 flags.DEFINE_integer("negative_samples", 16, "Points drawn per point and step for the far-field repulsion.")
-flags.DEFINE_enum("repulsion", "auto", ["auto", "exact", "sampled"], "auto: exact up to 2000 points.")
+flags.DEFINE_enum("repulsion", "grid", list(tsne.REPULSIONS), "grid: particle-mesh (FFT); exact: all pairs.")
+flags.DEFINE_integer("grid", 256, "Mesh cells per side of the grid repulsion (finer: closer to exact, slower).")
 flags.DEFINE_integer("knn_dims", 50, "Principal components searched for neighbour candidates (>= features: exact).")
 flags.DEFINE_float("eps", 0.0, "DBSCAN radius in the embedding; 0: chosen from --eps_quantile.")
 flags.DEFINE_float("eps_quantile", 0.9, "With --eps=0: this quantile of the distances to the min_samples-th neighbour.")
@@ -61,7 +62,8 @@ def embed(key, x, perplexity, n_iter):
         exaggeration_iter=min(FLAGS.exaggeration_iter, n_iter),
         learning_rate=FLAGS.learning_rate,
         negative_samples=FLAGS.negative_samples,
-        exact=None if FLAGS.repulsion == "auto" else FLAGS.repulsion == "exact",
+        repulsion=FLAGS.repulsion,
+        grid=FLAGS.grid,
         knn=nn,
     ).embedding
 

@@ -1,6 +1,7 @@
 """Neighbour embeddings: calibration of the kNN graph's weights, and embeddings that keep clusters apart."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -53,8 +54,9 @@ def test_ab_for_min_dist_matches_umaps_curve():
 @pytest.mark.parametrize(
     "method,kw",
     [
-        ("tsne", {"perplexity": 10.0}),  # exact repulsion (n <= 2000)
-        ("tsne", {"perplexity": 10.0, "exact": False, "negative_samples": 32}),  # near field exact, far sampled
+        ("tsne", {"perplexity": 10.0}),  # grid repulsion (2-D)
+        ("tsne", {"perplexity": 10.0, "repulsion": "exact"}),
+        ("tsne", {"perplexity": 10.0, "repulsion": "sampled", "negative_samples": 32}),  # far field sampled
         ("umap", {"n_neighbors": 10, "n_epochs": 100}),
         ("umap", {"n_neighbors": 10, "n_epochs": 100, "init": "random"}),
     ],
@@ -71,6 +73,19 @@ def test_separated_blobs_stay_apart(method, kw):
     assert np.array_equal(np.argmin(((emb[:, None] - centres[None]) ** 2).sum(-1), 1), y)
 
 
+@pytest.mark.parametrize("scale", [0.01, 3.0])
+def test_grid_repulsion_matches_the_exact_sums(scale):
+    rng = np.random.default_rng(0)
+    y = np.concatenate([rng.normal(size=(200, 2)), rng.normal(size=(100, 2)) * 0.3 + 4]).astype(np.float32) * scale
+    d = y[:, None].astype(np.float64) - y[None]
+    q = 1.0 / (1.0 + (d**2).sum(-1))
+    np.fill_diagonal(q, 0.0)
+    z, rep = tsne._grid_repulsion(jnp.asarray(y), 256)
+    assert float(z) == pytest.approx(q.sum(), rel=2e-3)
+    exact = ((q**2)[..., None] * d).sum(1)
+    assert np.linalg.norm(np.asarray(rep) - exact) < 1e-2 * np.linalg.norm(exact)
+
+
 def test_same_key_same_bits_and_bad_settings():
     x, _ = blobs(n_per=30)
     a = tsne.umap(jax.random.key(3), x, n_neighbors=8, n_epochs=20).embedding
@@ -84,3 +99,7 @@ def test_same_key_same_bits_and_bad_settings():
         tsne.umap(jax.random.key(0), x, min_dist=-1.0)
     with pytest.raises(ValueError, match="init"):
         tsne.umap(jax.random.key(0), x, init="nope")
+    with pytest.raises(ValueError, match="2-D only"):
+        tsne.tsne(jax.random.key(0), x, dim=3, perplexity=5.0, repulsion="grid")
+    with pytest.raises(ValueError, match="repulsion"):
+        tsne.tsne(jax.random.key(0), x, perplexity=5.0, repulsion="fmm")
