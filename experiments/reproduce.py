@@ -137,7 +137,7 @@ def manifold_rows(s: Setup) -> list[Row]:
     rows = [r for r in dec_rows(s) if r.name in ("DEC", "IDEC")] + [
         Row("t-SNE + DBSCAN (pixels)", "tsne_dbscan", s.kmeans_tag, s.tsne_args),
         Row("neighbour embedding + GMM (pixels)", "manifold_cluster", s.kmeans_tag, s.manifold_args),
-        Row("AE + neighbour embedding + GMM", "manifold_cluster", s.tag, s.manifold_args, True),
+        Row("AE + neighbour embedding + GMM", "manifold_cluster", f"{s.tag}-ae", s.manifold_args, True),
     ]
     return [r._replace(published=pub.get(r.name, r.published)) for r in rows]
 

@@ -238,3 +238,18 @@ def test_quick_reproduce_writes_every_row_and_reuses_finished_runs(tmp_path):
     # Finished runs are read, not run again.
     again = run(["experiments.reproduce", "--table=dec_mnist", *common], tmp_path)
     assert "running" not in again.stdout
+    # Beyond DEC: the DEC and IDEC runs are reused; t-SNE + DBSCAN and both manifold rows run.
+    out = run(["experiments.reproduce", "--table=manifold_mnist", *common], tmp_path)
+    assert "running dec" not in out.stdout and "running idec" not in out.stdout
+    table = (tmp_path / "results" / "manifold_mnist_quick.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| method")]
+    assert [r.split(" | ")[0][2:] for r in rows] == [
+        "DEC",
+        "IDEC",
+        "t-SNE + DBSCAN (pixels)",
+        "neighbour embedding + GMM (pixels)",
+        "AE + neighbour embedding + GMM",
+    ]
+    assert all(re.search(r"\| 0\.\d{4} \| 0\.\d{4} \| 0\.\d{4} \|", r) for r in rows), table
+    ae_row = json.loads((runs / "manifold_cluster" / "digits-quick-ae-seed0" / "results.json").read_text())
+    assert ae_row["features"] == "pretrained" and ae_row["n_features"] == 10
