@@ -54,9 +54,9 @@ def test_ab_for_min_dist_matches_umaps_curve():
 @pytest.mark.parametrize(
     "method,kw",
     [
-        ("tsne", {"perplexity": 10.0}),  # grid repulsion (2-D)
-        ("tsne", {"perplexity": 10.0, "repulsion": "exact"}),
-        ("tsne", {"perplexity": 10.0, "repulsion": "sampled", "negative_samples": 32}),  # far field sampled
+        ("tsne", {"perplexity": 10.0, "n_iter": 400}),  # grid repulsion (2-D)
+        ("tsne", {"perplexity": 10.0, "n_iter": 400, "repulsion": "exact"}),
+        ("tsne", {"perplexity": 10.0, "n_iter": 400, "repulsion": "sampled", "negative_samples": 32}),
         ("umap", {"n_neighbors": 10, "n_epochs": 100}),
         ("umap", {"n_neighbors": 10, "n_epochs": 100, "init": "random"}),
     ],
