@@ -22,12 +22,11 @@ Writes results/embed_vs_peers.md and .csv.
 from __future__ import annotations
 
 import argparse
-import time
 
 import jax
 import numpy as np
 
-from research import data, metrics, report
+from research import data, metrics, report, timing
 from research.cluster import dbscan, gmm
 from research.embed import neighbors, tsne
 
@@ -59,12 +58,6 @@ def open_tsne(x, seed):
 METHODS = {"ours-umap": ours_umap, "umap-learn": umap_learn, "ours-tsne": ours_tsne, "openTSNE": open_tsne}
 
 
-def timed(fn, *args):
-    t0 = time.perf_counter()
-    out = jax.block_until_ready(fn(*args))
-    return out, time.perf_counter() - t0
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data_dir", default=None)
@@ -82,10 +75,10 @@ def main():
     rows, first_2d = [], None
     for name in args.methods.split(","):
         fn = METHODS[name]
-        emb, first = timed(fn, x, args.seed)
+        emb, first = timing.wall(fn, x, args.seed)
         compile_s = None
         if name.startswith("ours"):
-            emb, run_s = timed(fn, x, args.seed)
+            emb, run_s = timing.wall(fn, x, args.seed)
             compile_s = max(first - run_s, 0.0)
         else:
             run_s = first
@@ -108,11 +101,11 @@ def main():
         name, emb = first_2d
         kth = np.asarray(neighbors.knn(emb, 9).distances[:, -1])
         eps = float(np.quantile(kth, 0.9))
-        ours, first = timed(lambda z: dbscan.fit(z, eps, 10, block_size=256), emb)
-        ours, run_s = timed(lambda z: dbscan.fit(z, eps, 10, block_size=256), emb)
+        ours, first = timing.wall(lambda z: dbscan.fit(z, eps, 10, block_size=256), emb)
+        ours, run_s = timing.wall(lambda z: dbscan.fit(z, eps, 10, block_size=256), emb)
         from sklearn.cluster import DBSCAN
 
-        theirs, sk_s = timed(lambda z: DBSCAN(eps=eps, min_samples=10).fit_predict(z), emb)
+        theirs, sk_s = timing.wall(lambda z: DBSCAN(eps=eps, min_samples=10).fit_predict(z), emb)
         for method, secs, comp, labels in (
             ("ours DBSCAN", run_s, max(first - run_s, 0.0), np.asarray(ours.labels)),
             ("scikit-learn DBSCAN", sk_s, None, theirs),

@@ -16,14 +16,12 @@ plots/embedding.png (a 2-D PCA of the embedding coloured by cluster, or the embe
 
 from __future__ import annotations
 
-import time
-
 import jax
 import numpy as np
 from absl import app, flags, logging
 
 from experiments import common, features
-from research import plots
+from research import plots, timing
 from research.cluster import gmm
 from research.deep import pretrain
 from research.embed import neighbors, pca, tsne
@@ -41,12 +39,6 @@ flags.DEFINE_integer("gmm_n_init", 5, "GMM restarts; the highest lower bound is 
 flags.DEFINE_enum("covariance_type", "full", list(gmm.COVARIANCE_TYPES), "The mixture's covariance shape.")
 
 
-def _seconds(fn, *args, **kw):
-    t0 = time.perf_counter()
-    out = jax.block_until_ready(fn(*args, **kw))
-    return out, round(time.perf_counter() - t0, 2)
-
-
 def main(argv):
     del argv
     wd = common.prepare_workdir("manifold_cluster", "ae" if FLAGS.pretrained else "")
@@ -58,11 +50,12 @@ def main(argv):
         model, params, _ = features.load_encoder(FLAGS.pretrained, input_dim=x.shape[1], dataset=ds.name)
         x = np.asarray(pretrain.encode(model, params, x), np.float32)
     n_neighbors = min(FLAGS.n_neighbors, x.shape[0])
-    nn, knn_s = _seconds(
+    nn, knn_s = timing.wall(
         neighbors.projected_knn, k_knn, x, n_neighbors - 1, dims=FLAGS.knn_dims, candidates=FLAGS.knn_candidates
     )
+    knn_s = round(knn_s, 2)
     logging.info("kNN graph (%d neighbours, %d features): %.1f s", n_neighbors - 1, x.shape[1], knn_s)
-    emb, embed_s = _seconds(
+    emb, embed_s = timing.wall(
         tsne.umap,
         k_embed,
         x,
@@ -73,7 +66,7 @@ def main(argv):
         substeps=FLAGS.substeps,
         knn=nn,
     )
-    z = np.asarray(emb.embedding)
+    z, embed_s = np.asarray(emb.embedding), round(embed_s, 2)
     logging.info("embedding to %d-D: %.1f s", FLAGS.embed_dim, embed_s)
     timed = gmm.fit_timed(k_gmm, z, k, covariance_type=FLAGS.covariance_type, n_init=FLAGS.gmm_n_init)
     res = timed.out

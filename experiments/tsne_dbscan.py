@@ -19,14 +19,12 @@ embedding.npy, ckpt/ (the core-point mask), and plots/:
 
 from __future__ import annotations
 
-import time
-
 import jax
 import numpy as np
 from absl import app, flags, logging
 
 from experiments import common
-from research import metrics, plots
+from research import metrics, plots, timing
 from research.cluster import dbscan
 from research.embed import neighbors, tsne
 
@@ -83,14 +81,12 @@ def main(argv):
     k_embed, k_sweep = jax.random.split(common.root_key())
     if FLAGS.perplexity >= x.shape[0] / 3:
         raise SystemExit(f"--perplexity={FLAGS.perplexity} is too large for {x.shape[0]} points; use < n / 3.")
-    t0 = time.perf_counter()
-    z = np.asarray(jax.block_until_ready(embed(k_embed, x, FLAGS.perplexity, FLAGS.n_iter)))
-    embed_s = round(time.perf_counter() - t0, 2)
+    z, embed_s = timing.wall(embed, k_embed, x, FLAGS.perplexity, FLAGS.n_iter)
+    z, embed_s = np.asarray(z), round(embed_s, 2)
     logging.info("t-SNE (kNN graph included): %.1f s", embed_s)
     eps = FLAGS.eps or choose_eps(z, FLAGS.min_samples, FLAGS.eps_quantile)
-    t0 = time.perf_counter()
-    res = jax.block_until_ready(dbscan.fit(z, eps, FLAGS.min_samples, block_size=256))
-    dbscan_s = round(time.perf_counter() - t0, 2)
+    res, dbscan_s = timing.wall(dbscan.fit, z, eps, FLAGS.min_samples, block_size=256)
+    dbscan_s = round(dbscan_s, 2)
     labels = np.asarray(res.labels)
     np.save(wd / "embedding.npy", z)
     title = (

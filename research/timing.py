@@ -27,3 +27,10 @@ def compile_and_run(jitted, *args, **static) -> Timed:
     out = jax.block_until_ready(compiled(*args))
     t2 = time.perf_counter()
     return Timed(out, t1 - t0, t2 - t1)
+
+
+def wall(fn, *args, **kwargs) -> tuple[Any, float]:
+    """(fn(*args, **kwargs), seconds until every output is ready): the wall time of one call, compilation included."""
+    t0 = time.perf_counter()
+    out = jax.block_until_ready(fn(*args, **kwargs))
+    return out, time.perf_counter() - t0
