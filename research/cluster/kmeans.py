@@ -224,10 +224,22 @@ def _full_estep(s: _Lloyd, *, x_nd, xx_n, active_r):
     )
 
 
+def _true_indices(mask_n, size):
+    """Indices of the first `size` True entries of mask_n [n] as [size] int32, padded with n.
+
+    jnp.nonzero(mask, size=size, fill_value=n), written as a cumulative sum and one scatter: the same
+    result and run time, and about half the compile time (the loop has five of them).
+    """
+    n = mask_n.shape[0]
+    pos_n = jnp.cumsum(mask_n, dtype=jnp.int32) - 1
+    idx = jnp.full((size,), n, jnp.int32)
+    return idx.at[jnp.where(mask_n, pos_n, size)].set(jnp.arange(n, dtype=jnp.int32), mode="drop")
+
+
 def _sparse_estep(s: _Lloyd, *, x_nd, xx_n, active_r, doubt_n, budget):
     """Recomputes only the points in doubt (at most `budget`, gathered once for all restarts)."""
     n = x_nd.shape[0]
-    (idx_b,) = jnp.nonzero(sharding.unsharded(doubt_n, x_nd), size=budget, fill_value=n)
+    idx_b = _true_indices(sharding.unsharded(doubt_n, x_nd), budget)
     valid_b = idx_b < n
     idx_safe = jnp.minimum(idx_b, n - 1)
     new_lab, d1, d2 = _nearest_two(sharding.rows(x_nd, idx_safe), sharding.rows(xx_n, idx_safe), s.centers)
@@ -254,7 +266,7 @@ def _update_sums(s: _Lloyd, prev_labels_nr, x_nd, active_r, cap):
     changed_n = jnp.any(changed_nr, axis=1)
 
     def moves(s):
-        (idx,) = jnp.nonzero(sharding.unsharded(changed_n, x_nd), size=cap, fill_value=n)
+        idx = _true_indices(sharding.unsharded(changed_n, x_nd), cap)
         safe = jnp.minimum(idx, n - 1)
         m = sharding.rows(changed_nr, safe) & (idx < n)[:, None]
         new = jax.nn.one_hot(sharding.rows(s.labels, safe), k, dtype=x_nd.dtype)
