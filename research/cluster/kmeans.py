@@ -252,20 +252,20 @@ def _sparse_estep(s: _Lloyd, *, x_nd, xx_n, active_r, doubt_n, budget):
     )
 
 
-def _update_sums(s: _Lloyd, prev_labels_nr, x_nd, active_r, cap):
+def _update_sums(s: _Lloyd, prev_labels_nr, x_nd, active_r, caps):
     """Brings s.sums and s.counts up to date with s.labels.
 
     After the first iterations few points change cluster, so only those are gathered and their
-    moves added (one_hot(-1) = 0 covers points never assigned). When more than `cap` changed,
-    or the labels were never counted, everything is recounted, which also clears rounding
-    accumulated by the updates.
+    moves added (one_hot(-1) = 0 covers points never assigned), in the smallest of the gather sizes
+    `caps` (largest first) that holds them all. When more than caps[0] changed, or the labels were
+    never counted, everything is recounted, which also clears rounding accumulated by the updates.
     """
     n, _ = s.labels.shape
     k = s.centers.shape[1]
     changed_nr = (s.labels != prev_labels_nr) & active_r[None, :]
     changed_n = jnp.any(changed_nr, axis=1)
 
-    def moves(s):
+    def moves(s, cap):
         idx = _true_indices(sharding.unsharded(changed_n, x_nd), cap)
         safe = jnp.minimum(idx, n - 1)
         m = sharding.rows(changed_nr, safe) & (idx < n)[:, None]
@@ -282,7 +282,15 @@ def _update_sums(s: _Lloyd, prev_labels_nr, x_nd, active_r, cap):
         act = active_r[:, None]
         return s._replace(sums=jnp.where(act[..., None], sums, s.sums), counts=jnp.where(act, counts, s.counts))
 
-    return lax.cond((jnp.sum(changed_n) > cap) | jnp.any(prev_labels_nr < 0), recount, moves, s)
+    branches = [recount] + [functools.partial(moves, cap=c) for c in caps]
+    fits = _fitting_level(jnp.sum(changed_n), caps) * ~jnp.any(prev_labels_nr < 0)
+    return lax.switch(fits, branches, s)
+
+
+def _fitting_level(count, sizes):
+    """Index into [whole pass, *sizes] (sizes largest first) of the smallest gather that holds `count` rows;
+    0 (the whole pass) when none does."""
+    return sum((count <= b).astype(jnp.int32) for b in sizes)
 
 
 def _per_point(v_rk, labels_nr):
@@ -313,11 +321,10 @@ def _lloyd_iteration(s: _Lloyd, x_nd, xx_n, tol_abs, max_iter, prune, budget):
             functools.partial(_sparse_estep, x_nd=x_nd, xx_n=xx_n, active_r=active_r, doubt_n=doubt_n, budget=b)
             for b in budget
         ]
-        fits = sum((jnp.sum(doubt_n) <= b).astype(jnp.int32) for b in budget)
-        s = lax.switch(fits, branches, s)
+        s = lax.switch(_fitting_level(jnp.sum(doubt_n), budget), branches, s)
     else:
         s = _full_estep(s, x_nd=x_nd, xx_n=xx_n, active_r=active_r)
-    s = _update_sums(s, prev_labels, x_nd, active_r, cap=max(1, x_nd.shape[0] // 8))
+    s = _update_sums(s, prev_labels, x_nd, active_r, _gather_levels(x_nd.shape[0], 1 / 8, spacing=4))
     s = _relocate_empty(s, x_nd, active_r)
 
     new_c = jnp.where(s.counts[..., None] > 0, s.sums / jnp.maximum(s.counts, 1.0)[..., None], s.centers)
@@ -407,14 +414,14 @@ def _prepare(key, x, n_clusters, n_init, max_iter, tol, init, prune, prune_budge
         "n_init": n_init if init_rkd is None else init_rkd.shape[0],
         "init": method,
         "prune": bool(prune),
-        "budget": _budget_levels(n, prune_budget),
+        "budget": _gather_levels(n, prune_budget),
     }
     return args, static
 
 
-def _budget_levels(n, fraction, levels=4):
-    """Gather sizes for the sparse step, largest first: fraction * n, then halving (distinct, >= 1)."""
-    sizes = [max(1, min(n, int(fraction * n) >> i)) for i in range(levels)]
+def _gather_levels(n, fraction, levels=4, spacing=2):
+    """Gather sizes, largest first: fraction * n, then divided by `spacing` (distinct, >= 1)."""
+    sizes = [max(1, min(n, int(fraction * n / spacing**i))) for i in range(levels)]
     return tuple(sorted(set(sizes), reverse=True))
 
 
