@@ -324,7 +324,7 @@ def _lloyd_iteration(s: _Lloyd, x_nd, xx_n, tol_abs, max_iter, prune, budget):
         s = lax.switch(_fitting_level(jnp.sum(doubt_n), budget), branches, s)
     else:
         s = _full_estep(s, x_nd=x_nd, xx_n=xx_n, active_r=active_r)
-    s = _update_sums(s, prev_labels, x_nd, active_r, _gather_levels(x_nd.shape[0], 1 / 8, spacing=4))
+    s = _update_sums(s, prev_labels, x_nd, active_r, _gather_levels(x_nd.shape[0], 1 / 8, levels=2, spacing=8))
     s = _relocate_empty(s, x_nd, active_r)
 
     new_c = jnp.where(s.counts[..., None] > 0, s.sums / jnp.maximum(s.counts, 1.0)[..., None], s.centers)
