@@ -146,7 +146,7 @@ def test_jit_equals_no_jit():
         resp = jnp.transpose(jax.nn.softmax(lp, axis=2), (1, 2, 0))
         nk = jnp.sum(resp, axis=-1)
         means = jnp.einsum("rkb,bd->rkd", resp, x) / nk[..., None]
-        covs = gmm._covariances(gmm._scatter(x, x.T, resp, means, "full"), nk, 1e-6, "full", 2)
+        covs = gmm._covariances(gmm._scatter(x, resp, means, "full"), nk, 1e-6, "full", 2)
         return lp, means, covs, gmm._precision_cholesky(covs, "full")
 
     jitted = jax.jit(iteration)(x, w, mu, pc)

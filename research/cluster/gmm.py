@@ -18,10 +18,10 @@ CPU's cache:
 * E pass: the whitened residuals y = (x - mu_k) U_k of every component from one matrix product
   x @ [d, R * k * d] (the widest, hence fastest, product the CPU gets here), log-densities,
   logsumexp, responsibilities r, and the first sufficient statistics (counts, r^T x).
-* M pass: the scatter sum_n r_nk (x_n - mu_k)(x_n - mu_k)^T about the *new* means, one batched
-  product [d, block] @ [block, d] per component. Centring on the new means (rather than expanding
-  sum r x x^T - N mu mu^T) keeps float32 accurate: no cancellation, and a constant feature gets
-  exactly reg_covar.
+* M pass: the scatter sum_n r_nk (x_n - mu_k)(x_n - mu_k)^T about the *new* means, as Z^T Z with
+  Z = sqrt(r) (x - mu_k), one batched product per component. Centring on the new means (rather than
+  expanding sum r x x^T - N mu mu^T) keeps float32 accurate: no cancellation, and a constant feature
+  gets exactly reg_covar.
 
 The data is centred on its mean first (GMMs are translation equivariant, the means are shifted back
 at the end), so data far from the origin loses no float32 precision either. In float32 the fit
@@ -147,10 +147,27 @@ def _precision_cholesky(covs, cov_type):
     callers test for it with `_valid`.
     """
     if cov_type in ("full", "tied"):
-        chol = jnp.linalg.cholesky(covs)
-        eye = jnp.broadcast_to(jnp.eye(covs.shape[-1], dtype=covs.dtype), covs.shape)
-        return jnp.swapaxes(jax.scipy.linalg.solve_triangular(chol, eye, lower=True), -1, -2)
+        return jnp.swapaxes(_lower_triangular_inverse(jnp.linalg.cholesky(covs)), -1, -2)
     return jnp.where(covs > 0, lax.rsqrt(jnp.where(covs > 0, covs, 1.0)), jnp.nan)
+
+
+def _lower_triangular_inverse(l_dd):
+    """L^-1 for lower-triangular L [..., d, d], by forward substitution, one row per loop step.
+
+    jax.scipy.linalg.solve_triangular would call LAPACK's trsm; on CPU, a program holding that call
+    ran the EM iteration's matrix products at half speed (the M step on MNIST PCA-50 took 106 ms
+    instead of 44 ms), while these d steps of [..., d] x [..., d, d] products cost well under a
+    millisecond.
+    """
+    d = l_dd.shape[-1]
+    eye = jnp.eye(d, dtype=l_dd.dtype)
+
+    def row(i, inv):
+        # Row i of L^-1: (e_i - L[i, :i] L^-1[:i]) / L[i, i]; rows i.. of `inv` are still zero.
+        r = (eye[i] - jnp.einsum("...j,...jk->...k", l_dd[..., i, :], inv, precision=_HIGHEST)) / l_dd[..., i, i, None]
+        return inv.at[..., i, :].set(r)
+
+    return lax.fori_loop(0, d, row, jnp.zeros_like(l_dd))
 
 
 def _valid(prec_chol):
@@ -194,21 +211,20 @@ def _weighted_log_prob(x_bd, weights, means, prec_chol, cov_type):
     return -0.5 * (d * _LOG_2PI + sq) + _log_det(prec_chol, cov_type, d) + jnp.log(weights)
 
 
-def _scatter(x_bd, x_db, r_rkb, means, cov_type):
+def _scatter(x_bd, r_rkb, means, cov_type):
     """sum_b r (x_b - mu)(x_b - mu)^T about `means` [R, k, d], in the shape of the covariance type: full
     [R, k, d, d], tied [R, 1, d, d], diag [R, k, d], spherical [R, k] (summed over d).
 
-    x is given in both layouts, [b, d] and [d, b], so the batched product is [d, b] @ [b, d] per component
-    with no transpose inside the loop: about 20% faster on CPU than contracting two [b, d] operands.
+    Computed as Z^T Z with Z = sqrt(r) (x - mu) [R, k, b, d]: one intermediate the size of the block's
+    residuals, where r (x - mu)^T (x - mu) writes three. Memory, not arithmetic, bounds this pass on CPU:
+    the M pass on MNIST PCA-50 (k = 10) takes 48 ms instead of 79 ms.
     """
-    diff_t = x_db - means[..., None]  # [R, k, d, b]
-    rd_t = r_rkb[:, :, None, :] * diff_t
-    if cov_type in ("full", "tied"):
-        diff = x_bd - means[:, :, None, :]  # [R, k, b, d]
-        if cov_type == "full":
-            return jnp.einsum("rkdb,rkbe->rkde", rd_t, diff, precision=_HIGHEST)
-        return jnp.einsum("rkdb,rkbe->rde", rd_t, diff, precision=_HIGHEST)[:, None]
-    sq = jnp.sum(rd_t * diff_t, axis=-1)  # [R, k, d]
+    z = jnp.sqrt(r_rkb)[..., None] * (x_bd - means[:, :, None, :])  # [R, k, b, d]
+    if cov_type == "full":
+        return jnp.einsum("rkbd,rkbe->rkde", z, z, precision=_HIGHEST)
+    if cov_type == "tied":
+        return jnp.einsum("rkbd,rkbe->rde", z, z, precision=_HIGHEST)[:, None]
+    sq = jnp.sum(z * z, axis=2)  # [R, k, d]
     return sq if cov_type == "diag" else jnp.sum(sq, axis=-1)
 
 
@@ -228,14 +244,13 @@ def _covariances(scatter, nk, reg_covar, cov_type, d):
 
 
 def _blocks(x_nd, block):
-    """x as blocks of rows [n_blocks, block, d] (zero-padded), the same transposed [n_blocks, d, block],
-    and the mask of real rows [n_blocks, block]."""
+    """x as blocks of rows [n_blocks, block, d] (zero-padded), and the mask of real rows [n_blocks, block]."""
     n, d = x_nd.shape
     nb = -(-n // block)
     pad = nb * block - n
     xb = jnp.pad(x_nd, ((0, pad), (0, 0))).reshape(nb, block, d)
     mask = (jnp.arange(nb * block) < n).reshape(nb, block).astype(x_nd.dtype)
-    return xb, jnp.swapaxes(xb, 1, 2), mask
+    return xb, mask
 
 
 def _e_pass(xb, mask, s: _EM, cov_type):
@@ -256,28 +271,28 @@ def _e_pass(xb, mask, s: _EM, cov_type):
     return resp, nk, sx, jnp.sum(lse_sums, axis=0)  # block sums added last: less float32 rounding
 
 
-def _m_step(xb, xbt, resp, nk, sx, reg_covar, cov_type, n):
+def _m_step(xb, resp, nk, sx, reg_covar, cov_type, n):
     """M step from responsibilities [nb, R, k, block]: (weights, means, covariances, precision factors)."""
     d = xb.shape[-1]
     nk = nk + 10 * jnp.finfo(xb.dtype).eps  # scikit-learn's guard against empty components
     means = sx / nk[..., None]
 
     def step(acc, inp):
-        x_bd, x_db, r_rkb = inp
-        return acc + _scatter(x_bd, x_db, r_rkb, means, cov_type), None
+        x_bd, r_rkb = inp
+        return acc + _scatter(x_bd, r_rkb, means, cov_type), None
 
     r_, k = nk.shape
     zero = jnp.zeros((r_, *_cov_shape(cov_type, k, d)), xb.dtype)
-    scatter, _ = lax.scan(step, zero, (xb, xbt, resp))
+    scatter, _ = lax.scan(step, zero, (xb, resp))
     covs = _covariances(scatter, nk, reg_covar, cov_type, d)
     return nk / n, means, covs, _precision_cholesky(covs, cov_type)
 
 
-def _em_iteration(s: _EM, *, xb, xbt, mask, n, tol, max_iter, reg_covar, cov_type):
+def _em_iteration(s: _EM, *, xb, mask, n, tol, max_iter, reg_covar, cov_type):
     active = ~s.done
     resp, nk, sx, lse_sum = _e_pass(xb, mask, s, cov_type)
     lower_bound = lse_sum / n
-    weights, means, covs, prec_chol = _m_step(xb, xbt, resp, nk, sx, reg_covar, cov_type, n)
+    weights, means, covs, prec_chol = _m_step(xb, resp, nk, sx, reg_covar, cov_type, n)
     ok = _valid(prec_chol) & jnp.isfinite(lower_bound)
     upd = active & ok
 
@@ -341,7 +356,7 @@ def _fit(
     dtype = x_nd.dtype
     shift_d = jnp.mean(x_nd, axis=0)
     x_nd = x_nd - shift_d
-    xb, xbt, mask = _blocks(x_nd, block_size)
+    xb, mask = _blocks(x_nd, block_size)
     nb = xb.shape[0]
 
     # Initial parameters: an M step from initial responsibilities, overridden by whatever was given.
@@ -360,7 +375,7 @@ def _fit(
         resp = jnp.moveaxis(resp_rkn.reshape(r_, k, nb, block_size), 2, 0)  # [nb, R, k, block]
         nk = jnp.sum(resp_rkn, axis=-1)
         sx = jnp.einsum("rkn,nd->rkd", resp_rkn[..., :n], x_nd, precision=_HIGHEST)
-        w0, mu0, cov0, pc0 = _m_step(xb, xbt, resp, nk, sx, reg_covar, cov_type, n)
+        w0, mu0, cov0, pc0 = _m_step(xb, resp, nk, sx, reg_covar, cov_type, n)
         if weights_init is not None:
             w0 = jnp.broadcast_to(weights_init, (r_, k))
         if means_init is not None:
@@ -384,7 +399,6 @@ def _fit(
     body = functools.partial(
         _em_iteration,
         xb=xb,
-        xbt=xbt,
         mask=mask,
         n=n,
         tol=tol,
@@ -664,7 +678,7 @@ def _log_resp(p: GMMParams, x_nd, *, cov_type, block_size):
     # E step's x U - mu U free of cancellation for data far from the origin.
     centre = jnp.dot(p.weights_k, p.means_kd, precision=_HIGHEST) / jnp.sum(p.weights_k)
     p = p._replace(means_kd=p.means_kd - centre)
-    xb, _, _ = _blocks(x_nd - centre, block_size)
+    xb, _ = _blocks(x_nd - centre, block_size)
 
     def step(_, x_bd):
         lp = _weighted_log_prob(x_bd, p.weights_k[None], p.means_kd[None], p.precisions_cholesky[None], cov_type)[:, 0]
