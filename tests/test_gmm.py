@@ -156,6 +156,21 @@ def test_jit_equals_no_jit():
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)
 
 
+def test_precision_factors_invert_the_covariances():
+    # U U^T = cov^-1 with U upper triangular, from forward substitution (no LAPACK trsm); a covariance
+    # that is not positive definite gives non-finite factors, which `_valid` reports.
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(2, 3, 6, 6))
+    cov = a @ np.swapaxes(a, -1, -2) + 0.1 * np.eye(6)
+    u = np.asarray(gmm._precision_cholesky(jnp.asarray(cov, jnp.float32), "full"), np.float64)
+    assert np.allclose(np.triu(u), u)
+    np.testing.assert_allclose(u @ np.swapaxes(u, -1, -2), np.linalg.inv(cov), rtol=2e-3, atol=2e-3)
+    bad = cov.copy()
+    bad[1, 2] = -np.eye(6)
+    valid = np.asarray(gmm._valid(gmm._precision_cholesky(jnp.asarray(bad, jnp.float32), "full")))
+    assert valid.tolist() == [True, False]
+
+
 def test_loop_compiles_once_per_shape():
     x, _ = blobs()
     w, mu, prec, _ = starting_point(x, "full")
