@@ -228,7 +228,7 @@ def _true_indices(mask_n, size):
     """Indices of the first `size` True entries of mask_n [n] as [size] int32, padded with n.
 
     jnp.nonzero(mask, size=size, fill_value=n), written as a cumulative sum and one scatter: the same
-    result and run time, and about half the compile time (the loop has five of them).
+    result and run time, and about half the compile time (the loop has one per gather size).
     """
     n = mask_n.shape[0]
     pos_n = jnp.cumsum(mask_n, dtype=jnp.int32) - 1
