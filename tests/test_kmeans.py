@@ -51,6 +51,14 @@ def test_pruned_equals_full_on_both_paths():
         np.testing.assert_array_equal(np.asarray(pruned.n_iter), np.asarray(plain.n_iter))
 
 
+def test_true_indices_is_nonzero_with_a_size():
+    rng = np.random.default_rng(0)
+    for mask in (rng.random(300) < 0.1, rng.random(300) < 0.9, np.zeros(300, bool), np.ones(300, bool)):
+        for size in (1, 7, 40, 300):
+            (want,) = jnp.nonzero(mask, size=size, fill_value=300)
+            np.testing.assert_array_equal(np.asarray(kmeans._true_indices(jnp.asarray(mask), size)), np.asarray(want))
+
+
 def test_sparse_steps_are_taken():
     x, _ = blobs(n=2000, d=8, centers=12, std=3.0, seed=3)
     args, static = kmeans._prepare(jax.random.key(5), x, 12, 4, 300, 1e-4, "random", True, 0.5)
