@@ -53,7 +53,6 @@ def main(argv):
     nn, knn_s = timing.wall(
         neighbors.projected_knn, k_knn, x, n_neighbors - 1, dims=FLAGS.knn_dims, candidates=FLAGS.knn_candidates
     )
-    knn_s = round(knn_s, 2)
     logging.info("kNN graph (%d neighbours, %d features): %.1f s", n_neighbors - 1, x.shape[1], knn_s)
     emb, embed_s = timing.wall(
         tsne.umap,
@@ -66,7 +65,7 @@ def main(argv):
         substeps=FLAGS.substeps,
         knn=nn,
     )
-    z, embed_s = np.asarray(emb.embedding), round(embed_s, 2)
+    z = np.asarray(emb.embedding)
     logging.info("embedding to %d-D: %.1f s", FLAGS.embed_dim, embed_s)
     timed = gmm.fit_timed(k_gmm, z, k, covariance_type=FLAGS.covariance_type, n_init=FLAGS.gmm_n_init)
     res = timed.out
@@ -99,8 +98,8 @@ def main(argv):
         "n_epochs": emb.n_iter,
         "lower_bound": float(res.lower_bound),
         "lower_bound_per_init": np.asarray(res.lower_bound_per_init).tolist(),
-        "knn_seconds": knn_s,
-        "embed_seconds": embed_s,
+        "knn_seconds": round(knn_s, 2),
+        "embed_seconds": round(embed_s, 2),
         "gmm_seconds": timed.run_seconds,
         "gmm_compile_seconds": timed.compile_seconds,
     }

@@ -82,11 +82,10 @@ def main(argv):
     if FLAGS.perplexity >= x.shape[0] / 3:
         raise SystemExit(f"--perplexity={FLAGS.perplexity} is too large for {x.shape[0]} points; use < n / 3.")
     z, embed_s = timing.wall(embed, k_embed, x, FLAGS.perplexity, FLAGS.n_iter)
-    z, embed_s = np.asarray(z), round(embed_s, 2)
+    z = np.asarray(z)
     logging.info("t-SNE (kNN graph included): %.1f s", embed_s)
     eps = FLAGS.eps or choose_eps(z, FLAGS.min_samples, FLAGS.eps_quantile)
     res, dbscan_s = timing.wall(dbscan.fit, z, eps, FLAGS.min_samples, block_size=256)
-    dbscan_s = round(dbscan_s, 2)
     labels = np.asarray(res.labels)
     np.save(wd / "embedding.npy", z)
     title = (
@@ -124,8 +123,8 @@ def main(argv):
         "min_samples": FLAGS.min_samples,
         "n_clusters": int(res.n_clusters),
         "noise_fraction": float(np.mean(~clustered)),
-        "embed_seconds": embed_s,
-        "dbscan_seconds": dbscan_s,
+        "embed_seconds": round(embed_s, 2),
+        "dbscan_seconds": round(dbscan_s, 2),
     }
     common.finish(
         wd,
