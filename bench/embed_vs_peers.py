@@ -6,10 +6,11 @@ each followed by the same GMM, in one run; then DBSCAN on a 2-D embedding, ours 
   python -m bench.embed_vs_peers --n_samples=10000 --methods=ours-umap,umap-learn   # a quick look
 
 MNIST, all 70,000 images, raw pixels in [0, 1]. Every embedding time includes its kNN graph:
-  ours-umap   neighbors.projected_knn (PCA-100 candidates, 60 per point, reranked on pixels; 19 neighbours)
+  ours-umap   neighbors.projected_knn (PCA-100, 60 candidates per point from the nearest of 8192 column bins,
+              reranked on pixels; 19 neighbours)
               + tsne.umap(dim=10, n_neighbors=20, min_dist=0), the defaults of experiments.manifold_cluster
   umap-learn  umap.UMAP(n_components=10, n_neighbors=20, min_dist=0), its own NN-descent graph
-  ours-tsne   neighbors.projected_knn (PCA-50, 90 neighbours) + tsne.tsne(dim=2, perplexity=30)
+  ours-tsne   neighbors.projected_knn (PCA-50, 180 candidates as above, 90 neighbours) + tsne.tsne(dim=2, perplexity=30)
   openTSNE    openTSNE.TSNE(n_components=2, perplexity=30) with its defaults (approximate kNN, FFT gradients)
 Ours run twice on the same input: the first call's extra time over the second is reported as compile time,
 the second as the run time. Each embedding is clustered by our GMM (full covariance, 5 restarts, seed 0) and

@@ -4,9 +4,11 @@ r"""Manifold clustering (the N2D recipe): features -> UMAP-style neighbour embed
   python -m experiments.manifold_cluster --dataset=mnist --data_dir=../shared/datasets
   python -m experiments.manifold_cluster --dataset=mnist --pretrained=checkpoints/autoencoder/mnist-dec-sgd-seed0
 
-The features are the raw rows, or the codes of a pretrained encoder (--pretrained). Their kNN graph is exact
-when they have at most --knn_dims features, else approximate: the --knn_candidates nearest in --knn_dims
-principal components, reranked by exact distances in the features. The embedding (--embed_dim, 10 as in N2D)
+The features are the raw rows, or the codes of a pretrained encoder (--pretrained). With --metric=cosine
+(the default for raw features) the rows are first scaled to unit length, so neighbours are ranked by cosine
+similarity. Their kNN graph is exact when they have at most --knn_dims features, else approximate: the
+--knn_candidates nearest in --knn_dims principal components (the nearest of --knn_bins column bins; 0:
+exactly), reranked by exact distances in the features. The embedding (--embed_dim, 10 as in N2D)
 is clustered by a full-covariance GMM; its restarts (--gmm_n_init) matter, the lower bound picks the good one.
 
 Writes config.json, results.json (acc, nmi, ari, lower_bound, and seconds for the kNN graph, the embedding and
@@ -35,7 +37,15 @@ flags.DEFINE_integer("n_epochs", None, "Embedding epochs. Default: 500 up to 10k
 flags.DEFINE_integer("substeps", 10, "Groups of edges applied one after another in each epoch.")
 flags.DEFINE_integer("knn_dims", 100, "Principal components searched for neighbour candidates (>= features: exact).")
 flags.DEFINE_integer("knn_candidates", 60, "Candidates per point found in the projection, reranked exactly.")
-flags.DEFINE_integer("gmm_n_init", 5, "GMM restarts; the highest lower bound is kept.")
+flags.DEFINE_integer("knn_bins", 8192, "Column bins of the candidate search (neighbors.binned_knn); 0: exact search.")
+flags.DEFINE_enum(
+    "metric",
+    None,
+    ["euclidean", "cosine"],
+    "Neighbours by Euclidean distance, or by cosine similarity (rows scaled to unit length first). "
+    "Default: cosine for raw features (MNIST pixels: ACC 0.973 against 0.968), euclidean for --pretrained codes.",
+)
+flags.DEFINE_integer("gmm_n_init", 10, "GMM restarts; the highest lower bound is kept.")
 flags.DEFINE_enum("covariance_type", "full", list(gmm.COVARIANCE_TYPES), "The mixture's covariance shape.")
 
 
@@ -49,9 +59,19 @@ def main(argv):
     if FLAGS.pretrained:
         model, params, _ = features.load_encoder(FLAGS.pretrained, input_dim=x.shape[1], dataset=ds.name)
         x = np.asarray(pretrain.encode(model, params, x), np.float32)
+    metric = FLAGS.metric or ("euclidean" if FLAGS.pretrained else "cosine")
+    if metric == "cosine":
+        norm = np.linalg.norm(x, axis=1, keepdims=True)
+        x = x / np.where(norm > 0, norm, 1.0)  # a zero row stays zero
     n_neighbors = min(FLAGS.n_neighbors, x.shape[0])
     nn, knn_s = timing.wall(
-        neighbors.projected_knn, k_knn, x, n_neighbors - 1, dims=FLAGS.knn_dims, candidates=FLAGS.knn_candidates
+        neighbors.projected_knn,
+        k_knn,
+        x,
+        n_neighbors - 1,
+        dims=FLAGS.knn_dims,
+        candidates=FLAGS.knn_candidates,
+        bins=FLAGS.knn_bins,
     )
     logging.info("kNN graph (%d neighbours, %d features): %.1f s", n_neighbors - 1, x.shape[1], knn_s)
     emb, embed_s = timing.wall(
@@ -95,6 +115,7 @@ def main(argv):
         "n_clusters": k,
         "embed_dim": FLAGS.embed_dim,
         "n_neighbors": n_neighbors,
+        "metric": metric,
         "n_epochs": emb.n_iter,
         "lower_bound": float(res.lower_bound),
         "lower_bound_per_init": np.asarray(res.lower_bound_per_init).tolist(),

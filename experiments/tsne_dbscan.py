@@ -4,8 +4,8 @@ r"""t-SNE to 2-D, then DBSCAN on the picture (the seeds' pipeline).
   python -m experiments.tsne_dbscan --dataset=mnist --data_dir=../shared/datasets
 
 The kNN graph (3 x perplexity neighbours) is exact up to --knn_dims features, else found among candidates in
-that many principal components and reranked exactly. DBSCAN's radius is --eps, or, when --eps=0, the
---eps_quantile quantile of each point's distance to its --min_samples-th nearest neighbour in the embedding
+that many principal components (the nearest of --knn_bins column bins) and reranked exactly. DBSCAN's radius
+is --eps, or, when --eps=0, the --eps_quantile quantile of each point's distance to its --min_samples-th nearest neighbour in the embedding
 (the scale of a t-SNE picture depends on n, so a fixed radius does not carry across datasets).
 
 Writes config.json, results.json (acc, nmi, ari with noise counted as one more cluster, the same over the
@@ -38,6 +38,7 @@ flags.DEFINE_integer("negative_samples", 16, "Points drawn per point and step fo
 flags.DEFINE_enum("repulsion", "grid", list(tsne.REPULSIONS), "grid: particle-mesh (FFT); exact: all pairs.")
 flags.DEFINE_integer("grid", 256, "Mesh cells per side of the grid repulsion (finer: closer to exact, slower).")
 flags.DEFINE_integer("knn_dims", 50, "Principal components searched for neighbour candidates (>= features: exact).")
+flags.DEFINE_integer("knn_bins", 8192, "Column bins of the candidate search (neighbors.binned_knn); 0: exact search.")
 flags.DEFINE_float("eps", 0.0, "DBSCAN radius in the embedding; 0: chosen from --eps_quantile.")
 flags.DEFINE_float("eps_quantile", 0.9, "With --eps=0: this quantile of the distances to the min_samples-th neighbour.")
 flags.DEFINE_integer("min_samples", 10, "DBSCAN: points within eps (itself included) that make a core point.")
@@ -49,7 +50,7 @@ def embed(key, x, perplexity, n_iter):
     """The 2-D t-SNE of x with this binary's flags."""
     n = x.shape[0]
     k = min(n - 1, int(3 * perplexity))
-    nn = neighbors.projected_knn(key, x, k, dims=FLAGS.knn_dims, candidates=2 * k)
+    nn = neighbors.projected_knn(key, x, k, dims=FLAGS.knn_dims, candidates=2 * k, bins=FLAGS.knn_bins)
     return tsne.tsne(
         key,
         x,

@@ -243,6 +243,26 @@ def test_rerank_of_a_superset_equals_exact_knn_and_projection_finds_most():
     assert recall > 0.9, recall
 
 
+def test_binned_knn_keeps_the_nearest_winners_of_the_column_bins():
+    x = points(600, 12)
+    k, bins = 5, 64
+    got = neighbors.binned_knn(x, k, bins=bins, block_size=128)
+    dist = brute_dist(x, x, "euclidean")
+    np.fill_diagonal(dist, np.inf)
+    # Reference: the nearest column of each bin (column j is in bin j mod bins), then the k nearest of those.
+    winners = np.stack([np.arange(s, 600, bins)[np.argmin(dist[:, s::bins], axis=1)] for s in range(bins)], 1)
+    ref = np.take_along_axis(winners, np.argsort(np.take_along_axis(dist, winners, 1), axis=1)[:, :k], 1)
+    np.testing.assert_array_equal(np.asarray(got.indices), ref)
+    np.testing.assert_allclose(np.asarray(got.distances), np.take_along_axis(dist, ref, 1), rtol=1e-4)
+    # It is an approximation of the exact kNN that misses few neighbours; with one column a bin it is exact.
+    exact = np.asarray(neighbors.knn(x, k).indices)
+    recall = np.mean([len(set(a) & set(b)) / k for a, b in zip(ref, exact)])
+    assert 0.85 < recall < 1.0, recall
+    np.testing.assert_array_equal(np.asarray(neighbors.binned_knn(x, k, bins=600).indices), exact)
+    with pytest.raises(ValueError, match="k must be"):
+        neighbors.binned_knn(x, bins + 1, bins=bins)
+
+
 def test_rerank_rejects_bad_candidates():
     x = points(20, 4)
     with pytest.raises(ValueError, match="row numbers"):

@@ -24,7 +24,9 @@ Both start from the kNN graph of x (`research.embed.neighbors`: exact by default
   synchronously: every point moves by its sampled edges' clipped attractions and by repulsions from
   `negative_samples` drawn points, weighted to umap-learn's expected count), with the learning rate decaying
   linearly to 0. Fully synchronous epochs (one group) overshoot and leave clusters loose; ten groups give
-  umap-learn's cluster quality on MNIST (README, "Manifold clustering").
+  umap-learn's cluster quality on MNIST (README, "Manifold clustering"). A group's moves are summed by one
+  segment sum over its edges' two ends, sorted by point once on the host (XLA's CPU scatter is faster on
+  sorted indices: 0.15 s an MNIST epoch against 0.19 s with a sum per end).
 
 The graph is built on the host (scipy.sparse, once); the optimisation is one jitted `lax.fori_loop`.
 
@@ -372,11 +374,17 @@ def tsne(
 class _Batches(NamedTuple):
     """The graph's edges, each pair once (i < j), split at random into the sub-steps of an epoch: rows, cols
     [S, G] int32 and the probability p = w / max w that UMAP samples the edge i -> j in an epoch (and, apart,
-    j -> i), [S, G] float32 (padding: p = 0)."""
+    j -> i), [S, G] float32 (padding: p = 0). Each edge moves both its ends; the two ends of every edge of a
+    sub-step, sorted by point, are ends [S, 2G] int32, with edge [S, 2G] the edge's number in the sub-step
+    and sign [S, 2G] +1 at its row end and -1 at its column end, so the moves are summed by one sorted
+    segment sum."""
 
     rows: jax.Array
     cols: jax.Array
     p: jax.Array
+    ends: jax.Array
+    edge: jax.Array
+    sign: jax.Array
 
 
 def _edge_batches(key, g: Graph, substeps: int) -> _Batches:
@@ -387,7 +395,17 @@ def _edge_batches(key, g: Graph, substeps: int) -> _Batches:
     size = -(-e // substeps)
     order = jax.random.permutation(key, e)
     pad = lambda v: jnp.pad(v[order], (0, size * substeps - e)).reshape(substeps, size)
-    return _Batches(pad(rows), pad(cols), pad(p))
+    rows, cols = np.asarray(pad(rows)), np.asarray(pad(cols))
+    both = np.concatenate([rows, cols], axis=1)  # [S, 2G]: the row ends, then the column ends
+    by_end = np.argsort(both, axis=1, kind="stable")
+    return _Batches(
+        jnp.asarray(rows),
+        jnp.asarray(cols),
+        pad(p),
+        jnp.asarray(np.take_along_axis(both, by_end, 1), jnp.int32),
+        jnp.asarray(by_end % size, jnp.int32),
+        jnp.asarray(np.where(by_end < size, 1.0, -1.0), jnp.float32),
+    )
 
 
 @functools.partial(jax.jit, static_argnames=("n_epochs", "negative_samples"))
@@ -408,7 +426,7 @@ def _umap_loop(key, y0, batches: _Batches, *, n_epochs, a, b, learning_rate, neg
         return d2b, jnp.where(pos, d2b / jnp.where(pos, d2, 1.0), 0.0)
 
     def substep(y, inputs):
-        rows, cols, p, k, alpha = inputs
+        rows, cols, p, ends, edge, sign, k, alpha = inputs
         k_edges, k_neg = jax.random.split(k)
         # Each direction of the pair is sampled on its own; either moves both ends (umap-learn's move_other).
         draws = jax.random.uniform(k_edges, (2, *p.shape)) < p
@@ -417,7 +435,7 @@ def _umap_loop(key, y0, batches: _Batches, *, n_epochs, a, b, learning_rate, neg
         d2b, d2b1 = power(jnp.sum(diff * diff, 1))
         coef = -2.0 * a * b * d2b1 / (1.0 + a * d2b)
         att = jnp.clip(coef[:, None] * diff, -4.0, 4.0) * count[:, None]
-        move = jax.ops.segment_sum(att, rows, n) - jax.ops.segment_sum(att, cols, n)
+        move = jax.ops.segment_sum(att[edge] * sign[:, None], ends, n, indices_are_sorted=True)
         m = _negatives(k_neg, n, negative_samples)
         dn = y[:, None, :] - y[m]
         d2n = jnp.sum(dn * dn, -1)
@@ -430,7 +448,7 @@ def _umap_loop(key, y0, batches: _Batches, *, n_epochs, a, b, learning_rate, neg
         k_order, k_steps = jax.random.split(jax.random.fold_in(key, e))
         order = jax.random.permutation(k_order, substeps)
         alpha = jnp.full((substeps,), learning_rate * (1.0 - e / n_epochs), y.dtype)
-        inputs = (batches.rows[order], batches.cols[order], batches.p[order], jax.random.split(k_steps, substeps))
+        inputs = (*(v[order] for v in batches), jax.random.split(k_steps, substeps))
         y, _ = lax.scan(substep, y, inputs + (alpha,))
         return y
 
