@@ -43,6 +43,24 @@ def test_fuzzy_weights_sum_to_log2_k_and_the_graphs_are_symmetric():
             assert dense.sum() == pytest.approx(total, rel=1e-5)
 
 
+def test_umap_edge_batches_sum_each_edge_at_both_ends():
+    x = np.random.default_rng(0).normal(size=(120, 5)).astype(np.float32)
+    g = tsne.umap_graph(neighbors.knn(x, 6))
+    b = tsne._edge_batches(jax.random.key(0), g, substeps=3)
+    att = jax.random.normal(jax.random.key(1), (*b.rows.shape, 2))  # any per-edge move, [S, G, 2]
+    for s in range(3):
+        assert np.all(np.diff(np.asarray(b.ends[s])) >= 0)  # sorted, as the segment sum is told
+        got = jax.ops.segment_sum(att[s][b.edge[s]] * b.sign[s][:, None], b.ends[s], 120, indices_are_sorted=True)
+        want = jax.ops.segment_sum(att[s], b.rows[s], 120) - jax.ops.segment_sum(att[s], b.cols[s], 120)
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-5)
+    # Every edge i < j of the graph is in exactly one sub-step.
+    real = np.asarray(b.p) > 0
+    pairs = set(zip(np.asarray(b.rows)[real].tolist(), np.asarray(b.cols)[real].tolist()))
+    upper = np.asarray(g.rows) < np.asarray(g.cols)
+    assert pairs == set(zip(np.asarray(g.rows)[upper].tolist(), np.asarray(g.cols)[upper].tolist()))
+    assert int(real.sum()) == int(upper.sum())
+
+
 def test_ab_for_min_dist_matches_umaps_curve():
     a, b = tsne.find_ab(0.1)
     d = np.linspace(0.0, 3.0, 50)
