@@ -34,10 +34,6 @@ from research.cluster import dbscan, gmm
 from research.embed import neighbors, tsne
 
 
-def _unit_rows(x):
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
 def ours_umap(x, seed):
     key = jax.random.key(seed)
     nn = neighbors.projected_knn(key, x, 19, dims=100, candidates=60)
@@ -45,7 +41,9 @@ def ours_umap(x, seed):
 
 
 def ours_umap_cosine(x, seed):
-    return ours_umap(_unit_rows(x), seed)  # as experiments.manifold_cluster does by default on pixels
+    return ours_umap(
+        np.asarray(neighbors.unit_rows(x)), seed
+    )  # as experiments.manifold_cluster does by default on pixels
 
 
 def ours_tsne(x, seed):

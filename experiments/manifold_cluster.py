@@ -61,8 +61,7 @@ def main(argv):
         x = np.asarray(pretrain.encode(model, params, x), np.float32)
     metric = FLAGS.metric or ("euclidean" if FLAGS.pretrained else "cosine")
     if metric == "cosine":
-        norm = np.linalg.norm(x, axis=1, keepdims=True)
-        x = x / np.where(norm > 0, norm, 1.0)  # a zero row stays zero
+        x = np.asarray(neighbors.unit_rows(x))
     n_neighbors = min(FLAGS.n_neighbors, x.shape[0])
     nn, knn_s = timing.wall(
         neighbors.projected_knn,

@@ -105,7 +105,7 @@ def _map_blocks(fn, q_md, block_size: int):
 # k nearest neighbours
 
 
-def _normalise_rows(x_nd):
+def unit_rows(x_nd):
     """Rows scaled to unit norm; zero rows stay zero (cosine similarity 0 with everything, no NaN)."""
     norm_n = jnp.sqrt(jnp.sum(x_nd * x_nd, axis=-1, keepdims=True))
     return x_nd / jnp.where(norm_n > 0, norm_n, 1.0)
@@ -116,7 +116,7 @@ def _knn(x_nd, q_md, *, k, metric, block_size, exclude_self):
     x_nd = x_nd.astype(jnp.float32)
     q_md = q_md.astype(jnp.float32)
     if metric == "cosine":
-        x_nd, q_md = _normalise_rows(x_nd), _normalise_rows(q_md)
+        x_nd, q_md = unit_rows(x_nd), unit_rows(q_md)
     else:
         mean_d = jnp.mean(x_nd, axis=0)
         x_nd, q_md = x_nd - mean_d, q_md - mean_d
