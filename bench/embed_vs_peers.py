@@ -41,9 +41,8 @@ def ours_umap(x, seed):
 
 
 def ours_umap_cosine(x, seed):
-    return ours_umap(
-        np.asarray(neighbors.unit_rows(x)), seed
-    )  # as experiments.manifold_cluster does by default on pixels
+    # Rows scaled to unit length, as experiments.manifold_cluster does by default on pixels.
+    return ours_umap(np.asarray(neighbors.unit_rows(x)), seed)
 
 
 def ours_tsne(x, seed):

@@ -5,8 +5,9 @@ r"""t-SNE to 2-D, then DBSCAN on the picture (the seeds' pipeline).
 
 The kNN graph (3 x perplexity neighbours) is exact up to --knn_dims features, else found among candidates in
 that many principal components (the nearest of --knn_bins column bins) and reranked exactly. DBSCAN's radius
-is --eps, or, when --eps=0, the --eps_quantile quantile of each point's distance to its --min_samples-th nearest neighbour in the embedding
-(the scale of a t-SNE picture depends on n, so a fixed radius does not carry across datasets).
+is --eps, or, when --eps=0, the --eps_quantile quantile of each point's distance to its --min_samples-th
+nearest neighbour in the embedding (the scale of a t-SNE picture depends on n, so a fixed radius does not
+carry across datasets).
 
 Writes config.json, results.json (acc, nmi, ari with noise counted as one more cluster, the same over the
 points DBSCAN clustered, the noise fraction, the number of clusters, eps, seconds), labels.npy,

@@ -214,11 +214,12 @@ def binned_knn(x, k: int, *, bins: int = 8192, block_size: int = 1024) -> KNNRes
     n = x.shape[0]
     bins = checks.check_positive_int(bins, "bins")
     block_size = checks.check_positive_int(block_size, "block_size")
-    if isinstance(k, bool) or int(k) != k or not 1 <= int(k) <= min(n - 1, bins):
-        raise ValueError(f"k must be a whole number in [1, min(n - 1, bins) = {min(n - 1, bins)}], got {k!r}.")
+    k = checks.check_positive_int(k, "k")
+    if k > min(n - 1, bins):
+        raise ValueError(f"k must be at most min(n - 1, bins) = {min(n - 1, bins)}, got {k}.")
     if n <= bins:
-        return knn(x, int(k), block_size=block_size)
-    return _binned_knn(jnp.asarray(x), k=int(k), bins=bins, block_size=block_size)
+        return knn(x, k, block_size=block_size)
+    return _binned_knn(jnp.asarray(x), k=k, bins=bins, block_size=block_size)
 
 
 @functools.partial(jax.jit, static_argnames=("k", "block_size"))
