@@ -361,7 +361,7 @@ def embedding_2d(z_n2, labels_n, path, *, centres_k2=None, title: str | None = N
 
 def k_curves(ks, curves: dict, path, *, title: str | None = None) -> Path:
     """One panel per named curve over K (e.g. {"nmi": [...], "generalizability": [...]}), side by side."""
-    fig, axes = plt.subplots(1, len(curves), figsize=(3.6 * len(curves), 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(curves), figsize=(3.6 * len(curves), 3.2), squeeze=False, layout="constrained")
     for ax, (name, values) in zip(axes[0], curves.items(), strict=True):
         ax.plot(ks, values, marker="o")
         ax.set_xlabel("K")

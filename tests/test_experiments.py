@@ -59,6 +59,19 @@ def test_collect_gathers_seeds_beside_the_papers(tmp_path):
         wd.mkdir(parents=True)
         scores = {"acc": acc, "nmi": 0.4, "ari": 0.3, "n_init": 10}
         (wd / "results.json").write_text(json.dumps({"dataset": "mnist", "split": "all", "seed": seed, **scores}))
+    for k in (3, 12):  # K other than the class count, 20% held out: no published figure beside them
+        wd = root / "dec" / f"mnist-k{k}-val-seed0"
+        wd.mkdir(parents=True)
+        res = {
+            "dataset": "mnist",
+            "seed": 0,
+            "acc": 0.3,
+            "nmi": 0.4,
+            "ari": 0.2,
+            "n_clusters": k,
+            "loss_validation": 1.0,
+        }
+        (wd / "results.json").write_text(json.dumps(res))
     other = root / "kmeans" / "digits-seed0"  # another dataset: left out
     other.mkdir(parents=True)
     (other / "results.json").write_text(json.dumps({"dataset": "digits", "split": "all", "seed": 0, "acc": 0.9}))
@@ -72,7 +85,9 @@ def test_collect_gathers_seeds_beside_the_papers(tmp_path):
     table = (tmp_path / "mnist_clustering.md").read_text()
     assert "| kmeans | mnist n_init=10 | 0,1 | 0.6000 ± 0.1414 |" in table and "53.49" in table
     assert "0.9" not in table  # the digits run
-    assert len((tmp_path / "mnist_clustering.csv").read_text().splitlines()) == 3
+    assert "| dec | mnist-k3-val | 0 | 0.3000 | 0.4000 | 0.2000 | - |" in table and "84.30" not in table
+    assert table.index("mnist-k3-val") < table.index("mnist-k12-val")  # numbers sort by value
+    assert len((tmp_path / "mnist_clustering.csv").read_text().splitlines()) == 5
     assert (
         "| cae | elu |" in (tmp_path / "mnist_autoencoders.md").read_text()
         and "0.00300" in (tmp_path / "mnist_autoencoders.md").read_text()
