@@ -23,9 +23,11 @@ import numpy as np
 from absl import app, flags, logging
 
 from experiments import common, features  # features: the --pretrained flag
-from research import data, nets, plots
+from research import data, metrics, nets, plots
 from research import logging as runlog
+from research.cluster import kmeans
 from research.deep import pretrain
+from research.deep import train as trainloop
 from research.nets.mlp import KERNEL_INITS
 
 FLAGS = flags.FLAGS
@@ -48,6 +50,13 @@ flags.DEFINE_integer("layerwise_steps", 0, "> 0: DEC's greedy layer-wise denoisi
 flags.DEFINE_float("dropout", 0.2, "Input and hidden dropout of the layer-wise denoising stage.")
 flags.DEFINE_integer("log_every", 0, "Steps between progress rows (0: one epoch).")
 flags.DEFINE_integer("checkpoint_every", 0, "Steps between checkpoints (0: as --log_every).")
+flags.DEFINE_integer(
+    "cluster_every",
+    0,
+    "Every this many epochs (and at the end), k-means (10 restarts, K = the class count) on the codes of all the "
+    "data, its ACC and NMI logged beside the loss and drawn in plots/clustering.png. Labelled data only; 0: never. "
+    "Watches what the reconstruction loss does not tell: how well the codes cluster.",
+)
 
 AE_FLAGS = [
     "arch",
@@ -98,7 +107,8 @@ def train(wd: Path, ds: data.Dataset, key) -> tuple:
     }
     run_config = {**spec, **_ae_flags(), "seed": FLAGS.seed}
     t0 = time.perf_counter()
-    params = pretrain.pretrain(key, model, ds.x, config(), workdir=wd, config=run_config)
+    probe = _cluster_probe(model, ds, key)
+    params = pretrain.pretrain(key, model, ds.x, config(), workdir=wd, config=run_config, on_chunk=probe)
     seconds = time.perf_counter() - t0
     pretrain.save_model(wd, spec, params, overwrite=True)
     x_hat = pretrain.reconstruct(model, params, ds.x, FLAGS.loss)
@@ -107,6 +117,11 @@ def train(wd: Path, ds: data.Dataset, key) -> tuple:
     if ds.image_shape is not None:
         plots.reconstructions(ds.x, x_hat, ds.image_shape, wd / "plots" / "reconstructions.png", seed=FLAGS.seed)
     rows = [r for r in runlog.MetricsLog(wd).rows() if "samples_per_s" in r]
+    if probe is not None:
+        curves = ("kmeans_acc", "kmeans_nmi")
+        plots.training_curves(
+            rows, wd / "plots" / "clustering.png", metrics=curves, title=f"k-means on the codes, {ds.name}"
+        )
     results = {
         "dataset": ds.name,
         "split": FLAGS.split,
@@ -119,9 +134,34 @@ def train(wd: Path, ds: data.Dataset, key) -> tuple:
         "train_seconds_this_invocation": seconds,
         "n_params": int(sum(np.size(p) for p in jax.tree.leaves(params))),
     }
+    if probe is not None:  # the codes' k-means scores at the last step
+        results |= {m: rows[-1].get(m) for m in curves} if rows else {}
     runlog.write_json(wd / "results.json", {**results, "versions": runlog.versions()})
     logging.info("autoencoder %s: reconstruction mse %.5f -> %s", FLAGS.arch, mse, wd)
     return model, params, spec, results
+
+
+def _cluster_probe(model, ds: data.Dataset, key):
+    """The `on_chunk` hook of --cluster_every: k-means ACC / NMI of the codes every that many epochs."""
+    if FLAGS.cluster_every <= 0:
+        return None
+    if ds.y is None:
+        raise SystemExit(f"--cluster_every needs labels to score against; {ds.name} has none (set it to 0).")
+    every = trainloop.steps_for(FLAGS.cluster_every, ds.x.shape[0], FLAGS.batch_size)
+    last = trainloop.steps_for(FLAGS.epochs, ds.x.shape[0], FLAGS.batch_size)
+    k, probe_key = common.n_clusters(ds, None), jax.random.fold_in(key, 7)
+    due = [every]  # the next step to probe at (progress rows need not fall on multiples of `every`)
+
+    def probe(state) -> dict:
+        step = int(state.step)
+        if step < due[0] and step != last:
+            return {}
+        due[0] = (step // every + 1) * every
+        codes = pretrain.encode(model, state.params, ds.x)
+        labels = np.asarray(kmeans.fit(probe_key, codes, k, n_init=10).labels)
+        return {"kmeans_acc": round(metrics.acc(ds.y, labels), 4), "kmeans_nmi": round(metrics.nmi(ds.y, labels), 4)}
+
+    return probe
 
 
 def _test_mse(model, params, ds: data.Dataset) -> float | None:

@@ -321,7 +321,7 @@ def training_curves(rows, path, *, metrics=("acc", "nmi", "ari"), title: str | N
     for m in metrics:
         pts = [(r["step"], r[m]) for r in rows if m in r]
         if pts:
-            ax.plot(*zip(*pts), marker=".", label=m.upper())
+            ax.plot(*zip(*pts), marker=".", label=m.upper().replace("_", " "))
     ax.set_xlabel("step")
     ax.set_ylabel("score")
     pts = [(r["step"], r["delta_label"]) for r in rows if r.get("delta_label", 0) > 0]

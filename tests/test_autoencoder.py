@@ -171,13 +171,23 @@ AE = ["experiments.autoencoder", "--dataset=digits", "--arch=dense64", "--batch_
 
 def test_autoencoder_binary_killed_and_resumed_ends_with_the_same_bits(tmp_path):
     flags = [*AE, "--epochs=60", "--checkpoint_every=28"]
-    run([*flags, f"--workdir={tmp_path / 'straight'}"], tmp_path)
+    # The straight run also scores k-means on its codes every 20 epochs (560 steps): that must not change the
+    # training, and a resumed run may turn it on or off.
+    straight = tmp_path / "straight"
+    run([*flags, "--cluster_every=20", f"--workdir={straight}"], tmp_path)
     victim = tmp_path / "killed"
     kill_at_first_checkpoint([*flags, f"--workdir={victim}"], tmp_path, victim, victim / "ckpt" / "pretrain")
     run([*flags, f"--workdir={victim}"], tmp_path)
-    a = checkpointing.load_pytree(tmp_path / "straight" / "model")
+    a = checkpointing.load_pytree(straight / "model")
     b = checkpointing.load_pytree(victim / "model")
     assert bits(a) == bits(b)
+    rows = [json.loads(line) for line in (straight / "metrics.jsonl").read_text().splitlines()]
+    probed = [r for r in rows if "kmeans_acc" in r]
+    assert [r["step"] for r in probed] == [560, 1120, 1680]
+    assert all(0.5 < r["kmeans_acc"] <= 1 and 0.4 < r["kmeans_nmi"] <= 1 for r in probed)
+    assert json.loads((straight / "results.json").read_text())["kmeans_acc"] == probed[-1]["kmeans_acc"]
+    assert (straight / "plots" / "clustering.png").stat().st_size > 5_000
+    assert not (victim / "plots" / "clustering.png").exists()
     results = json.loads((victim / "results.json").read_text())
     assert results["reconstruction_mse"] < 0.05 and results["n_params"] == 64 * 64 * 2 + 64 + 64
     assert (victim / "plots" / "reconstructions.png").stat().st_size > 5_000

@@ -122,7 +122,7 @@ def _checkpointer(workdir, stage, config):
 IGNORED_KEYS = frozenset({"workdir", "overwrite", "data_dir", "log_every", "checkpoint_every", "verbosity"})
 
 
-def _train_stage(stage, loss_fn, params, data, tx, key, num_steps, cfg, workdir, config, log, scan=True):
+def _train_stage(stage, loss_fn, params, data, tx, key, num_steps, cfg, workdir, config, log, scan=True, on_chunk=None):
     n = jax.tree.leaves(data)[0].shape[0]
     log_every, checkpoint_every = _schedule(cfg, n)
     state = train.init_state(key, params, tx)
@@ -140,6 +140,7 @@ def _train_stage(stage, loss_fn, params, data, tx, key, num_steps, cfg, workdir,
             log=log,
             stage=stage,
             scan=scan,
+            on_chunk=on_chunk,
         )
     finally:
         if ckpt is not None:
@@ -183,7 +184,7 @@ def _tx(name, learning_rate, momentum, decay_every):
     return optimizer(name, learning_rate, momentum=momentum, decay_every=decay_every)
 
 
-def pretrain(key, model, x, cfg: PretrainConfig | None = None, *, workdir=None, config=None, log=None):
+def pretrain(key, model, x, cfg: PretrainConfig | None = None, *, workdir=None, config=None, log=None, on_chunk=None):
     """Trains `model` to reconstruct x [n, d]; returns its params.
 
     Args:
@@ -193,6 +194,8 @@ def pretrain(key, model, x, cfg: PretrainConfig | None = None, *, workdir=None, 
       config: the run's settings, stored with each checkpoint; a checkpoint of other settings is refused
         (`CheckpointMismatchError`) instead of being resumed into this run.
       log: a `research.logging.MetricsLog` for progress rows (default: one in `workdir`, if given).
+      on_chunk: called with the train state at each progress row of the end-to-end stage; the dict it returns
+        joins the row (e.g. how well the codes cluster so far, see experiments/autoencoder.py).
     """
     cfg = PretrainConfig() if cfg is None else cfg
     x = jnp.asarray(as_matrix(x))
@@ -215,7 +218,9 @@ def pretrain(key, model, x, cfg: PretrainConfig | None = None, *, workdir=None, 
     loss_fn = _loss_end_to_end(model, cfg.loss)
     # XLA's CPU convolutions are several times slower inside a scan: conv nets train step by step (train.py).
     scan = not isinstance(model, ConvAutoencoder)
-    return _train_stage(stage, loss_fn, params, x, tx, k_train, num_steps, cfg, workdir, config, log, scan)
+    return _train_stage(
+        stage, loss_fn, params, x, tx, k_train, num_steps, cfg, workdir, config, log, scan, on_chunk=on_chunk
+    )
 
 
 def _layerwise(key, model, params, x, cfg, workdir, config, log):
