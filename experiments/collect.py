@@ -140,7 +140,10 @@ def find_autoencoders(root: Path, dataset: str) -> list[dict]:
         cfg = json.loads((path.parent / "config.json").read_text())
         rows.append(
             {
-                **{k: cfg.get(k) for k in ("arch", "activation", "optimizer", "batch_size", "epochs", "split")},
+                **{
+                    k: cfg.get(k)
+                    for k in ("arch", "activation", "weight_init", "optimizer", "batch_size", "epochs", "split")
+                },
                 "seed": res.get("seed"),
                 "reconstruction_mse": res["reconstruction_mse"],
                 "test_reconstruction_mse": res.get("test_reconstruction_mse"),
@@ -154,13 +157,13 @@ def autoencoder_lines(rows: list[dict], dataset: str) -> list[str]:
     lines = [
         f"Autoencoders pretrained on {dataset}: reconstruction MSE per pixel (pixels in [0, 1]).",
         "",
-        "| arch | activation | optimizer | batch | epochs | split | seed | MSE (training data) | MSE (test split) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| arch | activation | init | optimizer | batch | epochs | split | seed | MSE (training data) | MSE (test split) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         test = "-" if r["test_reconstruction_mse"] is None else f"{r['test_reconstruction_mse']:.5f}"
         lines.append(
-            f"| {r['arch']} | {r['activation']} | {r['optimizer']} | {r['batch_size']} | {r['epochs']:g} | "
+            f"| {r['arch']} | {r['activation']} | {r['weight_init'] or '-'} | {r['optimizer']} | {r['batch_size']} | {r['epochs']:g} | "
             f"{r['split']} | {r['seed']} | {r['reconstruction_mse']:.5f} | {test} |"
         )
     return lines
