@@ -23,7 +23,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from experiments import common, features  # features: the --pretrained flag
-from research import data, metrics, nets, plots
+from research import augment, data, metrics, nets, plots
 from research import logging as runlog
 from research.cluster import kmeans
 from research.deep import pretrain
@@ -48,6 +48,15 @@ flags.DEFINE_integer("batch_size", 256, "Minibatch size.")
 flags.DEFINE_float("epochs", 200, "Epochs of end-to-end training (fine-tuning, after a layer-wise stage).")
 flags.DEFINE_integer("layerwise_steps", 0, "> 0: DEC's greedy layer-wise denoising stage first, steps per layer.")
 flags.DEFINE_float("dropout", 0.2, "Input and hidden dropout of the layer-wise denoising stage.")
+flags.DEFINE_enum(
+    "augment",
+    "none",
+    ["none", "affine"],
+    "affine: every step reconstructs its batch randomly turned and moved (DEC-DA's pretraining; images only, "
+    "end-to-end or fine-tuning stage). The codes used later are those of the original images.",
+)
+flags.DEFINE_float("augment_shift", 0.1, "--augment=affine: largest move, as a fraction of the image side.")
+flags.DEFINE_float("augment_rotation", 10.0, "--augment=affine: largest rotation, in degrees.")
 flags.DEFINE_integer("log_every", 0, "Steps between progress rows (0: one epoch).")
 flags.DEFINE_integer("checkpoint_every", 0, "Steps between checkpoints (0: as --log_every).")
 flags.DEFINE_integer(
@@ -72,9 +81,11 @@ AE_FLAGS = [
     "layerwise_steps",
     "dropout",
 ]
+# Recorded only when --augment is on, so the runs made before these flags existed still resume.
+AUGMENT_FLAGS = ["augment", "augment_shift", "augment_rotation"]
 
 
-def config() -> pretrain.PretrainConfig:
+def config(image_shape=None) -> pretrain.PretrainConfig:
     return pretrain.PretrainConfig(
         loss=FLAGS.loss,
         optimizer=FLAGS.optimizer,
@@ -87,7 +98,16 @@ def config() -> pretrain.PretrainConfig:
         dropout=FLAGS.dropout,
         log_every=FLAGS.log_every,
         checkpoint_every=FLAGS.checkpoint_every,
+        augment=_augmenter(image_shape),
     )
+
+
+def _augmenter(image_shape):
+    if FLAGS.augment == "none":
+        return None
+    if image_shape is None:
+        raise SystemExit(f"--augment={FLAGS.augment} turns and moves images; this dataset has no image shape.")
+    return augment.random_affine(image_shape, max_shift=FLAGS.augment_shift, max_rotation=FLAGS.augment_rotation)
 
 
 def train(wd: Path, ds: data.Dataset, key) -> tuple:
@@ -108,7 +128,7 @@ def train(wd: Path, ds: data.Dataset, key) -> tuple:
     run_config = {**spec, **_ae_flags(), "seed": FLAGS.seed}
     t0 = time.perf_counter()
     probe = _cluster_probe(model, ds, key)
-    params = pretrain.pretrain(key, model, ds.x, config(), workdir=wd, config=run_config, on_chunk=probe)
+    params = pretrain.pretrain(key, model, ds.x, config(ds.image_shape), workdir=wd, config=run_config, on_chunk=probe)
     seconds = time.perf_counter() - t0
     pretrain.save_model(wd, spec, params, overwrite=True)
     x_hat = pretrain.reconstruct(model, params, ds.x, FLAGS.loss)
@@ -174,7 +194,8 @@ def _test_mse(model, params, ds: data.Dataset) -> float | None:
 
 
 def _ae_flags() -> dict:
-    return {k: getattr(FLAGS, k) for k in AE_FLAGS}
+    names = AE_FLAGS + (AUGMENT_FLAGS if FLAGS.augment != "none" else [])
+    return {k: getattr(FLAGS, k) for k in names}
 
 
 def obtain(wd: Path, ds: data.Dataset, key) -> tuple:
@@ -184,7 +205,8 @@ def obtain(wd: Path, ds: data.Dataset, key) -> tuple:
     ae_dir = wd / "autoencoder"
     if (ae_dir / "config.json").exists():
         stored = runlog.read_json(ae_dir / "config.json")
-        differ = sorted(k for k, v in _ae_flags().items() if stored.get(k) != v)
+        current = {k: getattr(FLAGS, k) for k in AE_FLAGS + AUGMENT_FLAGS}
+        differ = sorted(k for k, v in current.items() if stored.get(k, FLAGS[k].default) != v)
         if differ:
             raise SystemExit(
                 f"{ae_dir} holds an autoencoder trained with other settings ({', '.join(differ)}). Use another "
@@ -202,7 +224,10 @@ def main(argv):
     if FLAGS.pretrained:
         raise SystemExit("--pretrained is for binaries that reuse an autoencoder; this one trains one.")
     # Architectures and splits of one dataset and seed get their own default workdirs.
-    wd = common.prepare_workdir("autoencoder", FLAGS.arch + ("" if FLAGS.split == "all" else f"-{FLAGS.split}"))
+    suffix = ("" if FLAGS.split == "all" else f"-{FLAGS.split}") + (
+        "" if FLAGS.augment == "none" else f"-{FLAGS.augment}"
+    )
+    wd = common.prepare_workdir("autoencoder", FLAGS.arch + suffix)
     ds = common.load_dataset()
     _, _, _, results = train(wd, ds, common.root_key())
     common.finish(

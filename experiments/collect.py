@@ -144,6 +144,7 @@ def find_autoencoders(root: Path, dataset: str) -> list[dict]:
                     k: cfg.get(k)
                     for k in ("arch", "activation", "weight_init", "optimizer", "batch_size", "epochs", "split")
                 },
+                "augment": cfg.get("augment", "none"),
                 "seed": res.get("seed"),
                 "reconstruction_mse": res["reconstruction_mse"],
                 "test_reconstruction_mse": res.get("test_reconstruction_mse"),
@@ -157,13 +158,14 @@ def autoencoder_lines(rows: list[dict], dataset: str) -> list[str]:
     lines = [
         f"Autoencoders pretrained on {dataset}: reconstruction MSE per pixel (pixels in [0, 1]).",
         "",
-        "| arch | activation | init | optimizer | batch | epochs | split | seed | MSE (training data) | MSE (test split) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| arch | activation | init | optimizer | augment | batch | epochs | split | seed | MSE (training data) | MSE (test split) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         test = "-" if r["test_reconstruction_mse"] is None else f"{r['test_reconstruction_mse']:.5f}"
         lines.append(
-            f"| {r['arch']} | {r['activation']} | {r['weight_init'] or '-'} | {r['optimizer']} | {r['batch_size']} | {r['epochs']:g} | "
+            f"| {r['arch']} | {r['activation']} | {r['weight_init'] or '-'} | {r['optimizer']} "
+            f"| {'-' if r['augment'] == 'none' else r['augment']} | {r['batch_size']} | {r['epochs']:g} | "
             f"{r['split']} | {r['seed']} | {r['reconstruction_mse']:.5f} | {test} |"
         )
     return lines

@@ -1,6 +1,8 @@
-"""Pixel shifts: exact against NumPy slicing, any image shape, block layout, bad inputs."""
+"""Pixel shifts: exact against NumPy slicing, any image shape, block layout, bad inputs. Random affine
+transforms: exact on whole-pixel moves and quarter turns, keyed, jittable."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -83,3 +85,53 @@ def test_bad_inputs(call, match):
     x = np.ones((2, 12), np.float32)
     with pytest.raises(ValueError, match=match):
         call(x)
+
+
+@pytest.mark.parametrize("shape", [(7, 9), (6, 5, 3)])
+def test_affine_whole_pixel_move_is_the_shift(shape):
+    img = np.random.default_rng(3).random(shape).astype(np.float32) + 1.0
+    got = np.asarray(augment.affine(jnp.asarray(img), 0.0, jnp.array([1.0, -2.0])))
+    np.testing.assert_array_equal(got, shifted_np(img[None], 1, -2)[0])
+
+
+def test_affine_quarter_turn_is_rot90():
+    img = np.random.default_rng(4).random((6, 6, 2)).astype(np.float32)
+    got = np.asarray(augment.affine(jnp.asarray(img), 90.0, jnp.zeros(2)))
+    np.testing.assert_allclose(got, np.rot90(img, 1, axes=(0, 1)), atol=1e-6)
+    # Half a pixel to the right: each pixel is the mean of its left neighbour and itself.
+    half = np.asarray(augment.affine(jnp.asarray(img[..., 0]), 0.0, jnp.array([0.0, 0.5])))
+    np.testing.assert_allclose(half[:, 1:], (img[:, :-1, 0] + img[:, 1:, 0]) / 2, atol=1e-6)
+
+
+def test_random_affine_is_keyed_and_within_its_ranges():
+    x = np.zeros((64, 28, 28), np.float32)
+    x[:, 9:19, 13:15] = 1.0  # an upright bar in the middle
+    x = jnp.asarray(x.reshape(64, -1))
+    aug = augment.random_affine((28, 28), max_shift=0.1, max_rotation=10.0)
+    a, b, c = (np.asarray(jax.jit(aug)(jax.random.key(k), x)) for k in (0, 0, 1))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert len({r.tobytes() for r in a}) == 64  # every image gets its own draw
+    np.testing.assert_allclose(a.sum(1), 20.0, rtol=0.02)  # moved and turned, nothing cut off or added
+    # The bar's centre moves by at most 10% of the side (2.8 pixels) in each direction.
+    ys, xs = np.meshgrid(np.arange(28), np.arange(28), indexing="ij")
+    img = a.reshape(64, 28, 28)
+    cy = (img * ys).sum((1, 2)) / img.sum((1, 2))
+    cx = (img * xs).sum((1, 2)) / img.sum((1, 2))
+    assert np.abs(cy - 13.5).max() <= 2.81 and np.abs(cx - 13.5).max() <= 2.81
+    assert np.abs(cy - 13.5).max() > 1.0 and np.abs(cx - 13.5).max() > 1.0
+    still = augment.random_affine((28, 28), max_shift=0.0, max_rotation=0.0)
+    np.testing.assert_array_equal(np.asarray(still(jax.random.key(2), x)), np.asarray(x))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"image_shape": (28,)}, r"\(H, W\) or \(H, W, C\)"),
+        ({"image_shape": (28, 28), "max_shift": 1.5}, "fraction of the image side"),
+        ({"image_shape": (28, 28), "max_rotation": -5}, "degrees"),
+    ],
+)
+def test_random_affine_bad_settings(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        augment.random_affine(**kwargs)

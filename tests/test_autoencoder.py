@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from binaries import kill_at_first_checkpoint, run
 
-from research import checkpointing, data, nets
+from research import augment, checkpointing, data, nets
 from research import logging as runlog
 from research.deep import pretrain, train
 
@@ -109,6 +109,18 @@ def test_resumed_training_equals_uninterrupted_bitwise(tmp_path, digits):
     assert [r["step"] for r in rows] == sorted({r["step"] for r in rows})  # no step logged twice
 
 
+def test_augmented_pretraining_is_keyed_and_resumes_bitwise(tmp_path, digits):
+    model = nets.build("dense64", 64)
+    aug = augment.random_affine((8, 8), max_shift=0.1, max_rotation=10.0)
+    full = pretrain.PretrainConfig(epochs=2, batch_size=100, log_every=5, augment=aug)
+    straight = pretrain.pretrain(jax.random.key(3), model, digits.x, full, workdir=tmp_path / "a")
+    pretrain.pretrain(jax.random.key(3), model, digits.x, full._replace(epochs=1), workdir=tmp_path / "b")
+    resumed = pretrain.pretrain(jax.random.key(3), model, digits.x, full, workdir=tmp_path / "b")
+    assert bits(resumed) == bits(straight)
+    plain = pretrain.pretrain(jax.random.key(3), model, digits.x, full._replace(augment=None))
+    assert bits(plain) != bits(straight)
+
+
 def test_conv_autoencoder_trains_step_by_step_and_resumes_bitwise(tmp_path, digits):
     # Conv nets run each step as its own dispatch (train.run(scan=False)); the resume guarantee is the same.
     model = nets.build("cae", 64, image_shape=(8, 8), activation="elu")
@@ -199,6 +211,8 @@ def test_autoencoder_binary_refuses_other_flags_and_corrupt_checkpoints(tmp_path
     (wd / "results.json").unlink()  # as if it had been interrupted
     other = run([*AE, "--epochs=2", "--arch=mlp:32-4", f"--workdir={wd}"], tmp_path, ok=False)
     assert other.returncode != 0 and "different configuration" in other.stderr and "arch" in other.stderr
+    augmented = run([*AE, "--epochs=2", "--augment=affine", f"--workdir={wd}"], tmp_path, ok=False)
+    assert augmented.returncode != 0 and "different configuration" in augmented.stderr and "augment" in augmented.stderr
     step = max(p for p in (wd / "ckpt" / "pretrain").iterdir() if p.name.isdigit())
     for f in (step / "state").rglob("*"):
         if f.is_file() and f.stat().st_size > 1000:

@@ -81,7 +81,10 @@ def test_collect_gathers_seeds_beside_the_papers(tmp_path):
         json.dumps({"dataset": "mnist", "seed": 0, "reconstruction_mse": 0.002, "test_reconstruction_mse": 0.003})
     )
     (ae / "config.json").write_text(
-        json.dumps({"arch": "cae", "activation": "elu", "weight_init": "glorot", "epochs": 10, "split": "train"})
+        json.dumps(
+            {"arch": "cae", "activation": "elu", "weight_init": "glorot", "optimizer": "adam", "augment": "affine"}
+            | {"epochs": 10, "split": "train"}
+        )
     )
     run(["experiments.collect", "--dataset=mnist", f"--root={root}", f"--out={tmp_path / 'mnist'}"], tmp_path)
     table = (tmp_path / "mnist_clustering.md").read_text()
@@ -91,7 +94,7 @@ def test_collect_gathers_seeds_beside_the_papers(tmp_path):
     assert table.index("mnist-k3-val") < table.index("mnist-k12-val")  # numbers sort by value
     assert len((tmp_path / "mnist_clustering.csv").read_text().splitlines()) == 5
     assert (
-        "| cae | elu | glorot |" in (tmp_path / "mnist_autoencoders.md").read_text()
+        "| cae | elu | glorot | adam | affine |" in (tmp_path / "mnist_autoencoders.md").read_text()
         and "0.00300" in (tmp_path / "mnist_autoencoders.md").read_text()
     )
     empty = run(["experiments.collect", "--dataset=cifar", f"--root={root}"], tmp_path, ok=False)

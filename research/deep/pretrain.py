@@ -13,6 +13,7 @@ SGD (lr 0.1 divided by 10 every 20k steps); then the whole network is fine-tuned
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -45,6 +46,9 @@ class PretrainConfig(NamedTuple):
     dropout: float = 0.2  # layer-wise stage only
     log_every: int = 0  # steps; 0: once per epoch
     checkpoint_every: int = 0  # steps; 0: as log_every
+    # End-to-end stage only: (key, batch) -> batch, hashable, e.g. `augment.random_affine(...)`. Each step
+    # reconstructs its batch as transformed by the step's key (the input and the target alike, as DEC-DA does).
+    augment: Callable | None = None
 
 
 def optimizer(name: str, learning_rate: float, *, momentum: float = 0.9, decay_every: int = 0):
@@ -157,9 +161,10 @@ def _cached_step(loss_fn, tx):
 
 
 @functools.cache
-def _loss_end_to_end(model, kind):
+def _loss_end_to_end(model, kind, augment=None):
     def loss_fn(params, batch, key):
-        del key
+        if augment is not None:
+            batch = augment(key, batch)
         _, out = model.apply(params, batch)
         return reconstruction_loss(out, batch, kind)
 
@@ -215,7 +220,7 @@ def pretrain(key, model, x, cfg: PretrainConfig | None = None, *, workdir=None, 
     tx = _tx(cfg.optimizer, cfg.learning_rate, cfg.momentum, cfg.decay_every)
     num_steps = train.steps_for(cfg.epochs, n, cfg.batch_size)
     stage = "finetune" if cfg.layerwise_steps else "pretrain"
-    loss_fn = _loss_end_to_end(model, cfg.loss)
+    loss_fn = _loss_end_to_end(model, cfg.loss, cfg.augment)
     # XLA's CPU convolutions are several times slower inside a scan: conv nets train step by step (train.py).
     scan = not isinstance(model, ConvAutoencoder)
     return _train_stage(
