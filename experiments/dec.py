@@ -4,6 +4,7 @@ r"""DEC (Deep Embedded Clustering) on a pretrained autoencoder; with --frozen, "
   python -m experiments.dec --flagfile=experiments/configs/dec_mnist.flags --seed=0 \
       --pretrained=checkpoints/autoencoder/mnist-dec-sgd-seed0
   python -m experiments.dec --dataset=mnist --frozen --pretrained=...    # only the centres move
+  python -m experiments.dec --dataset=mnist --dec_augment --pretrained=... # DEC-DA: augmented inputs
 
 experiments/idec.py is this binary with IDEC's defaults (--gamma=0.1: the reconstruction loss stays).
 
@@ -25,7 +26,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from experiments import autoencoder, common
-from research import data, plots
+from research import augment, data, plots
 from research import logging as runlog
 from research.deep import dec, pretrain
 from research.embed import pca
@@ -43,11 +44,17 @@ flags.DEFINE_float("dec_momentum", 0.9, "SGD momentum of the clustering stage.")
 flags.DEFINE_integer("dec_batch_size", 256, "Minibatch of the clustering stage.")
 flags.DEFINE_float("gamma", None, "IDEC: keep the reconstruction loss, loss = reconstruction + gamma * KL.")
 flags.DEFINE_bool("frozen", False, "DEC w/o backprop: the encoder stays as pretrained; only the centres move.")
+flags.DEFINE_bool(
+    "dec_augment",
+    False,
+    "DEC-DA (Guo et al. 2018): each clustering step sees its images randomly moved and turned (--augment_shift, "
+    "--augment_rotation), while the targets come from the originals. Images only.",
+)
 flags.DEFINE_integer("checkpoint_updates", 5, "Target updates between checkpoints.")
 flags.DEFINE_float("validation_fraction", 0.0, "Hold out this fraction of the samples to measure G (0: none).")
 
 
-def config(loss: str) -> dec.DECConfig:
+def config(loss: str, image_shape=None) -> dec.DECConfig:
     return dec.DECConfig(
         n_clusters=0,  # set by main
         alpha=FLAGS.alpha,
@@ -63,16 +70,31 @@ def config(loss: str) -> dec.DECConfig:
         frozen=FLAGS.frozen,
         n_init=FLAGS.n_init,
         checkpoint_every=FLAGS.checkpoint_updates,
+        augment=_augmenter(image_shape),
     )
 
 
+def _augmenter(image_shape):
+    if not FLAGS.dec_augment:
+        return None
+    if image_shape is None:
+        raise SystemExit("--dec_augment moves and turns images; this dataset has no image shape.")
+    return augment.random_affine(image_shape, max_shift=FLAGS.augment_shift, max_rotation=FLAGS.augment_rotation)
+
+
 def mode() -> str:
-    return "frozen" if FLAGS.frozen else ("idec" if FLAGS.gamma is not None else "dec")
+    if FLAGS.frozen:
+        return "frozen"
+    return ("idec" if FLAGS.gamma is not None else "dec") + ("-da" if FLAGS.dec_augment else "")
 
 
 def main(argv, experiment: str = "dec"):
     del argv
-    wd = common.prepare_workdir(experiment, "frozen" if FLAGS.frozen else "")
+    if FLAGS.frozen and FLAGS.dec_augment:
+        raise SystemExit(
+            "--dec_augment trains the encoder on moved and turned images; --frozen keeps it fixed. Drop one."
+        )
+    wd = common.prepare_workdir(experiment, "frozen" if FLAGS.frozen else ("da" if FLAGS.dec_augment else ""))
     ds = common.load_dataset()
     val = None
     if FLAGS.validation_fraction:
@@ -80,7 +102,7 @@ def main(argv, experiment: str = "dec"):
     # The autoencoder gets the root key itself, so it is the one experiments.autoencoder trains with this seed.
     model, ae_params, spec = autoencoder.obtain(wd, ds, common.root_key())
     k = common.n_clusters(ds, FLAGS.n_clusters)
-    cfg = config(spec["loss"])._replace(n_clusters=k)
+    cfg = config(spec["loss"], ds.image_shape)._replace(n_clusters=k)
     run_config = {**common.flag_values(), "autoencoder": spec}
     t0 = time.perf_counter()
     res = dec.fit(
@@ -98,7 +120,9 @@ def main(argv, experiment: str = "dec"):
     z = res.embedding
     np.save(wd / "embedding.npy", z)
     pretrain.save_model(wd, spec, res.params["ae"], overwrite=True)
-    name = {"dec": "DEC", "idec": "IDEC", "frozen": "DEC w/o backprop"}[mode()]
+    name = {"dec": "DEC", "idec": "IDEC", "frozen": "DEC w/o backprop", "dec-da": "DEC-DA", "idec-da": "IDEC-DA"}[
+        mode()
+    ]
     title = f"{name} ({spec['arch']}), {ds.name}, K={k}"
     results = common.save_clustering(
         wd, ds, res.labels, {"centres": np.asarray(res.params["centres"])}, {"n_clusters": k, "alpha": cfg.alpha}, title

@@ -17,6 +17,10 @@ Variants, by `DECConfig`:
   * IDEC (`gamma` set): the decoder stays, and the loss is reconstruction + gamma * KL (IDEC paper, Eq. 7;
     gamma = 0.1), so the embedding keeps the local structure the autoencoder learnt.
   * DEC w/o backprop (`frozen=True`): the embedding is computed once and only the centres move.
+  * DEC-DA (`augment` set, Guo et al., ACML 2018): each step sees its batch transformed (e.g. by
+    `augment.random_affine`) while the targets P stay those of the original images, so the encoder learns to
+    place a digit's moved and turned versions where the digit itself is. With IDEC, the transformed batch is
+    also what the decoder reconstructs.
 
 The train step is `train.make_step` of the loss below, run `update_interval` steps at a time by
 `train.advance` (one lax.scan per stretch for dense networks). Checkpoints hold the train state and the labels
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -59,6 +64,7 @@ class DECConfig(NamedTuple):
     frozen: bool = False  # DEC w/o backprop: the encoder is fixed, only the centres are trained
     n_init: int = 20  # k-means restarts that place the initial centres
     checkpoint_every: int = 5  # target updates between checkpoints (with a workdir)
+    augment: Callable | None = None  # DEC-DA: (key, batch) -> batch, hashable; the step's inputs only
 
 
 class DECResult(NamedTuple):
@@ -107,30 +113,30 @@ def kl_divergence(p_nk, log_q_nk):
 
 
 @functools.cache
-def _loss(model, alpha: float, gamma: float | None, recon: str, frozen: bool):
+def _loss(model, alpha: float, gamma: float | None, recon: str, frozen: bool, augment=None):
     """loss_fn(params, batch, key) for `train.make_step`; batch = {"x": inputs (codes when frozen), "p": targets}."""
 
     def loss_fn(params, batch, key):
-        del key
+        x = batch["x"] if augment is None else augment(key, batch["x"])
         if frozen:
-            z = batch["x"]
+            z = x
         elif gamma is None:
-            z = model.apply(params["ae"], batch["x"], method="encode")
+            z = model.apply(params["ae"], x, method="encode")
         else:
-            z, out = model.apply(params["ae"], batch["x"])
+            z, out = model.apply(params["ae"], x)
         kl = kl_divergence(batch["p"], _log_soft_assign(z, params["centres"], alpha))
         if gamma is None or frozen:
             return kl
-        return pretrain.reconstruction_loss(out, batch["x"], recon) + gamma * kl
+        return pretrain.reconstruction_loss(out, x, recon) + gamma * kl
 
     return loss_fn
 
 
 @functools.cache
-def _step(model, alpha, gamma, recon, frozen, optimizer, learning_rate, momentum):
+def _step(model, alpha, gamma, recon, frozen, optimizer, learning_rate, momentum, augment):
     # One step object per setting, so its jitted stretch compiles once however many fits run in a process.
     tx = pretrain.optimizer(optimizer, learning_rate, momentum=momentum)
-    return train.make_step(_loss(model, alpha, gamma, recon, frozen), tx), tx
+    return train.make_step(_loss(model, alpha, gamma, recon, frozen, augment), tx), tx
 
 
 _soft_assign_jit = jax.jit(soft_assign, static_argnums=2)
@@ -173,6 +179,11 @@ def _check(cfg: DECConfig, n: int) -> DECConfig:
             raise ValueError(
                 "gamma (IDEC) trains the autoencoder; it cannot be combined with frozen (DEC w/o backprop)."
             )
+    if cfg.augment is not None and cfg.frozen:
+        raise ValueError(
+            "augment (DEC-DA) transforms what the encoder sees while it trains; with frozen (DEC w/o backprop) the "
+            "encoder does not train. Use one or the other."
+        )
     if cfg.batch_size > n:
         raise ValueError(f"batch_size {cfg.batch_size} is larger than the data ({n} samples); lower --batch_size.")
     return cfg
@@ -208,7 +219,15 @@ def fit(
     init = kmeans.fit(k_init, z0, cfg.n_clusters, n_init=cfg.n_init)
     init_labels = np.asarray(init.labels)
     step, tx = _step(
-        model, float(cfg.alpha), cfg.gamma, cfg.loss, cfg.frozen, cfg.optimizer, cfg.learning_rate, cfg.momentum
+        model,
+        float(cfg.alpha),
+        cfg.gamma,
+        cfg.loss,
+        cfg.frozen,
+        cfg.optimizer,
+        cfg.learning_rate,
+        cfg.momentum,
+        cfg.augment,
     )
     # A copy: the train step donates its state, and the caller's autoencoder must outlive the fit.
     params = (
