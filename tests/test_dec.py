@@ -258,7 +258,7 @@ def test_quick_reproduce_writes_every_row_and_reuses_finished_runs(tmp_path):
 
 
 def test_manifold_table_reads_the_runs_of_every_row(tmp_path):
-    """The beyond-DEC table gathers its five rows from their workdirs (finished runs are read, not rerun; the
+    """The beyond-DEC table gathers its seven rows from their workdirs (finished runs are read, not rerun; the
     binaries themselves have their own end-to-end tests)."""
     runs = tmp_path / "runs"
     cells = {
@@ -267,11 +267,14 @@ def test_manifold_table_reads_the_runs_of_every_row(tmp_path):
         "tsne_dbscan/digits-quick": 0.73,
         "manifold_cluster/digits-quick": 0.74,
         "manifold_cluster/digits-quick-ae": 0.75,
+        "manifold_cluster/digits-quick-affine-ae": 0.76,
+        "dec/digits-quick-affine-da": 0.77,
     }
     for seed in (0, 1):
-        ae = runs / "autoencoder" / f"digits-quick-seed{seed}"
-        ae.mkdir(parents=True)
-        (ae / "results.json").write_text(json.dumps({"n_samples": 1797, "reconstruction_mse": 0.01}))
+        for tag in ("digits-quick", "digits-quick-affine"):
+            ae = runs / "autoencoder" / f"{tag}-seed{seed}"
+            ae.mkdir(parents=True)
+            (ae / "results.json").write_text(json.dumps({"n_samples": 1797, "reconstruction_mse": 0.01}))
         for name, acc in cells.items():
             wd = runs / f"{name}-seed{seed}"
             wd.mkdir(parents=True)
@@ -289,4 +292,7 @@ def test_manifold_table_reads_the_runs_of_every_row(tmp_path):
         "t-SNE + DBSCAN (pixels)": "0.7350 ± 0.0071",
         "neighbour embedding + GMM (pixels)": "0.7450 ± 0.0071",
         "AE + neighbour embedding + GMM": "0.7550 ± 0.0071",
+        "AE (augmented) + neighbour embedding + GMM": "0.7650 ± 0.0071",
+        "DEC-DA": "0.7750 ± 0.0071",
     }, table
+    assert "Autoencoder pretraining, augmented (digits-quick-affine," in table
