@@ -41,6 +41,7 @@ PUBLISHED = {
         ),
         "dec": ("84.30", "DEC paper, Table 2; 91.20 the Keras DEC reimplementation's 10-trial mean"),
         "dec mode=frozen": ("79.82", "DEC paper, Table 2: DEC w/o backprop"),
+        "dec mode=dec-da": ("98.5", "DEC-DA (Guo et al. 2018): their best variant, as their code's README reports"),
         "idec": ("88.06", "IDEC paper (Guo et al. 2017), Table 2"),
         "manifold_cluster features=pretrained": ("97.9", "N2D (McConville et al. 2021), Table 2: AE + UMAP + GMM"),
     }
@@ -83,7 +84,7 @@ def find_runs(root: Path, dataset: str) -> list[dict]:
                 else " ".join(
                     [
                         path.parent.parent.name,
-                        *(["mode=frozen"] if res.get("mode") == "frozen" else []),
+                        *([f"mode={res['mode']}"] if res.get("mode") in ("frozen", "dec-da") else []),
                         *(["features=pretrained"] if res.get("features") == "pretrained" else []),
                     ]
                 ),
