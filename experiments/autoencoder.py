@@ -98,15 +98,17 @@ def config(image_shape=None) -> pretrain.PretrainConfig:
         dropout=FLAGS.dropout,
         log_every=FLAGS.log_every,
         checkpoint_every=FLAGS.checkpoint_every,
-        augment=_augmenter(image_shape),
+        augment=augmenter(image_shape, FLAGS.augment != "none", f"--augment={FLAGS.augment}"),
     )
 
 
-def _augmenter(image_shape):
-    if FLAGS.augment == "none":
+def augmenter(image_shape, on: bool, flag: str):
+    """The random affine transform of --augment_shift / --augment_rotation when `on` (else None); `flag` names
+    the switch in the error for data without an image shape. Shared with experiments/dec.py (--dec_augment)."""
+    if not on:
         return None
     if image_shape is None:
-        raise SystemExit(f"--augment={FLAGS.augment} turns and moves images; this dataset has no image shape.")
+        raise SystemExit(f"{flag} moves and turns images; this dataset has no image shape.")
     return augment.random_affine(image_shape, max_shift=FLAGS.augment_shift, max_rotation=FLAGS.augment_rotation)
 
 

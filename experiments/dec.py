@@ -26,7 +26,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from experiments import autoencoder, common
-from research import augment, data, plots
+from research import data, plots
 from research import logging as runlog
 from research.deep import dec, pretrain
 from research.embed import pca
@@ -70,16 +70,8 @@ def config(loss: str, image_shape=None) -> dec.DECConfig:
         frozen=FLAGS.frozen,
         n_init=FLAGS.n_init,
         checkpoint_every=FLAGS.checkpoint_updates,
-        augment=_augmenter(image_shape),
+        augment=autoencoder.augmenter(image_shape, FLAGS.dec_augment, "--dec_augment"),
     )
-
-
-def _augmenter(image_shape):
-    if not FLAGS.dec_augment:
-        return None
-    if image_shape is None:
-        raise SystemExit("--dec_augment moves and turns images; this dataset has no image shape.")
-    return augment.random_affine(image_shape, max_shift=FLAGS.augment_shift, max_rotation=FLAGS.augment_rotation)
 
 
 def mode() -> str:

@@ -357,6 +357,12 @@ def test_npz(tmp_path):
 
 
 def test_npy_errors(tmp_path):
+    np.save(tmp_path / "whole.npy", np.ones((50, 3), np.float32))
+    raw = (tmp_path / "whole.npy").read_bytes()
+    for name, content in [("cut.npy", raw[:150]), ("empty.npy", b""), ("text.npz", b"not an archive")]:
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(ValueError, match=rf"{name} is not a readable NumPy file"):
+            load(f"npy:{tmp_path / name}")
     x = np.ones((5, 3), np.float32)
     x[1, 2] = np.nan
     x[3, 0] = np.inf

@@ -189,12 +189,25 @@ def _load_digits(split: str):
 # ---------------------------------------------------------------- npy / npz
 
 
+def _np_load(path: Path, **kwargs):
+    """np.load with a clear error for a file that is not a whole NumPy array (truncated, empty, another format)."""
+    try:
+        return np.load(path, **kwargs)
+    except (ValueError, EOFError, OSError) as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise ValueError(
+            f"{path} is not a readable NumPy file ({type(e).__name__}: {e}). It may be truncated or in another "
+            "format; write it with np.save (x [n, ...]) or np.savez (x=..., y=...)."
+        ) from None
+
+
 def _load_npy(path: Path, mmap: bool = False):
     """x (and y) from a .npz with keys x [, y], or a .npy plus an optional <stem>_labels.npy."""
     if mmap and path.suffix == ".npz":
         log.warning("%s: a .npz cannot be memory-mapped; loading it into memory.", path)
     if path.suffix == ".npz":
-        with np.load(path) as archive:
+        with _np_load(path) as archive:
             if "x" not in archive.files:
                 raise ValueError(
                     f"{path}: a .npz dataset needs an array 'x' (and optional 'y'); found {archive.files}."
@@ -203,9 +216,9 @@ def _load_npy(path: Path, mmap: bool = False):
             y = archive["y"] if "y" in archive.files else None
     else:
         # mmap: the float32 copy below is then the only one in memory.
-        x = np.load(path, mmap_mode="r")
+        x = _np_load(path, mmap_mode="r")
         labels = path.with_name(f"{path.stem}_labels.npy")
-        y = np.load(labels) if labels.is_file() else None
+        y = _np_load(labels) if labels.is_file() else None
         if mmap and x.ndim >= 2 and x.dtype == np.float32 and x.flags.c_contiguous:
             # A C-order reshape is a view: the rows stay on disk until read.
             image_shape = tuple(x.shape[1:]) if x.ndim in (3, 4) else None
