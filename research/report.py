@@ -29,11 +29,16 @@ def machine() -> str:
 
 
 def write_csv(rows: list[dict], out) -> Path:
-    """Writes rows to <out>.csv (columns: the first row's keys); returns `out` as a Path, its folder made."""
+    """Writes rows to <out>.csv; returns `out` as a Path, its folder made.
+
+    Columns: every key of any row, in the order they first appear (rows from runs of different vintages may
+    record different fields); a row without a column leaves its cell empty.
+    """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    columns = list(dict.fromkeys(k for row in rows for k in row))
     with open(out.with_suffix(".csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w = csv.DictWriter(f, fieldnames=columns)
         w.writeheader()
         w.writerows(rows)
     return out

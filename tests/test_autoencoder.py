@@ -1,6 +1,7 @@
 """Autoencoders, the shared training loop, pretraining, exact resume, and the two binaries."""
 
 import json
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -189,6 +190,20 @@ def test_autoencoder_binary_killed_and_resumed_ends_with_the_same_bits(tmp_path)
     run([*flags, "--cluster_every=20", f"--workdir={straight}"], tmp_path)
     victim = tmp_path / "killed"
     kill_at_first_checkpoint([*flags, f"--workdir={victim}"], tmp_path, victim, victim / "ckpt" / "pretrain")
+    # The interrupted workdir is refused to other settings, not started afresh over.
+    other = run([*flags, "--arch=mlp:32-4", f"--workdir={victim}"], tmp_path, ok=False)
+    assert other.returncode != 0 and "different configuration" in other.stderr and "arch" in other.stderr
+    augmented = run([*flags, "--augment=affine", f"--workdir={victim}"], tmp_path, ok=False)
+    assert augmented.returncode != 0 and "different configuration" in augmented.stderr and "augment" in augmented.stderr
+    # A copy with its checkpoint zeroed is refused as damaged.
+    broken = tmp_path / "broken"
+    shutil.copytree(victim, broken)
+    step = max(p for p in (broken / "ckpt" / "pretrain").iterdir() if p.name.isdigit())
+    for f in (step / "state").rglob("*"):
+        if f.is_file() and f.stat().st_size > 1000:
+            f.write_bytes(b"\0" * f.stat().st_size)
+    damaged = run([*flags, f"--workdir={broken}"], tmp_path, ok=False)
+    assert damaged.returncode != 0 and "damaged" in damaged.stderr
     run([*flags, f"--workdir={victim}"], tmp_path)
     a = checkpointing.load_pytree(straight / "model")
     b = checkpointing.load_pytree(victim / "model")
@@ -203,22 +218,6 @@ def test_autoencoder_binary_killed_and_resumed_ends_with_the_same_bits(tmp_path)
     results = json.loads((victim / "results.json").read_text())
     assert results["reconstruction_mse"] < 0.05 and results["n_params"] == 64 * 64 * 2 + 64 + 64
     assert (victim / "plots" / "reconstructions.png").stat().st_size > 5_000
-
-
-def test_autoencoder_binary_refuses_other_flags_and_corrupt_checkpoints(tmp_path):
-    wd = tmp_path / "run"
-    run([*AE, "--epochs=2", f"--workdir={wd}"], tmp_path)
-    (wd / "results.json").unlink()  # as if it had been interrupted
-    other = run([*AE, "--epochs=2", "--arch=mlp:32-4", f"--workdir={wd}"], tmp_path, ok=False)
-    assert other.returncode != 0 and "different configuration" in other.stderr and "arch" in other.stderr
-    augmented = run([*AE, "--epochs=2", "--augment=affine", f"--workdir={wd}"], tmp_path, ok=False)
-    assert augmented.returncode != 0 and "different configuration" in augmented.stderr and "augment" in augmented.stderr
-    step = max(p for p in (wd / "ckpt" / "pretrain").iterdir() if p.name.isdigit())
-    for f in (step / "state").rglob("*"):
-        if f.is_file() and f.stat().st_size > 1000:
-            f.write_bytes(b"\0" * f.stat().st_size)
-    broken = run([*AE, "--epochs=2", f"--workdir={wd}"], tmp_path, ok=False)
-    assert broken.returncode != 0 and "damaged" in broken.stderr
 
 
 def test_ae_kmeans_pretrains_then_reuses(tmp_path):

@@ -232,7 +232,15 @@ def test_dec_binary_pretrains_writes_its_outputs_and_resumes_after_sigkill(tmp_p
 
 def test_quick_reproduce_writes_every_row_and_reuses_finished_runs(tmp_path):
     common = ["--quick", "--seeds=0", f"--root={tmp_path / 'runs'}", f"--out={tmp_path / 'results'}"]
-    run(["experiments.reproduce", "--table=dec_mnist", *common], tmp_path)
+    # The two k-means rows' binaries have end-to-end tests of their own: their finished runs are planted here and
+    # must be read, while the autoencoder and the three DEC-family rows really run.
+    for planted in ("kmeans", "ae_kmeans"):
+        wd = tmp_path / "runs" / planted / "digits-quick-seed0"
+        wd.mkdir(parents=True)
+        (wd / "results.json").write_text(json.dumps({"acc": 0.61, "nmi": 0.52, "ari": 0.43, "fit_seconds": 1.0}))
+    first = run(["experiments.reproduce", "--table=dec_mnist", *common], tmp_path)
+    assert "running kmeans" not in first.stdout and "running ae_kmeans" not in first.stdout
+    assert "running autoencoder" in first.stdout and "running idec" in first.stdout
     table = (tmp_path / "results" / "dec_mnist_quick.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| method")]
     names = [r.split(" | ")[0][2:] for r in rows]

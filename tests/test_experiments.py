@@ -1,12 +1,13 @@
 """Tiny end-to-end runs of the experiment binaries, as a user runs them (python -m ...)."""
 
+import csv
 import json
 
 import numpy as np
 import pytest
 from binaries import run
 
-from research import checkpointing
+from research import checkpointing, report
 
 
 def test_kmeans_binary_on_digits(tmp_path):
@@ -142,3 +143,11 @@ def test_tsne_dbscan_binary_on_digits_subset(tmp_path):
     assert all(len(set(y[clustered & (labels == c)])) == 1 for c in set(labels[clustered]))
     for name in ("embedding.png", "perplexity.png"):
         assert (wd / "plots" / name).exists(), name
+
+
+def test_csv_takes_every_rows_columns(tmp_path):
+    # Rows gathered from runs of different vintages record different fields: none is dropped or refused.
+    out = report.write_csv([{"row": "a", "acc": 0.5}, {"row": "b", "acc": 0.6, "n_iter": 7}], tmp_path / "t")
+    with open(out.with_suffix(".csv")) as f:
+        got = list(csv.DictReader(f))
+    assert got == [{"row": "a", "acc": "0.5", "n_iter": ""}, {"row": "b", "acc": "0.6", "n_iter": "7"}]

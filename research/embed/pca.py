@@ -135,7 +135,13 @@ def _fit(key, x_nd, *, n_components, solver, whiten, n_oversamples, n_power_iter
     vt = _flip_signs(vt)
     ratio = jnp.where(total_var > 0, ev / jnp.where(total_var > 0, total_var, 1.0), 0.0)
     rest = min(n, d) - c
-    noise = jnp.maximum(total_var - jnp.sum(ev), 0.0) / rest if rest > 0 else jnp.zeros((), jnp.float32)
+    if rest > 0:
+        # The variance left outside the components, summed from the residuals themselves: total_var - sum(ev)
+        # in float32 loses it to cancellation when the data are nearly low rank (the noise can be 1e-6 of the total).
+        resid = xc - jnp.dot(jnp.dot(xc, vt.T, precision=_HIGHEST), vt, precision=_HIGHEST)
+        noise = jnp.sum(resid * resid) / (n - 1) / rest
+    else:
+        noise = jnp.zeros((), jnp.float32)
     return PCAResult(mean_d, vt, ev, ratio, s, noise, jnp.asarray(whiten))
 
 

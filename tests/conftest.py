@@ -1,0 +1,21 @@
+"""Test-session hooks."""
+
+import inspect
+import re
+
+# Tests that start processes (experiment binaries, a second JAX with two devices) take 5 to 150 s each, the rest
+# mostly under 5 s. Handing them out first lets the two workers of `pytest -n auto` finish together instead of
+# one running a long end-to-end test alone at the end.
+_STARTS_A_PROCESS = re.compile(r"\b(run|start|kill_at_first_checkpoint|subprocess\.run)\(")
+
+
+def _starts_a_process(item) -> bool:
+    fn = getattr(item, "function", None)
+    try:
+        return bool(fn and _STARTS_A_PROCESS.search(inspect.getsource(fn)))
+    except (OSError, TypeError):
+        return False
+
+
+def pytest_collection_modifyitems(session, config, items):
+    items.sort(key=lambda item: not _starts_a_process(item))  # stable: same order on every worker
