@@ -34,7 +34,7 @@ def env(**extra) -> dict:
         "JAX_PLATFORMS": "cpu",
         "JAX_COMPILATION_CACHE_DIR": _CACHE,
         "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-        "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {SMOKE_XLA_FLAGS}".strip(),
+        "XLA_FLAGS": " ".join(dict.fromkeys(f"{os.environ.get('XLA_FLAGS', '')} {SMOKE_XLA_FLAGS}".split())),
         **extra,
     }
 
