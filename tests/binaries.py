@@ -26,6 +26,11 @@ atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 SMOKE_XLA_FLAGS = "--xla_backend_optimization_level=0"
 
 
+def with_smoke_flags(xla_flags: str) -> str:
+    """`xla_flags` with SMOKE_XLA_FLAGS appended unless they are there already."""
+    return xla_flags if SMOKE_XLA_FLAGS in xla_flags else f"{xla_flags} {SMOKE_XLA_FLAGS}".strip()
+
+
 def env(**extra) -> dict:
     """The environment of a binary under test: CPU only, the shared compilation cache, XLA's cheapest
     optimisation level (after any XLA_FLAGS of the caller's), plus `extra`."""
@@ -34,7 +39,7 @@ def env(**extra) -> dict:
         "JAX_PLATFORMS": "cpu",
         "JAX_COMPILATION_CACHE_DIR": _CACHE,
         "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-        "XLA_FLAGS": " ".join(dict.fromkeys(f"{os.environ.get('XLA_FLAGS', '')} {SMOKE_XLA_FLAGS}".split())),
+        "XLA_FLAGS": with_smoke_flags(os.environ.get("XLA_FLAGS", "")),
         **extra,
     }
 

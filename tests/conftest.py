@@ -4,13 +4,12 @@ import inspect
 import os
 import re
 
-from binaries import SMOKE_XLA_FLAGS
+from binaries import with_smoke_flags
 
 # The tests run tiny problems, so most of their time is XLA compilation: in-process tests compile at the same
 # cheapest backend optimisation level as the binaries under test (tests/binaries.py). Results may differ from
 # the default level in the last bits; no test compares against figures made outside the test session.
-if SMOKE_XLA_FLAGS not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {SMOKE_XLA_FLAGS}".strip()
+os.environ["XLA_FLAGS"] = with_smoke_flags(os.environ.get("XLA_FLAGS", ""))
 
 # Tests that start processes (experiment binaries, a second JAX with two devices) take 5 to 150 s each, the rest
 # mostly under 5 s. Handing them out first lets the two workers of `pytest -n auto` finish together instead of
