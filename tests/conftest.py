@@ -14,7 +14,10 @@ os.environ["XLA_FLAGS"] = with_smoke_flags(os.environ.get("XLA_FLAGS", ""))
 # Tests that start processes (experiment binaries, a second JAX with two devices) take 5 to 150 s each, the rest
 # mostly under 5 s. Handing them out first lets the two workers of `pytest -n auto` finish together instead of
 # one running a long end-to-end test alone at the end.
-_STARTS_A_PROCESS = re.compile(r"\b(run|start|kill_at_first_checkpoint|subprocess\.run)\(")
+# The helpers of tests/binaries.py (bare or as binaries.x) and subprocess.run; not other modules' run().
+_STARTS_A_PROCESS = re.compile(
+    r"(?<![\w.])(run|start|kill_at_first_checkpoint)\(|\b(binaries|subprocess)\.(run|start)\("
+)
 
 
 def _starts_a_process(item) -> bool:

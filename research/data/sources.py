@@ -193,9 +193,9 @@ def _np_load(path: Path, **kwargs):
     """np.load with a clear error for a file that is not a whole NumPy array (truncated, empty, another format)."""
     try:
         return np.load(path, **kwargs)
+    except FileNotFoundError:
+        raise
     except (ValueError, EOFError, OSError) as e:
-        if isinstance(e, FileNotFoundError):
-            raise
         raise ValueError(
             f"{path} is not a readable NumPy file ({type(e).__name__}: {e}). It may be truncated or in another "
             "format; write it with np.save (x [n, ...]) or np.savez (x=..., y=...)."
