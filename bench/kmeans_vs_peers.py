@@ -3,27 +3,19 @@ r"""k-means side by side: jaxcluster vs scikit-learn KMeans vs faiss, same data,
   pip install -e '.[bench]'   # faiss-cpu (scikit-learn is a runtime dependency)
   JAXCLUSTER_DATA=../shared/datasets python -m bench.kmeans_vs_peers
 
-For each n_init, every method fits `--repeats` times with seeds 0.. and we
-report the median fit time (ours: compilation timed apart, on the first call),
-the inertia and ACC/NMI. Inertia is recomputed here in float64 from each
-method's centroids (each point to its nearest centroid), so every method is
-scored by the same code. faiss runs a fixed number of iterations (no
-tolerance): we give it --faiss_niter (default 300, scikit-learn's max_iter).
-
+For each --n_init, every method fits --repeats times (seeds 0..). Reported: the median fit time (ours:
+compilation apart), the inertia recomputed here in float64 from each method's centroids (the same code
+for all), ACC and NMI. faiss runs --faiss_niter iterations (it has no tolerance).
 Writes results/kmeans_vs_peers.md and .csv.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import statistics
-import time
-
 import jax
 import numpy as np
 
-from research import data, metrics, report
+from bench import common
+from research import data, metrics
 from research.cluster import kmeans
 
 
@@ -36,44 +28,34 @@ def inertia64(x, centroids):
 
 
 def run_ours(x, k, n_init, seed, first):
-    if first:  # the first call compiles: time it apart
-        t = kmeans.fit_timed(jax.random.key(seed), x, k, n_init=n_init)
-        return t.out.centroids, t.run_seconds, t.compile_seconds
-    t0 = time.perf_counter()
-    res = jax.block_until_ready(kmeans.fit(jax.random.key(seed), x, k, n_init=n_init))
-    return res.centroids, time.perf_counter() - t0, None
+    res, secs, comp = common.timed(kmeans.fit_timed, kmeans.fit, first, jax.random.key(seed), x, k, n_init=n_init)
+    return res.centroids, secs, comp
 
 
 def run_sklearn(x, k, n_init, seed, first):
     from sklearn.cluster import KMeans
 
-    t0 = time.perf_counter()
-    km = KMeans(k, n_init=n_init, random_state=seed, algorithm="lloyd").fit(x)
-    return km.cluster_centers_, time.perf_counter() - t0, None
+    km, secs, _ = common.clock(KMeans(k, n_init=n_init, random_state=seed, algorithm="lloyd").fit, x)
+    return km.cluster_centers_, secs, None
 
 
 def run_faiss(x, k, n_init, seed, first, niter=300):
     import faiss
 
-    t0 = time.perf_counter()
     # All points, as the others use: by default faiss trains on a sample of 256 points per centroid.
     km = faiss.Kmeans(
         x.shape[1], k, niter=niter, nredo=n_init, seed=seed + 1, verbose=False, max_points_per_centroid=len(x)
     )
-    km.train(x)
-    return km.centroids, time.perf_counter() - t0, None
+    _, secs, _ = common.clock(km.train, x)
+    return km.centroids, secs, None
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dataset", default="mnist")
-    ap.add_argument("--data_dir", default=None)
+    ap = common.parser(__doc__, "results/kmeans_vs_peers")
     ap.add_argument("--n_clusters", type=int, default=10)
     ap.add_argument("--n_init", default="1,10", help="comma-separated restart counts")
-    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--peers", default="sklearn,faiss")
     ap.add_argument("--faiss_niter", type=int, default=300)
-    ap.add_argument("--out", default="results/kmeans_vs_peers")
     args = ap.parse_args()
 
     ds = data.load(args.dataset, "all", args.data_dir)
@@ -87,61 +69,43 @@ def main():
     rows = []
     for n_init in [int(v) for v in args.n_init.split(",")]:
         for name, fn in methods.items():
-            times, inertias, accs, nmis, compile_s = [], [], [], [], None
-            for seed in range(args.repeats):
-                centroids, secs, comp = fn(x, args.n_clusters, n_init, seed, seed == 0)
-                compile_s = comp if comp is not None else compile_s
-                inertia, labels = inertia64(x, centroids)
-                times.append(secs)
-                inertias.append(inertia)
-                if ds.y is not None:
-                    accs.append(metrics.acc(ds.y, labels))
-                    nmis.append(metrics.nmi(ds.y, labels))
-                print(f"{name:12s} n_init={n_init:<3d} seed={seed} {secs:7.2f}s inertia={inertia:.7g}", flush=True)
+            rep = common.repeat(fn, args.repeats, x, args.n_clusters, n_init, label=f"{name} n_init={n_init}")
+            inertias, labels = zip(*(inertia64(x, c) for c in rep.outs))
+            scores = [metrics.evaluate(ds.y, lab) for lab in labels] if ds.y is not None else []
             rows.append(
                 {
                     "method": name,
                     "n_init": n_init,
-                    "fit_seconds_median": statistics.median(times),
-                    "compile_seconds": compile_s,
+                    "fit_seconds_median": rep.median,
+                    "compile_seconds": rep.compile_seconds,
                     "inertia_best": min(inertias),
-                    "inertia_median": statistics.median(inertias),
-                    "acc_mean": float(np.mean(accs)) if accs else None,
-                    "nmi_mean": float(np.mean(nmis)) if nmis else None,
+                    "inertia_median": float(np.median(inertias)),
+                    "acc_mean": float(np.mean([s["acc"] for s in scores])) if scores else None,
+                    "nmi_mean": float(np.mean([s["nmi"] for s in scores])) if scores else None,
                     "repeats": args.repeats,
                 }
             )
-    write(rows, args, ds, x)
+    caption = f"k-means on {ds.name} ({x.shape[0]}x{x.shape[1]}), k={args.n_clusters}; median of {args.repeats} seeds."
+    common.write_table(rows, table_columns(rows), args.out, "bench.kmeans_vs_peers", caption=caption)
 
 
-def write(rows, args, ds, x):
-    out = report.write_csv(rows, args.out)
-    base = {r["n_init"]: r for r in rows if r["method"] == "scikit-learn"}
-    lines = [
-        (
-            f"k-means on {ds.name} ({x.shape[0]}x{x.shape[1]}), k={args.n_clusters}; {report.cpu_name()}, "
-            f"{os.cpu_count()} cores; median of {args.repeats} seeds; jax {jax.__version__} on {jax.default_backend()}."
-        ),
-        "",
-        (
-            "| method | n_init | fit s (median) | compile s | speed-up vs sklearn | inertia (best) | inertia / sklearn best "
-            "| ACC | NMI |"
-        ),
-        "|---|---|---|---|---|---|---|---|---|",
+def table_columns(rows):
+    sklearn = {r["n_init"]: r for r in rows if r["method"] == "scikit-learn"}
+
+    def vs_sklearn(r, key):
+        return sklearn.get(r["n_init"], {}).get(key)
+
+    return [
+        ("method", "method"),
+        ("n_init", "n_init"),
+        ("fit s (median)", "fit_seconds_median", ".2f"),
+        ("compile s", "compile_seconds", ".2f"),
+        ("speed-up vs sklearn", lambda r: common.ratio(vs_sklearn(r, "fit_seconds_median"), r["fit_seconds_median"])),
+        ("inertia (best)", "inertia_best", ".7g"),
+        ("inertia / sklearn best", lambda r: common.ratio(r["inertia_best"], vs_sklearn(r, "inertia_best"), ".5f", "")),
+        ("ACC", "acc_mean", ".4f"),
+        ("NMI", "nmi_mean", ".4f"),
     ]
-    for r in rows:
-        ref = base.get(r["n_init"])
-        speed = f"{ref['fit_seconds_median'] / r['fit_seconds_median']:.1f}x" if ref else ""
-        ratio = f"{r['inertia_best'] / ref['inertia_best']:.5f}" if ref else ""
-        comp = f"{r['compile_seconds']:.2f}" if r["compile_seconds"] is not None else "-"
-        acc = f"{r['acc_mean']:.4f}" if r["acc_mean"] is not None else "-"
-        nmi = f"{r['nmi_mean']:.4f}" if r["nmi_mean"] is not None else "-"
-        lines.append(
-            f"| {r['method']} | {r['n_init']} | {r['fit_seconds_median']:.2f} | {comp} | {speed} | "
-            f"{r['inertia_best']:.7g} | {ratio} | {acc} | {nmi} |"
-        )
-    lines += ["", f"Command: `python -m bench.kmeans_vs_peers --n_init={args.n_init} --repeats={args.repeats}`"]
-    report.write_markdown(lines, out)
 
 
 if __name__ == "__main__":

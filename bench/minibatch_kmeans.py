@@ -3,26 +3,12 @@ r"""Mini-batch k-means on a memory-mapped array: jaxcluster vs scikit-learn Mini
   JAXCLUSTER_DATA=../shared/datasets python -m bench.minibatch_kmeans                # 2M rows, 6.3 GB file
   python -m bench.minibatch_kmeans --n_rows=200000 --check_rows=5000 --out=/tmp/mb   # smoke test
 
-The data: MNIST-70k (float32 pixels in [0, 1]) tiled to --n_rows rows, each
-copy with Gaussian noise (--noise), written chunk by chunk to a float32 .npy
-(--npy, kept; default a temporary file removed at the end), labels
-beside it as <stem>_labels.npy. Both methods read it through
-np.load(mmap_mode="r") with the same settings (k, batch size, n_init seeding
-candidates, max_iter epochs, max_no_improvement=10, reassignment_ratio=0.01).
-
-Each fit runs in its own subprocess, so peak memory is per method: VmHWM (the
-kernel's peak resident set of the process, which counts the file's pages mapped
-into it; getrusage's ru_maxrss is not used because Linux carries the parent's
-peak across fork and exec) and the peak of RssAnon (memory the process
-allocated itself, sampled every 5 ms), both beside the array's size. Wall time covers the whole fit call (input
-check, seeding, steps, final labelling pass); ours also reports compilation.
-
-Quality: every method's centroids are scored by the same code: inertia over
-all rows (streamed), ACC/NMI against the tiled labels, and the subsample check:
-the inertia of the centroids on --check_rows random rows divided by the
-inertia of full k-means (kmeans.fit, --check_n_init restarts) fitted on those
-rows; within 1.02 passes.
-
+The data: MNIST-70k tiled to --n_rows rows with Gaussian noise (--noise), written to a float32 .npy (--npy
+keeps it); both methods read it through np.load(mmap_mode="r") with the same settings. Each fit runs in its
+own subprocess, so peak memory is per method: VmHWM (counts the file's mapped pages) and the peak of RssAnon
+(what the process allocated itself). Wall time covers the whole fit call; ours also reports compilation.
+Quality, by the same code for every method: inertia over all rows, ACC/NMI, and the subsample check (the
+centroids' inertia on --check_rows rows over full k-means' on them; within 1.02 passes).
 Writes <out>.md and <out>.csv (default results/minibatch_kmeans).
 """
 
@@ -170,20 +156,19 @@ def run_worker(method, args, seed, centroids_out) -> dict:
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from bench import common
+
+    ap = common.parser(__doc__, "results/minibatch_kmeans", dataset=None)
     ap.add_argument("--n_rows", type=int, default=2_000_000)
     ap.add_argument("--npy", default=None, help="where to write the .npy and keep it (reused if it has --n_rows rows)")
     ap.add_argument("--noise", type=float, default=0.02, help="std of the Gaussian noise on each tiled copy")
-    ap.add_argument("--data_dir", default=None)
     ap.add_argument("--n_clusters", type=int, default=10)
     ap.add_argument("--batch_size", type=int, default=1024)
     ap.add_argument("--n_init", type=int, default=3, help="seeding candidates, both methods")
     ap.add_argument("--max_iter", type=int, default=100, help="epochs at most, both methods")
-    ap.add_argument("--repeats", type=int, default=3, help="seeds 0..repeats-1 per method")
     ap.add_argument("--methods", default="jaxcluster,scikit-learn")
     ap.add_argument("--check_rows", type=int, default=70_000)
     ap.add_argument("--check_n_init", type=int, default=10)
-    ap.add_argument("--out", default="results/minibatch_kmeans")
     # Internal: one fit in a subprocess.
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
@@ -200,7 +185,21 @@ def main():
             make_file(npy, args.n_rows, args.noise, args.data_dir)
             print(f"wrote {npy} ({npy.stat().st_size / 2**30:.2f} GiB) in {time.perf_counter() - t0:.1f}s", flush=True)
         rows = bench(args, npy, tmpdir)
-    write(rows, args)
+    r0 = rows[0]
+    caption = (
+        f"Mini-batch k-means on a memory-mapped float32 .npy: MNIST-70k tiled to {r0['n_rows']} rows x 784 "
+        f"(noise std {args.noise}), {r0['array_gib']:.2f} GiB; k={args.n_clusters}, batch {args.batch_size}, "
+        f"n_init={args.n_init}, max_iter={args.max_iter} epochs, max_no_improvement=10; median of {args.repeats} "
+        "seeds, each fit in its own process."
+    )
+    check = (
+        f"Subsample check: inertia of each method's centroids on {args.check_rows} random rows over the "
+        f"inertia of full k-means fitted on them (n_init={args.check_n_init}); pass: at most {CHECK_TOLERANCE} "
+        "(worst seed shown). Peak RSS counts the file's pages mapped into the process (page cache, "
+        "reclaimable); peak anon is the memory the process allocated itself. Wall time includes the input "
+        "check, the seeding, the steps and the labelling pass over all rows; compile is part of it."
+    )
+    common.write_table(rows, COLUMNS, args.out, "bench.minibatch_kmeans", caption=caption, notes=[check])
 
 
 def bench(args, npy: Path, tmpdir: str) -> list[dict]:
@@ -267,52 +266,22 @@ def summary(method, per, x, args) -> dict:
     }
 
 
-def write(rows, args):
-    import jax
-
-    from research import report
-
-    out = report.write_csv(rows, args.out)
-    r0 = rows[0]
-    lines = [
-        (
-            f"Mini-batch k-means on a memory-mapped float32 .npy: MNIST-70k tiled to {r0['n_rows']} rows x 784 "
-            f"(noise std {args.noise}), {r0['array_gib']:.2f} GiB; k={args.n_clusters}, batch {args.batch_size}, "
-            f"n_init={args.n_init}, max_iter={args.max_iter} epochs, max_no_improvement=10. {report.cpu_name()}, "
-            f"{os.cpu_count()} cores; jax {jax.__version__} on {jax.default_backend()}; median of {args.repeats} "
-            "seeds, each fit in its own process."
-        ),
-        "",
-        (
-            "| method | wall s (median) | compile s | steps | peak RSS GiB | peak anon GiB | array GiB "
-            "| inertia (all rows) | subsample inertia / full k-means | ACC | NMI |"
-        ),
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        comp = f"{r['compile_seconds']:.2f}" if r["compile_seconds"] is not None else "-"
-        check = f"{r['check_ratio_max']:.4f} ({'pass' if r['check_pass'] else 'FAIL'})"
-        lines.append(
-            f"| {r['method']} | {r['wall_seconds_median']:.2f} | {comp} | {r['n_steps_median']:.0f} | "
-            f"{r['peak_rss_gib_max']:.2f} | {r['peak_anon_gib_max']:.2f} | {r['array_gib']:.2f} | "
-            f"{r['inertia_median']:.7g} | {check} | {r['acc_mean']:.4f} | {r['nmi_mean']:.4f} |"
-        )
-    lines += [
-        "",
-        (
-            f"Subsample check: inertia of each method's centroids on {args.check_rows} random rows over the "
-            f"inertia of full k-means fitted on them (n_init={args.check_n_init}); pass: at most {CHECK_TOLERANCE} "
-            "(worst seed shown). Peak RSS counts the file's pages mapped into the process (page cache, "
-            "reclaimable); peak anon is the memory the process allocated itself. Wall time includes the input "
-            "check, the seeding, the steps and the labelling pass over all rows; compile is part of it."
-        ),
-        "",
-        (
-            f"Command: `python -m bench.minibatch_kmeans --n_rows={args.n_rows} --batch_size={args.batch_size} "
-            f"--n_init={args.n_init} --repeats={args.repeats}`"
-        ),
-    ]
-    report.write_markdown(lines, out)
+COLUMNS = [
+    ("method", "method"),
+    ("wall s (median)", "wall_seconds_median", ".2f"),
+    ("compile s", "compile_seconds", ".2f"),
+    ("steps", "n_steps_median", ".0f"),
+    ("peak RSS GiB", "peak_rss_gib_max", ".2f"),
+    ("peak anon GiB", "peak_anon_gib_max", ".2f"),
+    ("array GiB", "array_gib", ".2f"),
+    ("inertia (all rows)", "inertia_median", ".7g"),
+    (
+        "subsample inertia / full k-means",
+        lambda r: f"{r['check_ratio_max']:.4f} ({'pass' if r['check_pass'] else 'FAIL'})",
+    ),
+    ("ACC", "acc_mean", ".4f"),
+    ("NMI", "nmi_mean", ".4f"),
+]
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ Writes results/pretrain_vs_torch.md and .csv.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import time
@@ -23,7 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from research import data, nets, report
+from bench import common
+from research import data, nets
 from research.deep import pretrain, train
 
 WIDTHS = (500, 500, 2000, 10)
@@ -116,15 +116,13 @@ METHODS = {"ours (jitted scan)": ours_scan, "ours (plain jitted step)": ours_pla
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", default="mnist")
+    p = common.parser(__doc__, "results/pretrain_vs_torch", repeats=None)
     p.add_argument("--n_samples", type=int, default=0, help="use the first n samples (0: all)")
     p.add_argument("--epochs", type=int, default=3, help="epochs per method; the first is left out of the median")
     p.add_argument("--batch_size", type=int, default=256)
     p.add_argument("--methods", default=",".join(METHODS))
-    p.add_argument("--out", default="results/pretrain_vs_torch")
     args = p.parse_args()
-    ds = data.load(args.dataset, "all")
+    ds = data.load(args.dataset, "all", args.data_dir)
     x = ds.x[: args.n_samples or None]
     rows = []
     for name in args.methods.split(","):
@@ -145,23 +143,21 @@ def main():
     torch_rate = next((r["samples_per_s"] for r in rows if r["method"] == "pytorch"), None)
     for r in rows:
         r["vs_pytorch"] = round(r["samples_per_s"] / torch_rate, 2) if torch_rate else None
-    out = report.write_csv(rows, args.out)
-    lines = [
-        (
-            f"DEC autoencoder (d-500-500-2000-10) pretraining on {ds.name} ({x.shape[0]}x{x.shape[1]}), Adam, "
-            f"MSE, batch {args.batch_size}; {report.cpu_name()}, {os.cpu_count()} threads, "
-            f"{jax.devices()[0].device_kind}. Median samples/s over epochs 2..{args.epochs}."
-        ),
-        "",
-        "| method | samples/s | vs PyTorch | epoch times (s) | compile (s) | loss after last epoch |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['method']} | {r['samples_per_s']} | {r['vs_pytorch']}x | {r['epoch_seconds']} | "
-            f"{r['compile_seconds'] if r['compile_seconds'] is not None else '-'} | {r['final_loss']} |"
-        )
-    report.write_markdown(lines, out)
+    caption = (
+        f"DEC autoencoder (d-500-500-2000-10) pretraining on {ds.name} ({x.shape[0]}x{x.shape[1]}), Adam, MSE, batch "
+        f"{args.batch_size}; PyTorch on {os.cpu_count()} threads. Median samples/s over epochs 2..{args.epochs}."
+    )
+    common.write_table(rows, COLUMNS, args.out, "bench.pretrain_vs_torch", caption=caption)
+
+
+COLUMNS = [
+    ("method", "method"),
+    ("samples/s", "samples_per_s"),
+    ("vs PyTorch", lambda r: None if r["vs_pytorch"] is None else f"{r['vs_pytorch']}x"),
+    ("epoch times (s)", "epoch_seconds"),
+    ("compile (s)", "compile_seconds"),
+    ("loss after last epoch", "final_loss"),
+]
 
 
 if __name__ == "__main__":

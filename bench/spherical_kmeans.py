@@ -2,42 +2,26 @@ r"""Spherical k-means beside plain k-means: ACC / NMI / ARI and time on the same
 
   JAXCLUSTER_DATA=../shared/datasets python -m bench.spherical_kmeans          # MNIST-70k
   python -m bench.spherical_kmeans --dataset=digits --repeats=2                 # smoke test
-  python -m bench.spherical_kmeans --n_samples=5000 --repeats=2                 # MNIST subset
 
-Methods, all from jaxcluster with the same n_init, seeds 0..repeats-1:
-  spherical k-means         cosine similarity on the unit rows (spherical_kmeans.fit)
-  k-means                   Euclidean, raw rows (kmeans.fit)
-  k-means on unit rows      Euclidean on L2-normalised rows: same seeding, but
-                            centroids are means, not projected on the sphere
-
-Each row reports the mean and std over seeds of ACC, NMI and ARI against the
-true labels, the median fit time (compilation timed apart on the first seed)
-and the mean cosine similarity of the points to their centroid (computed here
-the same way for every method). Writes <out>.md and <out>.csv (default
-results/spherical_kmeans).
+Methods, all ours with the same n_init, seeds 0..repeats-1: spherical k-means (cosine on unit rows),
+k-means on the raw rows, and k-means on L2-normalised rows (centroids are means, not on the sphere).
+Reported: mean (std) over seeds of ACC, NMI and ARI, the median fit time (compilation apart), and the
+mean cosine similarity of the points to their cluster's direction (the same code for every method).
+Writes <out>.md and <out>.csv (default results/spherical_kmeans).
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import statistics
-import time
-
 import jax
 import numpy as np
 
-from research import data, metrics, report
+from bench import common
+from research import data, metrics
 from research.cluster import kmeans, spherical_kmeans
 
 
-def _timed(mod, x, k, n_init, seed, first):
-    if first:
-        t = mod.fit_timed(jax.random.key(seed), x, k, n_init=n_init)
-        return t.out, t.run_seconds, t.compile_seconds
-    t0 = time.perf_counter()
-    res = jax.block_until_ready(mod.fit(jax.random.key(seed), x, k, n_init=n_init))
-    return res, time.perf_counter() - t0, None
+def run(mod, x, k, n_init, seed, first):
+    return common.timed(mod.fit_timed, mod.fit, first, jax.random.key(seed), x, k, n_init=n_init)
 
 
 def mean_cosine(xn, labels, k):
@@ -49,14 +33,10 @@ def mean_cosine(xn, labels, k):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dataset", default="mnist")
-    ap.add_argument("--data_dir", default=None)
+    ap = common.parser(__doc__, "results/spherical_kmeans")
     ap.add_argument("--n_samples", type=int, default=0, help="a random subset of this many rows (0: all)")
     ap.add_argument("--n_clusters", type=int, default=10)
     ap.add_argument("--n_init", type=int, default=10)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--out", default="results/spherical_kmeans")
     args = ap.parse_args()
 
     ds = data.load(args.dataset, "all", args.data_dir)
@@ -72,57 +52,36 @@ def main():
     }
     rows = []
     for name, (mod, inputs) in methods.items():
-        scores, times, compile_s, cosines = [], [], None, []
-        for seed in range(args.repeats):
-            res, secs, comp = _timed(mod, inputs, args.n_clusters, args.n_init, seed, seed == 0)
-            compile_s = comp if comp is not None else compile_s
-            labels = np.asarray(res.labels)
-            scores.append(metrics.evaluate(y, labels))
-            cosines.append(mean_cosine(xn, labels, args.n_clusters))
-            times.append(secs)
-            print(
-                f"{name:22s} seed={seed} {secs:6.2f}s acc={scores[-1]['acc']:.4f} nmi={scores[-1]['nmi']:.4f} "
-                f"ari={scores[-1]['ari']:.4f} cos={cosines[-1]:.5f}",
-                flush=True,
-            )
-        row = {"method": name, "fit_seconds_median": statistics.median(times), "compile_seconds": compile_s}
+        rep = common.repeat(run, args.repeats, mod, inputs, args.n_clusters, args.n_init, label=name)
+        labels = [np.asarray(res.labels) for res in rep.outs]
+        scores = [metrics.evaluate(y, lab) for lab in labels]
+        row = {"method": name, "fit_seconds_median": rep.median, "compile_seconds": rep.compile_seconds}
         for m in ("acc", "nmi", "ari"):
             v = [s[m] for s in scores]
             row[f"{m}_mean"], row[f"{m}_std"] = float(np.mean(v)), float(np.std(v))
-        row["mean_cosine"] = float(np.mean(cosines))
+        row["mean_cosine"] = float(np.mean([mean_cosine(xn, lab, args.n_clusters) for lab in labels]))
         row["repeats"] = args.repeats
         rows.append(row)
-    write(rows, args, ds.name, x)
+    caption = (
+        f"Spherical vs plain k-means on {ds.name} ({x.shape[0]}x{x.shape[1]}), k={args.n_clusters}, "
+        f"n_init={args.n_init}; mean (std) over {args.repeats} seeds."
+    )
+    common.write_table(rows, COLUMNS, args.out, "bench.spherical_kmeans", caption=caption)
 
 
-def write(rows, args, name, x):
-    out = report.write_csv(rows, args.out)
-    lines = [
-        (
-            f"Spherical vs plain k-means on {name} ({x.shape[0]}x{x.shape[1]}), k={args.n_clusters}, "
-            f"n_init={args.n_init}; mean (std) over {args.repeats} seeds; {report.cpu_name()}, {os.cpu_count()} cores; "
-            f"jax {jax.__version__} on {jax.default_backend()}."
-        ),
-        "",
-        "| method | ACC | NMI | ARI | mean cosine to centroid | fit s (median) | compile s |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        comp = f"{r['compile_seconds']:.2f}" if r["compile_seconds"] is not None else "-"
-        lines.append(
-            f"| {r['method']} | {r['acc_mean']:.4f} ({r['acc_std']:.4f}) | {r['nmi_mean']:.4f} ({r['nmi_std']:.4f}) "
-            f"| {r['ari_mean']:.4f} ({r['ari_std']:.4f}) | {r['mean_cosine']:.5f} | {r['fit_seconds_median']:.2f} "
-            f"| {comp} |"
-        )
-    sub = f" --n_samples={args.n_samples}" if args.n_samples else ""
-    lines += [
-        "",
-        (
-            f"Command: `python -m bench.spherical_kmeans --dataset={args.dataset}{sub} --n_init={args.n_init} "
-            f"--repeats={args.repeats}`"
-        ),
-    ]
-    report.write_markdown(lines, out)
+def _mean_std(m):
+    return lambda r: f"{r[f'{m}_mean']:.4f} ({r[f'{m}_std']:.4f})"
+
+
+COLUMNS = [
+    ("method", "method"),
+    ("ACC", _mean_std("acc")),
+    ("NMI", _mean_std("nmi")),
+    ("ARI", _mean_std("ari")),
+    ("mean cosine to centroid", "mean_cosine", ".5f"),
+    ("fit s (median)", "fit_seconds_median", ".2f"),
+    ("compile s", "compile_seconds", ".2f"),
+]
 
 
 if __name__ == "__main__":

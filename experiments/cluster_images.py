@@ -27,6 +27,7 @@ results.json and plots/clusters.png (samples of each cluster).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import shutil
@@ -37,8 +38,8 @@ import numpy as np
 from absl import app, flags, logging
 
 from experiments import common, features
-from research import checks, metrics, plots
-from research.cluster import kmeans
+from research import checks, plots
+from research.cluster import gmm, kmeans, select
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("image_dir", None, "The folder of images to cluster (only read, never changed).")
@@ -53,7 +54,8 @@ flags.DEFINE_string("n_clusters", "auto", "K, or 'auto': the K in [k_min, k_max]
 flags.DEFINE_integer("k_min", 2, "--n_clusters=auto: smallest K tried.")
 flags.DEFINE_integer("k_max", 10, "--n_clusters=auto: largest K tried (at most the number of images - 1).")
 flags.DEFINE_integer("n_init", 10, "k-means restarts; the lowest inertia is kept.")
-flags.DEFINE_integer("silhouette_sample", 5000, "--n_clusters=auto: silhouette on at most this many images.")
+flags.DEFINE_integer("silhouette_sample_size", 5000, "--n_clusters=auto: silhouette on at most this many images.")
+flags.DEFINE_alias("silhouette_sample", "silhouette_sample_size")  # the name of the last release, kept for one more
 flags.DEFINE_string("output", None, "Folder for assignments.csv and cluster_<k>/. Default: the workdir.")
 flags.DEFINE_bool("copy", False, "Copy the images into cluster_<k>/ instead of symlinking them.")
 
@@ -62,6 +64,33 @@ MANIFEST = ".cluster_images_manifest.json"
 ASSIGNMENTS = "assignments.csv"
 # A run's own files when --output is the workdir: not "somebody else's" content.
 _WORKDIR_FILES = {"config.json", "results.json", "metrics.jsonl", "plots"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """What to read, how to cluster it and where the sorted folders go (the flags of the same names)."""
+
+    image_dir: Path
+    output: Path  # default: the workdir
+    recursive: bool = True
+    image_size: int = 32
+    color: str = "gray"
+    features: str = "pixels"
+    pca_components: int = 50
+    pretrained: str | None = None
+    algorithm: str = "kmeans"
+    covariance_type: str = "diag"
+    n_clusters: int | str = "auto"  # K, or "auto": the best silhouette in [k_min, k_max]
+    k_min: int = 2
+    k_max: int = 10
+    n_init: int = 10
+    silhouette_sample_size: int = 5000
+    copy: bool = False
+    overwrite: bool = False
+
+    @property
+    def image_shape(self) -> tuple:
+        return (self.image_size, self.image_size) + (() if self.color == "gray" else (3,))
 
 
 # ---------------------------------------------------------------------------
@@ -119,46 +148,37 @@ def load_folder(paths, size: int, color: str):
 # Clustering
 
 
-def gmm_labels(key, z, k: int, covariance_type: str) -> np.ndarray:
-    """Labels of a Gaussian mixture fitted by research.cluster.gmm (when that module exists)."""
-    try:
-        from research.cluster import gmm
-    except ImportError:
-        raise ValueError(
-            "--algorithm=gmm needs research/cluster/gmm.py, which is not in this checkout yet; use --algorithm=kmeans."
-        ) from None
-    return np.asarray(gmm.fit(key, z, k, covariance_type=covariance_type).labels)
+def cluster(key, z, k: int, cfg: Config) -> np.ndarray:
+    """Labels [n] of k-means (cfg.n_init restarts) or of a Gaussian mixture (cfg.covariance_type) at K = k."""
+    if cfg.algorithm == "gmm":
+        return np.asarray(gmm.fit(key, z, k, covariance_type=cfg.covariance_type).labels)
+    return np.asarray(kmeans.fit(key, z, k, n_init=cfg.n_init).labels)
 
 
-def cluster(key, z, k: int) -> np.ndarray:
-    if FLAGS.algorithm == "gmm":
-        return gmm_labels(key, z, k, FLAGS.covariance_type)
-    return np.asarray(kmeans.fit(key, z, k, n_init=FLAGS.n_init).labels)
+def silhouette_or_none(z, labels, cfg: Config, seed: int):
+    """The mean silhouette (on cfg.silhouette_sample_size images at most), None where it is not defined."""
+    s = select.mean_silhouette(z, labels, sample_size=cfg.silhouette_sample_size, seed=seed)
+    return None if np.isnan(s) else s
 
 
-def silhouette_or_none(z, labels):
-    if not 2 <= len(np.unique(labels)) <= len(labels) - 1:
-        return None
-    return metrics.silhouette(z, labels, sample_size=FLAGS.silhouette_sample, seed=FLAGS.seed)
-
-
-def choose_k(key, z) -> tuple[int, np.ndarray, dict]:
+def choose_k(key, z, cfg: Config, seed: int) -> tuple[int, np.ndarray, dict]:
     """--n_clusters=auto: fits K = k_min..k_max, keeps the best mean silhouette (ties: the smaller K)."""
     n = len(z)
-    k_max = min(FLAGS.k_max, n - 1)
-    if k_max < FLAGS.k_min:
-        raise ValueError(f"--n_clusters=auto needs at least {FLAGS.k_min + 1} readable images, got {n}.")
-    scores, best = {}, None
-    for k in range(FLAGS.k_min, k_max + 1):
-        labels = cluster(jax.random.fold_in(key, k), z, k)
-        s = silhouette_or_none(z, labels)
-        scores[k] = s
-        logging.info("K=%d: silhouette %s", k, "n/a" if s is None else f"{s:.4f}")
-        if s is not None and (best is None or s > best[1]):
-            best = (k, s, labels)
-    if best is None:
+    k_max = min(cfg.k_max, n - 1)
+    if k_max < cfg.k_min:
+        raise ValueError(f"--n_clusters=auto needs at least {cfg.k_min + 1} readable images, got {n}.")
+    ks = list(range(cfg.k_min, k_max + 1))
+    sil = select.silhouette(
+        z,
+        ks,
+        lambda k: cluster(jax.random.fold_in(key, k), z, k, cfg),
+        sample_size=cfg.silhouette_sample_size,
+        seed=seed,
+    )
+    if sil.k is None:
         raise ValueError("no K in [k_min, k_max] gave two or more non-empty clusters; the images may be identical.")
-    return best[0], best[2], scores
+    scores = {k: None if np.isnan(s) else float(s) for k, s in zip(ks, sil.scores)}
+    return sil.k, sil.labels[ks.index(sil.k)], scores
 
 
 def by_size(labels) -> np.ndarray:
@@ -191,12 +211,12 @@ def _manifest_entries(out: Path) -> list[str]:
     return safe
 
 
-def check_output(out: Path, ignore) -> None:
-    """Refuses a non-empty output folder unless --overwrite (before any work is done)."""
+def check_output(out: Path, ignore, overwrite: bool) -> None:
+    """Refuses a non-empty output folder unless `overwrite` (before any work is done)."""
     if out.exists() and not out.is_dir():
         raise ValueError(f"--output {out} exists and is not a folder.")
     entries = _entries(out, ignore)
-    if entries and not FLAGS.overwrite:
+    if entries and not overwrite:
         shown = ", ".join(entries[:5]) + (" ..." if len(entries) > 5 else "")
         raise ValueError(
             f"output folder {out} is not empty ({shown}). Pass --overwrite to replace the outputs of an earlier "
@@ -232,8 +252,9 @@ def link_name(path: Path, image_dir: Path) -> str:
     return "__".join(path.relative_to(image_dir).parts)
 
 
-def write_outputs(out: Path, image_dir: Path, paths, labels) -> dict:
-    """assignments.csv, cluster_<k>/ links or copies, and the manifest (written first, so a crash is cleanable)."""
+def write_outputs(out: Path, image_dir: Path, paths, labels, *, copy: bool, overwrite: bool) -> dict:
+    """assignments.csv, cluster_<k>/ links (copies with `copy`), and the manifest (written first, so a crash is
+    cleanable); with `overwrite`, an earlier run's outputs there are removed first."""
     out.mkdir(parents=True, exist_ok=True)
     plan, used = [], set()
     for p, k in zip(paths, labels):
@@ -246,7 +267,7 @@ def write_outputs(out: Path, image_dir: Path, paths, labels) -> dict:
     folders = sorted({f"cluster_{k}" for k in labels}, key=lambda s: int(s.split("_")[1]))
     created = [ASSIGNMENTS, *folders, *(rel for _, rel in plan)]
     # Checked before anything is removed: every name this run writes must be free, or an earlier run's.
-    previous = set(_manifest_entries(out)) if FLAGS.overwrite else set()
+    previous = set(_manifest_entries(out)) if overwrite else set()
     clash = [
         e
         for e in created
@@ -259,12 +280,12 @@ def write_outputs(out: Path, image_dir: Path, paths, labels) -> dict:
             f"{out} already holds {shown}, not created by an earlier cluster_images run (no manifest entry); "
             "move them away or choose another --output. Nothing was changed."
         )
-    removed = remove_previous(out) if FLAGS.overwrite else []
+    removed = remove_previous(out) if overwrite else []
     (out / MANIFEST).write_text(json.dumps({"created": created}, indent=1) + "\n")
     for folder in folders:
         (out / folder).mkdir(exist_ok=True)  # an earlier run's folder that still holds a user's file is reused
     for src, rel in plan:
-        if FLAGS.copy:
+        if copy:
             shutil.copy2(src, out / rel)  # reads the original; its bytes and times stay as they are
         else:
             os.symlink(os.path.abspath(src), out / rel)
@@ -297,54 +318,60 @@ def main(argv):
     image_dir = Path(FLAGS.image_dir).expanduser()
     if not image_dir.is_dir():
         raise ValueError(f"--image_dir={FLAGS.image_dir}: no such folder.")
-    n_clusters = parse_n_clusters(FLAGS.n_clusters)
-    checks.check_positive_int(FLAGS.image_size, "--image_size")
-    if n_clusters == "auto" and not 2 <= FLAGS.k_min <= FLAGS.k_max:
-        raise ValueError(f"need 2 <= --k_min <= --k_max, got k_min={FLAGS.k_min}, k_max={FLAGS.k_max}.")
-    if FLAGS.pretrained:  # fails now, before anything is written
-        features.load_encoder(FLAGS.pretrained, input_dim=FLAGS.image_size**2 * (1 if FLAGS.color == "gray" else 3))
-    if FLAGS.workdir is None:
-        FLAGS.workdir = str(
-            Path("checkpoints") / "cluster_images" / f"{common.dataset_tag(image_dir.name)}-seed{FLAGS.seed}"
-        )
-    wd = Path(FLAGS.workdir)
-    out = Path(FLAGS.output).expanduser() if FLAGS.output else wd
+    run = common.run_config("cluster_images")
+    if FLAGS.workdir is None:  # named after the image folder, not the (unused) --dataset
+        wd = common.default_workdir("cluster_images", image_dir.name, run.seed)
+        run = dataclasses.replace(run, workdir=wd, flags={**run.flags, "workdir": str(wd)})
+    output = Path(FLAGS.output).expanduser() if FLAGS.output else run.workdir
+    cfg = common.config_from_flags(
+        Config, image_dir=image_dir, output=output, n_clusters=parse_n_clusters(FLAGS.n_clusters)
+    )
+    checks.check_positive_int(cfg.image_size, "--image_size")
+    if cfg.n_clusters == "auto" and not 2 <= cfg.k_min <= cfg.k_max:
+        raise ValueError(f"need 2 <= --k_min <= --k_max, got k_min={cfg.k_min}, k_max={cfg.k_max}.")
+    sort_images(run, cfg)
+
+
+def sort_images(run: common.RunConfig, cfg: Config) -> None:
+    """Reads cfg.image_dir, clusters the images and sorts them into cfg.output; writes the run's outputs."""
+    if cfg.pretrained:  # fails now, before anything is written
+        features.load_encoder(cfg.pretrained, input_dim=int(np.prod(cfg.image_shape)))
+    image_dir, out, wd = cfg.image_dir, cfg.output, run.workdir
     if out.resolve() == image_dir.resolve():
         raise ValueError("--output must not be the image folder itself; the originals' folder is only read.")
-    check_output(out, _WORKDIR_FILES if out.resolve() == wd.resolve() else ())
-    wd = common.prepare_workdir("cluster_images")
+    check_output(out, _WORKDIR_FILES if out.resolve() == wd.resolve() else (), cfg.overwrite)
+    common.prepare_workdir(run)
 
-    paths, n_other = find_images(image_dir, FLAGS.recursive, skip_dirs=(out, wd))
-    x, paths, unreadable = load_folder(paths, FLAGS.image_size, FLAGS.color)
+    paths, n_other = find_images(image_dir, cfg.recursive, skip_dirs=(out, wd))
+    x, paths, unreadable = load_folder(paths, cfg.image_size, cfg.color)
     logging.info("%d images read, %d unreadable, %d other files ignored", len(paths), len(unreadable), n_other)
     if len(paths) < 2:
         raise ValueError(f"{image_dir}: {len(paths)} readable images; clustering needs at least 2.")
     (z,), info = features.compute(
-        FLAGS.features, x, pca_components=FLAGS.pca_components, pretrained=FLAGS.pretrained, key=common.root_key()
+        cfg.features, x, pca_components=cfg.pca_components, pretrained=cfg.pretrained, key=run.key()
     )
 
-    key = common.root_key()
+    key = run.key()
     scores = None
-    if n_clusters == "auto":
-        k, labels, scores = choose_k(key, z)
+    if cfg.n_clusters == "auto":
+        k, labels, scores = choose_k(key, z, cfg, run.seed)
     else:
-        k = checks.check_n_clusters(n_clusters, len(z), "--n_clusters")
-        labels = cluster(key, z, k)
+        k = checks.check_n_clusters(cfg.n_clusters, len(z), "--n_clusters")
+        labels = cluster(key, z, k, cfg)
     labels = by_size(labels)
     sizes = np.bincount(labels)
-    written = write_outputs(out, image_dir, paths, labels)
+    written = write_outputs(out, image_dir, paths, labels, copy=cfg.copy, overwrite=cfg.overwrite)
 
-    image_shape = (FLAGS.image_size, FLAGS.image_size) + (() if FLAGS.color == "gray" else (3,))
     plots.cluster_grid(
         x,
         labels,
-        image_shape,
+        cfg.image_shape,
         wd / "plots" / "clusters.png",
-        seed=FLAGS.seed,
+        seed=run.seed,
         cmap="gray",
-        title=f"{FLAGS.algorithm}, {image_dir.name}, K={len(sizes)}",
+        title=f"{cfg.algorithm}, {image_dir.name}, K={len(sizes)}",
     )
-    sil = silhouette_or_none(z, labels)
+    sil = silhouette_or_none(z, labels, cfg, run.seed)
     results = {
         "image_dir": str(image_dir.resolve()),
         "output": str(out.resolve()),
@@ -352,21 +379,21 @@ def main(argv):
         "n_unreadable": len(unreadable),
         "unreadable": unreadable,
         "n_ignored_other_files": n_other,
-        "image_shape": image_shape,
-        "features": "pretrained" if FLAGS.pretrained else FLAGS.features,
+        "image_shape": cfg.image_shape,
+        "features": "pretrained" if cfg.pretrained else cfg.features,
         "n_features": int(z.shape[1]),
-        "algorithm": FLAGS.algorithm,
+        "algorithm": cfg.algorithm,
         "n_clusters": len(sizes),
         "cluster_sizes": sizes,
         "silhouette": sil,
         "silhouette_by_k": scores,
-        "linked": "copy" if FLAGS.copy else "symlink",
-        "seed": FLAGS.seed,
+        "linked": "copy" if cfg.copy else "symlink",
+        "seed": run.seed,
         **info,
         **written,
     }
     common.finish(
-        wd,
+        run,
         results,
         f"cluster_images {image_dir.name}: {len(paths)} images ({len(unreadable)} unreadable) -> K={len(sizes)} "
         f"sizes {sizes.tolist()} silhouette={'n/a' if sil is None else f'{sil:.3f}'} -> {out}",

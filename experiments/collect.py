@@ -19,6 +19,7 @@ from pathlib import Path
 
 from absl import app, flags
 
+from experiments import references
 from research import report
 
 FLAGS = flags.FLAGS
@@ -28,26 +29,6 @@ flags.DEFINE_string(
     "out", None, "Prefix of the tables: <out>_clustering and <out>_autoencoders. Default: results/<dataset>."
 )
 
-# What the papers report on MNIST-70k, by experiment: (ACC %, source).
-PUBLISHED = {
-    "mnist": {
-        "kmeans": ("53.49", "DEC paper (Xie et al. 2016), Table 2"),
-        "ae_kmeans": (
-            "81.84",
-            (
-                "DEC paper, Table 3; 87.93 is the mean of 10 trials of the Keras DEC reimplementation, "
-                "autoencoder pretrained by SGD (DEC-keras, results/exp1/results.csv)"
-            ),
-        ),
-        "dec": ("84.30", "DEC paper, Table 2; 91.20 the Keras DEC reimplementation's 10-trial mean"),
-        "dec mode=frozen": ("79.82", "DEC paper, Table 2: DEC w/o backprop"),
-        "dec mode=dec-da": ("98.5", "DEC-DA (Guo et al. 2018): their best variant, as their code's README reports"),
-        "idec": ("88.06", "IDEC paper (Guo et al. 2017), Table 2"),
-        "manifold_cluster features=pretrained": ("97.9", "N2D (McConville et al. 2021), Table 2: AE + UMAP + GMM"),
-    }
-}
-# The class count the published figures cluster into (K = classes).
-PUBLISHED_K = {"mnist": 10}
 METRICS = ("acc", "nmi", "ari")
 # results.json entries that tell settings apart, shown in the table when a run has them.
 DESCRIBE = (
@@ -99,7 +80,7 @@ def find_runs(root: Path, dataset: str) -> list[dict]:
 def _as_published(res: dict, dataset: str) -> bool:
     """Whether the papers' figures apply to a run: the whole dataset (no imbalanced subset, nothing held
     out for validation) clustered into as many clusters as it has classes."""
-    k = PUBLISHED_K.get(dataset)
+    k = references.PUBLISHED_K.get(dataset)
     return res.get("min_retention") is None and "loss_validation" not in res and res.get("n_clusters", k) == k
 
 
@@ -108,27 +89,29 @@ def _natural(text: str) -> list:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
 
 
-def summarize(rows: list[dict], dataset: str) -> list[str]:
-    """Markdown lines: one row per (experiment, setting), mean ± std over its seeds, and the paper's ACC."""
+CLUSTERING_COLUMNS = [
+    "experiment",
+    "setting",
+    "seeds",
+    ("ACC", "acc"),
+    ("NMI", "nmi"),
+    ("ARI", "ari"),
+    ("published ACC (%)", "published"),
+]
+
+
+def summarize(rows: list[dict], dataset: str) -> list[dict]:
+    """One row per (experiment, setting): its seeds, each metric's mean ± std over them, and the papers' ACC."""
     groups: dict = {}
     for r in rows:
         groups.setdefault((r["experiment"], r["setting"]), []).append(r)
-    published = PUBLISHED.get(dataset, {})
-    lines = [
-        f"Clustering {dataset} (all samples): mean ± standard deviation over seeds; ACC after Hungarian matching.",
-        "",
-        "| experiment | setting | seeds | ACC | NMI | ARI | published ACC (%) |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    out = []
     for (experiment, setting), runs in sorted(groups.items(), key=lambda g: (g[0][0], _natural(g[0][1]))):
-        cells = [report.mean_std([r[m] for r in runs]) for m in METRICS]
         seeds = ",".join(str(r["seed"]) for r in sorted(runs, key=lambda r: r["seed"]))
-        paper = published.get(runs[0]["published_key"])
-        lines.append(
-            f"| {experiment} | {setting} | {seeds} | {' | '.join(cells)} | "
-            f"{f'{paper[0]} ({paper[1]})' if paper else '-'} |"
-        )
-    return lines
+        scores = {m: report.mean_std([r[m] for r in runs]) for m in METRICS}
+        published = references.lookup(dataset, runs[0]["published_key"])
+        out.append({"experiment": experiment, "setting": setting, "seeds": seeds, **scores, "published": published})
+    return out
 
 
 def find_autoencoders(root: Path, dataset: str) -> list[dict]:
@@ -155,21 +138,19 @@ def find_autoencoders(root: Path, dataset: str) -> list[dict]:
     return rows
 
 
-def autoencoder_lines(rows: list[dict], dataset: str) -> list[str]:
-    lines = [
-        f"Autoencoders pretrained on {dataset}: reconstruction MSE per pixel (pixels in [0, 1]).",
-        "",
-        "| arch | activation | init | optimizer | augment | batch | epochs | split | seed | MSE (training data) | MSE (test split) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        test = "-" if r["test_reconstruction_mse"] is None else f"{r['test_reconstruction_mse']:.5f}"
-        lines.append(
-            f"| {r['arch']} | {r['activation']} | {r['weight_init'] or '-'} | {r['optimizer']} "
-            f"| {'-' if r['augment'] == 'none' else r['augment']} | {r['batch_size']} | {r['epochs']:g} | "
-            f"{r['split']} | {r['seed']} | {r['reconstruction_mse']:.5f} | {test} |"
-        )
-    return lines
+AUTOENCODER_COLUMNS = [
+    "arch",
+    "activation",
+    ("init", lambda r: r["weight_init"] or "-"),
+    "optimizer",
+    ("augment", lambda r: "-" if r["augment"] == "none" else r["augment"]),
+    ("batch", "batch_size"),
+    ("epochs", "epochs", "g"),
+    "split",
+    "seed",
+    ("MSE (training data)", "reconstruction_mse", ".5f"),
+    ("MSE (test split)", "test_reconstruction_mse", ".5f"),
+]
 
 
 def main(argv):
@@ -180,10 +161,13 @@ def main(argv):
     if not rows and not autoencoders:
         raise SystemExit(f"no finished runs of {FLAGS.dataset!r} under {root}/<experiment>/*/results.json.")
     if rows:
-        report.write_markdown(summarize(rows, FLAGS.dataset), report.write_csv(rows, f"{out}_clustering"))
+        caption = f"Clustering {FLAGS.dataset} (all samples): mean ± standard deviation over seeds; ACC after "
+        caption += "Hungarian matching."
+        table = summarize(rows, FLAGS.dataset)
+        report.write_table(table, CLUSTERING_COLUMNS, f"{out}_clustering", caption=caption, csv_rows=rows)
     if autoencoders:
-        ae_out = report.write_csv(autoencoders, f"{out}_autoencoders")
-        report.write_markdown(autoencoder_lines(autoencoders, FLAGS.dataset), ae_out)
+        caption = f"Autoencoders pretrained on {FLAGS.dataset}: reconstruction MSE per pixel (pixels in [0, 1])."
+        report.write_table(autoencoders, AUTOENCODER_COLUMNS, f"{out}_autoencoders", caption=caption)
 
 
 if __name__ == "__main__":

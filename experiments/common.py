@@ -1,12 +1,20 @@
 """Flags and chores shared by every experiment binary.
 
-A binary imports this module, defines its own flags, and in main() calls
-`prepare_workdir(name)`, `load_dataset()` and `root_key()`; it ends with
-`finish(workdir, results, summary)`.
+A binary defines its own flags and, in main() only, turns them into frozen configs:
+`run = common.run_config("kmeans")` (the shared flags and the workdir), its own dataclass for the rest.
+Everything below main() takes those configs, never FLAGS:
+
+    run = common.run_config("kmeans")
+    wd = common.prepare_workdir(run)          # config.json; refuses a finished run without --overwrite
+    ds = common.load_dataset(run)
+    ...                                       # fit with run.key()
+    common.finish(run, results, summary)      # results.json and the one summary line
 """
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import re
 import sys
 import time
@@ -16,8 +24,7 @@ import jax
 import numpy as np
 from absl import flags, logging
 
-from research import checkpointing, data, metrics, plots
-from research import logging as runlog
+from research import checkpointing, data, metrics, plots, runlog
 
 FLAGS = flags.FLAGS
 
@@ -50,6 +57,40 @@ _COMMON_MODULE = __name__
 _STARTED = time.perf_counter()  # imported first thing by every binary: its wall time counts from here
 
 
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """What every run shares: the experiment, its data, its seed and its workdir.
+
+    `flags` holds every flag value of the binary (written to config.json); nothing reads it to decide anything.
+    """
+
+    experiment: str
+    workdir: Path
+    dataset: str = "digits"
+    split: str = "all"
+    seed: int = 0
+    data_dir: str | None = None
+    label_column: str | None = None
+    drop_columns: tuple[str, ...] = ()
+    min_retention: float | None = None
+    overwrite: bool = False
+    flags: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
+
+    def key(self):
+        """The root key of the run: jax.random.key(seed)."""
+        return jax.random.key(self.seed)
+
+    def load(self, split: str | None = None) -> data.Dataset:
+        """This run's dataset (another `split` of it when given), without the imbalanced subsetting."""
+        return data.load(
+            self.dataset,
+            split or self.split,
+            self.data_dir,
+            label_column=self.label_column,
+            drop_columns=self.drop_columns,
+        )
+
+
 def dataset_tag(name: str) -> str:
     """A folder-safe short name for a dataset spec, e.g. 'csv:/data/my table.csv' -> 'csv-my_table'."""
     kind, _, path = name.partition(":")
@@ -58,17 +99,15 @@ def dataset_tag(name: str) -> str:
     return f"{kind}-" + re.sub(r"[^A-Za-z0-9_.-]", "_", Path(path.rstrip("/")).stem or "data")
 
 
-def workdir(experiment: str, variant: str = "") -> Path:
-    """--workdir, or checkpoints/<experiment>/<dataset>[-<variant>]-seed<seed> (variant: e.g. the architecture)."""
-    if FLAGS.workdir:
-        return Path(FLAGS.workdir)
+def default_workdir(experiment: str, dataset: str, seed: int, variant: str = "", min_retention=None) -> Path:
+    """checkpoints/<experiment>/<dataset>[-rmin<r>][-<variant>]-seed<seed> (variant: e.g. the architecture)."""
     variant = "-" + re.sub(r"[^A-Za-z0-9_.-]", "_", variant) if variant else ""
-    subset = f"-rmin{FLAGS.min_retention:g}" if FLAGS.min_retention is not None else ""
-    return Path("checkpoints") / experiment / f"{dataset_tag(FLAGS.dataset)}{subset}{variant}-seed{FLAGS.seed}"
+    subset = f"-rmin{min_retention:g}" if min_retention is not None else ""
+    return Path("checkpoints") / experiment / f"{dataset_tag(dataset)}{subset}{variant}-seed{seed}"
 
 
 def flag_values() -> dict:
-    """The flags defined by experiments/ (this binary's and the shared ones), absl's own left out."""
+    """The flags defined by experiments/ (this binary's and the shared ones), absl's own and aliases left out."""
     out = {}
     for module, fl in FLAGS.flags_by_module_dict().items():
         if (
@@ -76,42 +115,67 @@ def flag_values() -> dict:
             or module.startswith("experiments.")
             or ("/experiments/" in module)
         ):
-            out.update({f.name: f.value for f in fl})
+            out.update({f.name: f.value for f in fl if not type(f).__name__.endswith("FlagAlias")})
     return dict(sorted(out.items()))
 
 
-def prepare_workdir(experiment: str, variant: str = "") -> Path:
+def run_config(experiment: str, variant: str = "") -> RunConfig:
+    """The shared flags as a RunConfig (call from main() only). Workdir: --workdir, else the default one."""
+    wd = (
+        Path(FLAGS.workdir)
+        if FLAGS.workdir
+        else default_workdir(experiment, FLAGS.dataset, FLAGS.seed, variant, FLAGS.min_retention)
+    )
+    return RunConfig(
+        experiment=experiment,
+        workdir=wd,
+        dataset=FLAGS.dataset,
+        split=FLAGS.split,
+        seed=FLAGS.seed,
+        data_dir=FLAGS.data_dir,
+        label_column=FLAGS.label_column,
+        drop_columns=tuple(FLAGS.drop_columns),
+        min_retention=FLAGS.min_retention,
+        overwrite=FLAGS.overwrite,
+        flags=flag_values(),
+    )
+
+
+def config_from_flags(cls, **given):
+    """The frozen dataclass `cls`, each field from the flag of its name unless `given` (call from main() only)."""
+    return cls(**{f.name: FLAGS[f.name].value for f in dataclasses.fields(cls) if f.name not in given}, **given)
+
+
+def keyword_args(fn, cfg) -> dict:
+    """The fields of the dataclass `cfg` that `fn` (e.g. a library's fit) takes as keyword-only arguments."""
+    taken = {p.name for p in inspect.signature(fn).parameters.values() if p.kind == p.KEYWORD_ONLY}
+    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name in taken}
+
+
+def prepare_workdir(run: RunConfig) -> Path:
     """Creates the run's workdir and writes config.json; refuses to replace a finished run unless --overwrite."""
-    wd = workdir(experiment, variant)
-    if (wd / "results.json").exists() and not FLAGS.overwrite:
+    wd = run.workdir
+    if (wd / "results.json").exists() and not run.overwrite:
         raise SystemExit(
             f"{wd} already holds a finished run (results.json). Pass --overwrite to replace its outputs, "
             "or choose another --workdir."
         )
     wd.mkdir(parents=True, exist_ok=True)
-    runlog.write_json(wd / "config.json", {"experiment": experiment, **flag_values()})
+    runlog.write_json(wd / "config.json", {"experiment": run.experiment, **run.flags})
     logging.info("workdir: %s", wd)
     return wd
 
 
-def load_dataset(mmap: bool = False) -> data.Dataset:
-    """The --dataset/--split; `mmap`: a float32 .npy stays memory-mapped (for streaming algorithms)."""
+def load_dataset(run: RunConfig, mmap: bool = False) -> data.Dataset:
+    """The run's dataset and split (its imbalanced subset with --min_retention); `mmap`: a float32 .npy stays
+    memory-mapped (for streaming algorithms)."""
     ds = data.load(
-        FLAGS.dataset,
-        FLAGS.split,
-        FLAGS.data_dir,
-        label_column=FLAGS.label_column,
-        drop_columns=tuple(FLAGS.drop_columns),
-        mmap=mmap,
+        run.dataset, run.split, run.data_dir, label_column=run.label_column, drop_columns=run.drop_columns, mmap=mmap
     )
-    if FLAGS.min_retention is not None:
-        ds = data.imbalanced(ds, FLAGS.min_retention, seed=FLAGS.seed)
-    logging.info("dataset %s/%s: x %s, labels %s", ds.name, FLAGS.split, ds.x.shape, ds.y is not None)
+    if run.min_retention is not None:
+        ds = data.imbalanced(ds, run.min_retention, seed=run.seed)
+    logging.info("dataset %s/%s: x %s, labels %s", ds.name, run.split, ds.x.shape, ds.y is not None)
     return ds
-
-
-def root_key():
-    return jax.random.key(FLAGS.seed)
 
 
 def label_metrics(y, labels) -> dict:
@@ -124,25 +188,30 @@ def n_clusters(ds: data.Dataset, k: int | None) -> int:
     return k or (len(np.unique(ds.y)) if ds.y is not None else 10)
 
 
-def save_clustering(wd: Path, ds: data.Dataset, labels, params: dict, config: dict, title: str) -> dict:
-    """What every clustering binary leaves: labels.npy, ckpt/ (`params` with `config`, Orbax) and, for
-    images, plots/clusters.png. Returns the run's first results: dataset, split, seed, n_samples and the
-    label metrics (when the labels are known)."""
-    labels = np.asarray(labels)
-    np.save(wd / "labels.npy", labels)
-    checkpointing.save_pytree(wd / "ckpt", params, config=config, overwrite=FLAGS.overwrite)
-    if ds.image_shape is not None:
-        plots.cluster_grid(
-            ds.x, labels, ds.image_shape, wd / "plots" / "clusters.png", seed=FLAGS.seed, y_n=ds.y, title=title
-        )
+def run_fields(run: RunConfig, ds: data.Dataset) -> dict:
+    """The first entries of every results.json: dataset, split, seed, n_samples (and the imbalanced subset's r)."""
     return {
         "dataset": ds.name,
-        "split": FLAGS.split,
-        "seed": FLAGS.seed,
+        "split": run.split,
+        "seed": run.seed,
         "n_samples": int(ds.x.shape[0]),
-        **({} if FLAGS.min_retention is None else {"min_retention": FLAGS.min_retention}),
-        **label_metrics(ds.y, labels),
+        **({} if run.min_retention is None else {"min_retention": run.min_retention}),
     }
+
+
+def save_clustering(run: RunConfig, ds: data.Dataset, labels, params: dict, config: dict, title: str) -> dict:
+    """What every clustering binary leaves: labels.npy, ckpt/ (`params` with `config`, Orbax) and, for
+    images, plots/clusters.png. Returns the run's first results: `run_fields` and the label metrics (when the
+    labels are known)."""
+    wd = run.workdir
+    labels = np.asarray(labels)
+    np.save(wd / "labels.npy", labels)
+    checkpointing.save_pytree(wd / "ckpt", params, config=config, overwrite=run.overwrite)
+    if ds.image_shape is not None:
+        plots.cluster_grid(
+            ds.x, labels, ds.image_shape, wd / "plots" / "clusters.png", seed=run.seed, y_n=ds.y, title=title
+        )
+    return run_fields(run, ds) | label_metrics(ds.y, labels)
 
 
 def fit_fields(res, timed) -> dict:
@@ -164,8 +233,9 @@ def score_text(results: dict) -> str:
     return " ".join(f"{m}={results[m]:.4f}" for m in ("acc", "nmi", "ari") if m in results) or "no labels"
 
 
-def finish(wd: Path, results: dict, summary: str) -> None:
+def finish(run: RunConfig, results: dict, summary: str) -> None:
     """Writes results.json (with the process's wall time and the versions) and prints the run's one summary line."""
+    wd = run.workdir
     wall = round(time.perf_counter() - _STARTED, 1)
     runlog.write_json(
         wd / "results.json", {**results, "wall_seconds_this_invocation": wall, "versions": runlog.versions()}

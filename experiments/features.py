@@ -13,6 +13,7 @@ import time
 import numpy as np
 from absl import flags, logging
 
+from research import augment
 from research.deep import pretrain
 from research.embed import pca
 
@@ -57,6 +58,15 @@ def pca_features(key, fit_x, *others, n_components: int):
     return out, p, {"pca_explained_variance": explained, "pca_seconds": time.perf_counter() - t0}
 
 
+def optional_pca(key, x, n_components: int):
+    """(z, params, info): x as float32 when n_components is 0, else its PCA, whose params are {"pca": {...}} (for
+    a checkpoint) and info its results.json entries."""
+    if not n_components:
+        return np.asarray(x, np.float32), {}, {}
+    (z,), p, info = pca_features(key, x, n_components=n_components)
+    return z, {"pca": {name: np.asarray(v) for name, v in p._asdict().items()}}, info
+
+
 def compute(kind: str, fit_x, *others, key=None, pca_components: int = 50, pretrained=None):
     """Features of fit_x and of each of `others`: ([z_fit, *z_others], info dict for results.json).
 
@@ -84,3 +94,19 @@ def standardize(fit_z, *others):
     std = fit_z.std(axis=0, dtype=np.float64)
     std = np.where(std > 0, std, 1.0)
     return [((z - mean) / std).astype(np.float32) for z in (fit_z, *others)]
+
+
+def train_test(
+    kind: str, train, test, *, key=None, pca_components=50, pretrained=None, shift=False, standardized=False
+):
+    """Features of a train and a test Dataset as `compute` makes them, fitted on the training rows: (z_train,
+    y_train, z_test, info). shift: the training images' 1-pixel shifts follow them (5x the rows, laid out as
+    augment.shift_augment lays them); standardized: scaled with the training statistics (`standardize`)."""
+    x, y = train.x, train.y
+    if shift:
+        x, y = (np.asarray(a) for a in augment.shift_augment(train.x, train.y, train.image_shape))
+        logging.info("shift augmentation: %d -> %d training rows", len(train.x), len(x))
+    (z_train, z_test), info = compute(kind, x, test.x, key=key, pca_components=pca_components, pretrained=pretrained)
+    if standardized:
+        z_train, z_test = standardize(z_train, z_test)
+    return z_train, y, z_test, info

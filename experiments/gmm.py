@@ -3,13 +3,13 @@ r"""Gaussian mixture on a dataset (optionally after PCA): fit, evaluate, save pa
   python -m experiments.gmm --dataset=digits --pca_components=2
   python -m experiments.gmm --dataset=mnist --data_dir=../shared/datasets --pca_components=50 --n_init=3
 
-Writes config.json, results.json (acc, nmi, ari, lower_bound, bic, aic, n_iter, converged,
-fit_seconds, compile_seconds, ...), labels.npy, ckpt/ (the mixture's params, and the PCA's when
---pca_components > 0; Orbax), plots/clusters.png (images only) and, when the fitted features are
-2-D, plots/density.png: contours of the log-density over the points.
+Outputs (results.json, labels.npy, ckpt/, plots/; a density plot when the fitted features are 2-D) and every
+flag: docs/experiments.md#gmm, docs/flags.md.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import jax
 import numpy as np
@@ -20,7 +20,8 @@ from research import plots
 from research.cluster import gmm
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("n_components", None, "K. Default: the number of classes when labels are known, else 10.")
+flags.DEFINE_integer("n_clusters", None, "K. Default: the number of classes when labels are known, else 10.")
+flags.DEFINE_alias("n_components", "n_clusters")  # the name of the last release, kept for one more
 flags.DEFINE_enum("covariance_type", "full", list(gmm.COVARIANCE_TYPES), "Shape of each component's covariance.")
 flags.DEFINE_integer("n_init", 1, "Restarts, run together; the highest lower bound is kept.")
 flags.DEFINE_integer("max_iter", 100, "EM iterations per restart at most.")
@@ -30,53 +31,53 @@ flags.DEFINE_enum("init_params", "kmeans", list(gmm.INIT_PARAMS), "Initial respo
 flags.DEFINE_integer("pca_components", 0, "Fit on this many principal components (0: on the data as loaded).")
 
 
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """A run's settings (the flags of the same names): K, the PCA before the fit, and gmm.fit's keywords."""
+
+    n_clusters: int | None
+    pca_components: int
+    covariance_type: str
+    n_init: int
+    max_iter: int
+    tol: float
+    reg_covar: float
+    init_params: str
+
+
 def main(argv):
     del argv
-    wd = common.prepare_workdir("gmm")
-    ds = common.load_dataset()
-    k = common.n_clusters(ds, FLAGS.n_components)
-    key_pca, key_fit = jax.random.split(common.root_key())
-    z, params, pca_info = np.asarray(ds.x, np.float32), {}, {}
-    if FLAGS.pca_components:
-        (z,), p_pca, pca_info = features.pca_features(key_pca, ds.x, n_components=FLAGS.pca_components)
-        params["pca"] = {name: np.asarray(v) for name, v in p_pca._asdict().items()}
-    timed = gmm.fit_timed(
-        key_fit,
-        z,
-        k,
-        covariance_type=FLAGS.covariance_type,
-        n_init=FLAGS.n_init,
-        max_iter=FLAGS.max_iter,
-        tol=FLAGS.tol,
-        reg_covar=FLAGS.reg_covar,
-        init_params=FLAGS.init_params,
-    )
+    fit_and_evaluate(common.run_config("gmm"), common.config_from_flags(Config))
+
+
+def fit_and_evaluate(run: common.RunConfig, cfg: Config) -> None:
+    """Fits the mixture to run's dataset (its PCA when cfg.pca_components > 0); writes the workdir's outputs."""
+    wd = common.prepare_workdir(run)
+    ds = common.load_dataset(run)
+    k = common.n_clusters(ds, cfg.n_clusters)
+    key_pca, key_fit = jax.random.split(run.key())
+    z, params, pca_info = features.optional_pca(key_pca, ds.x, cfg.pca_components)
+    timed = gmm.fit_timed(key_fit, z, k, **common.keyword_args(gmm.fit, cfg))
     res = timed.out
     params["gmm"] = {name: np.asarray(v) for name, v in res.params._asdict().items()}
-    title = f"GMM ({FLAGS.covariance_type}), {ds.name}, K={k}" + (f", PCA-{z.shape[1]}" if pca_info else "")
-    results = common.save_clustering(
-        wd,
-        ds,
-        res.labels,
-        params,
-        {"n_components": k, "covariance_type": FLAGS.covariance_type, "dim": int(z.shape[1])},
-        title,
-    )
+    title = f"GMM ({cfg.covariance_type}), {ds.name}, K={k}" + (f", PCA-{z.shape[1]}" if pca_info else "")
+    config = {"n_components": k, "covariance_type": cfg.covariance_type, "dim": int(z.shape[1])}
+    results = common.save_clustering(run, ds, res.labels, params, config, title)
     if z.shape[1] == 2:
         plots.density_contours(
             z,
             lambda g: np.asarray(gmm.score_samples(res.params, g)),
             wd / "plots" / "density.png",
             labels_n=np.asarray(res.labels),
-            centers_k2=np.asarray(res.params.means_kd),
+            centroids_k2=np.asarray(res.params.means_kd),
             title=title,
         )
     results |= {
         "n_features": int(z.shape[1]),
-        "pca_components": FLAGS.pca_components,
+        "pca_components": cfg.pca_components,
         "n_components": k,
-        "covariance_type": FLAGS.covariance_type,
-        "n_init": FLAGS.n_init,
+        "covariance_type": cfg.covariance_type,
+        "n_init": cfg.n_init,
         "lower_bound": float(res.lower_bound),
         "lower_bound_per_init": np.asarray(res.lower_bound_per_init).tolist(),
         "bic": gmm.bic(res.params, z),
@@ -85,9 +86,9 @@ def main(argv):
         **pca_info,
     }
     common.finish(
-        wd,
+        run,
         results,
-        f"gmm {ds.name}/{FLAGS.split} K={k} {FLAGS.covariance_type}: {common.score_text(results)} "
+        f"gmm {ds.name}/{run.split} K={k} {cfg.covariance_type}: {common.score_text(results)} "
         f"lower_bound={res.lower_bound:.6g} bic={results['bic']:.6g} n_iter={int(res.n_iter)} "
         f"fit {timed.run_seconds:.2f}s (compile {timed.compile_seconds:.2f}s) -> {wd}",
     )

@@ -4,12 +4,13 @@ r"""k-means on a dataset: fit, evaluate, save centroids, draw the cluster grid.
   python -m experiments.kmeans --dataset=mnist --data_dir=../shared/datasets --n_init=10
   python -m experiments.kmeans --dataset=npy:/data/big.npy --minibatch_size=1024   # memory-mapped, streamed
 
-Writes config.json, results.json (acc, nmi, ari, inertia, fit_seconds,
-compile_seconds, ...), labels.npy, ckpt/ (the centroids, Orbax) and
-plots/clusters.png into --workdir.
+Outputs (results.json, labels.npy, ckpt/ with the centroids, plots/clusters.png) and every flag:
+docs/experiments.md#kmeans, docs/flags.md.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 from absl import app, flags
@@ -33,51 +34,48 @@ flags.DEFINE_integer(
 )
 
 
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """A run's settings (the flags of the same names)."""
+
+    n_clusters: int | None
+    n_init: int
+    max_iter: int
+    tol: float
+    init: str
+    prune: bool
+    minibatch_size: int
+
+
 def main(argv):
     del argv
-    wd = common.prepare_workdir("kmeans")
-    ds = common.load_dataset(mmap=FLAGS.minibatch_size > 0)
-    k = common.n_clusters(ds, FLAGS.n_clusters)
-    if FLAGS.minibatch_size:
+    fit_and_evaluate(common.run_config("kmeans"), common.config_from_flags(Config))
+
+
+def fit_and_evaluate(run: common.RunConfig, cfg: Config) -> None:
+    """k-means (mini-batch when cfg.minibatch_size > 0) on run's dataset; writes the workdir's outputs."""
+    wd = common.prepare_workdir(run)
+    ds = common.load_dataset(run, mmap=cfg.minibatch_size > 0)
+    k = common.n_clusters(ds, cfg.n_clusters)
+    if cfg.minibatch_size:
         timed = minibatch_kmeans.fit_timed(
-            common.root_key(),
-            ds.x,
-            k,
-            batch_size=FLAGS.minibatch_size,
-            n_init=FLAGS.n_init,
-            max_iter=FLAGS.max_iter,
-            init=FLAGS.init,
+            run.key(), ds.x, k, batch_size=cfg.minibatch_size, n_init=cfg.n_init, max_iter=cfg.max_iter, init=cfg.init
         )
     else:
-        timed = kmeans.fit_timed(
-            common.root_key(),
-            ds.x,
-            k,
-            n_init=FLAGS.n_init,
-            max_iter=FLAGS.max_iter,
-            tol=FLAGS.tol,
-            init=FLAGS.init,
-            prune=FLAGS.prune,
-        )
+        timed = kmeans.fit_timed(run.key(), ds.x, k, **common.keyword_args(kmeans.fit, cfg))
     res = timed.out
-    results = common.save_clustering(
-        wd,
-        ds,
-        res.labels,
-        {"centroids": np.asarray(res.centroids)},
-        {"n_clusters": k, "dim": ds.x.shape[1]},
-        f"k-means, {ds.name}, K={k}",
-    )
+    params, config = {"centroids": np.asarray(res.centroids)}, {"n_clusters": k, "dim": ds.x.shape[1]}
+    results = common.save_clustering(run, ds, res.labels, params, config, f"k-means, {ds.name}, K={k}")
     results |= {
         "n_clusters": k,
-        "n_init": FLAGS.n_init,
-        "minibatch_size": FLAGS.minibatch_size,
+        "n_init": cfg.n_init,
+        "minibatch_size": cfg.minibatch_size,
         **common.fit_fields(res, timed),
     }
     common.finish(
-        wd,
+        run,
         results,
-        f"kmeans {ds.name}/{FLAGS.split} K={k}: {common.score_text(results)} inertia={res.inertia:.6g} "
+        f"kmeans {ds.name}/{run.split} K={k}: {common.score_text(results)} inertia={res.inertia:.6g} "
         f"fit {timed.run_seconds:.2f}s (compile {timed.compile_seconds:.2f}s) -> {wd}",
     )
 

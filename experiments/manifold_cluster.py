@@ -4,19 +4,14 @@ r"""Manifold clustering (the N2D recipe): features -> UMAP-style neighbour embed
   python -m experiments.manifold_cluster --dataset=mnist --data_dir=../shared/datasets
   python -m experiments.manifold_cluster --dataset=mnist --pretrained=checkpoints/autoencoder/mnist-dec-sgd-seed0
 
-The features are the raw rows, or the codes of a pretrained encoder (--pretrained). With --metric=cosine
-(the default for raw features) the rows are first scaled to unit length, so neighbours are ranked by cosine
-similarity. Their kNN graph is exact when they have at most --knn_dims features, else approximate: the
---knn_candidates nearest in --knn_dims principal components (the nearest of --knn_bins column bins; 0:
-exactly), reranked by exact distances in the features. The embedding (--embed_dim, 10 as in N2D)
-is clustered by a full-covariance GMM; its restarts (--gmm_n_init) matter, the lower bound picks the good one.
-
-Writes config.json, results.json (acc, nmi, ari, lower_bound, and seconds for the kNN graph, the embedding and
-the mixture), labels.npy, embedding.npy, ckpt/ (the mixture's params), plots/clusters.png and
-plots/embedding.png (a 2-D PCA of the embedding coloured by cluster, or the embedding itself when 2-D).
+The features are the raw rows or a pretrained encoder's codes (--pretrained); their kNN graph is exact up to
+--knn_dims features, else approximate. The --embed_dim embedding is clustered by a GMM (--gmm_n_init restarts).
+The kNN search, outputs and every flag: docs/experiments.md#manifold_cluster, docs/flags.md.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import jax
 import numpy as np
@@ -43,78 +38,97 @@ flags.DEFINE_enum(
     None,
     ["euclidean", "cosine"],
     "Neighbours by Euclidean distance, or by cosine similarity (rows scaled to unit length first). "
-    "Default: cosine for raw features (MNIST pixels: ACC 0.973 against 0.968), euclidean for --pretrained codes.",
+    "Default: cosine for raw features, euclidean for --pretrained codes.",
 )
 flags.DEFINE_integer("gmm_n_init", 10, "GMM restarts; the highest lower bound is kept.")
 flags.DEFINE_enum("covariance_type", "full", list(gmm.COVARIANCE_TYPES), "The mixture's covariance shape.")
 
 
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """A run's settings (the flags of the same names; metric resolved to euclidean or cosine)."""
+
+    pretrained: str | None
+    n_clusters: int | None
+    embed_dim: int
+    n_neighbors: int
+    min_dist: float
+    n_epochs: int | None
+    substeps: int
+    knn_dims: int
+    knn_candidates: int
+    knn_bins: int
+    metric: str
+    gmm_n_init: int
+    covariance_type: str
+
+
 def main(argv):
     del argv
-    wd = common.prepare_workdir("manifold_cluster", "ae" if FLAGS.pretrained else "")
-    ds = common.load_dataset()
-    k = common.n_clusters(ds, FLAGS.n_clusters)
-    k_knn, k_embed, k_gmm, k_pic = jax.random.split(common.root_key(), 4)
+    cfg = common.config_from_flags(Config, metric=FLAGS.metric or ("euclidean" if FLAGS.pretrained else "cosine"))
+    fit_and_evaluate(common.run_config("manifold_cluster", "ae" if cfg.pretrained else ""), cfg)
+
+
+def fit_and_evaluate(run: common.RunConfig, cfg: Config) -> None:
+    """Embeds run's dataset (or its codes), fits the mixture to the embedding; writes the workdir's outputs."""
+    wd = common.prepare_workdir(run)
+    ds = common.load_dataset(run)
+    k = common.n_clusters(ds, cfg.n_clusters)
+    k_knn, k_embed, k_gmm, k_pic = jax.random.split(run.key(), 4)
     x = np.asarray(ds.x, np.float32)
-    if FLAGS.pretrained:
-        model, params, _ = features.load_encoder(FLAGS.pretrained, input_dim=x.shape[1], dataset=ds.name)
+    if cfg.pretrained:
+        model, params, _ = features.load_encoder(cfg.pretrained, input_dim=x.shape[1], dataset=ds.name)
         x = np.asarray(pretrain.encode(model, params, x), np.float32)
-    metric = FLAGS.metric or ("euclidean" if FLAGS.pretrained else "cosine")
-    if metric == "cosine":
+    if cfg.metric == "cosine":
         x = np.asarray(neighbors.unit_rows(x))
-    n_neighbors = min(FLAGS.n_neighbors, x.shape[0])
+    n_neighbors = min(cfg.n_neighbors, x.shape[0])
     nn, knn_s = timing.wall(
         neighbors.projected_knn,
         k_knn,
         x,
         n_neighbors - 1,
-        dims=FLAGS.knn_dims,
-        candidates=FLAGS.knn_candidates,
-        bins=FLAGS.knn_bins,
+        dims=cfg.knn_dims,
+        candidates=cfg.knn_candidates,
+        bins=cfg.knn_bins,
     )
     logging.info("kNN graph (%d neighbours, %d features): %.1f s", n_neighbors - 1, x.shape[1], knn_s)
     emb, embed_s = timing.wall(
         tsne.umap,
         k_embed,
         x,
-        dim=FLAGS.embed_dim,
+        dim=cfg.embed_dim,
         n_neighbors=n_neighbors,
-        min_dist=FLAGS.min_dist,
-        n_epochs=FLAGS.n_epochs,
-        substeps=FLAGS.substeps,
+        min_dist=cfg.min_dist,
+        n_epochs=cfg.n_epochs,
+        substeps=cfg.substeps,
         knn=nn,
     )
     z = np.asarray(emb.embedding)
-    logging.info("embedding to %d-D: %.1f s", FLAGS.embed_dim, embed_s)
-    timed = gmm.fit_timed(k_gmm, z, k, covariance_type=FLAGS.covariance_type, n_init=FLAGS.gmm_n_init)
+    logging.info("embedding to %d-D: %.1f s", cfg.embed_dim, embed_s)
+    timed = gmm.fit_timed(k_gmm, z, k, covariance_type=cfg.covariance_type, n_init=cfg.gmm_n_init)
     res = timed.out
     np.save(wd / "embedding.npy", z)
-    source = "autoencoder codes" if FLAGS.pretrained else "raw features"
-    title = f"{source} -> {FLAGS.embed_dim}-D neighbour embedding -> GMM, {ds.name}, K={k}"
-    results = common.save_clustering(
-        wd,
-        ds,
-        res.labels,
-        {"gmm": {name: np.asarray(v) for name, v in res.params._asdict().items()}},
-        {"n_components": k, "covariance_type": FLAGS.covariance_type, "dim": FLAGS.embed_dim},
-        title,
-    )
+    source = "autoencoder codes" if cfg.pretrained else "raw features"
+    title = f"{source} -> {cfg.embed_dim}-D neighbour embedding -> GMM, {ds.name}, K={k}"
+    params = {"gmm": {name: np.asarray(v) for name, v in res.params._asdict().items()}}
+    config = {"n_components": k, "covariance_type": cfg.covariance_type, "dim": cfg.embed_dim}
+    results = common.save_clustering(run, ds, res.labels, params, config, title)
     if z.shape[1] == 2:
         pic, names = z, ("1", "2")
     else:
         pic, names = np.asarray(pca.fit_transform(k_pic, z, 2)[1]), ("PC 1", "PC 2")
-    sample = np.random.default_rng(FLAGS.seed).permutation(len(z))[:5000]
+    sample = np.random.default_rng(run.seed).permutation(len(z))[:5000]
     plots.embedding_2d(
         pic[sample], np.asarray(res.labels)[sample], wd / "plots" / "embedding.png", title=title, axis_names=names
     )
     results |= {
-        "features": "pretrained" if FLAGS.pretrained else "raw",
-        "pretrained": FLAGS.pretrained,
+        "features": "pretrained" if cfg.pretrained else "raw",
+        "pretrained": cfg.pretrained,
         "n_features": int(x.shape[1]),
         "n_clusters": k,
-        "embed_dim": FLAGS.embed_dim,
+        "embed_dim": cfg.embed_dim,
         "n_neighbors": n_neighbors,
-        "metric": metric,
+        "metric": cfg.metric,
         "n_epochs": emb.n_iter,
         "lower_bound": float(res.lower_bound),
         "lower_bound_per_init": np.asarray(res.lower_bound_per_init).tolist(),
@@ -124,9 +138,9 @@ def main(argv):
         "gmm_compile_seconds": timed.compile_seconds,
     }
     common.finish(
-        wd,
+        run,
         results,
-        f"manifold_cluster {ds.name}/{FLAGS.split} ({source}) K={k}: {common.score_text(results)} "
+        f"manifold_cluster {ds.name}/{run.split} ({source}) K={k}: {common.score_text(results)} "
         f"kNN {knn_s:.1f}s embedding {embed_s:.1f}s GMM {timed.run_seconds:.1f}s -> {wd}",
     )
 

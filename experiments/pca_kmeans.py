@@ -3,12 +3,13 @@ r"""PCA then k-means on a dataset: fit, evaluate, save centroids and PCA, draw t
   python -m experiments.pca_kmeans --dataset=digits
   python -m experiments.pca_kmeans --dataset=mnist --data_dir=../shared/datasets --pca_components=30 --n_init=10
 
-Writes config.json, results.json (acc, nmi, ari, inertia in PCA space, explained variance,
-fit_seconds, compile_seconds, pca_seconds, ...), labels.npy, ckpt/ (the centroids in PCA space and
-the PCA, Orbax) and plots/clusters.png (images only) into --workdir.
+Outputs (results.json, labels.npy, ckpt/ with the centroids in PCA space and the PCA, plots/) and every flag:
+docs/experiments.md#pca_kmeans, docs/flags.md.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import jax
 import numpy as np
@@ -25,34 +26,53 @@ flags.DEFINE_integer("max_iter", 300, "Lloyd iterations per restart at most.")
 flags.DEFINE_float("tol", 1e-4, "Stop when the squared centroid shift is under tol x mean feature variance.")
 
 
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """A run's settings (the flags of the same names): the PCA, K, and kmeans.fit's keywords."""
+
+    pca_components: int
+    n_clusters: int | None
+    n_init: int
+    max_iter: int
+    tol: float
+
+
 def main(argv):
     del argv
-    wd = common.prepare_workdir("pca_kmeans")
-    ds = common.load_dataset()
-    k = common.n_clusters(ds, FLAGS.n_clusters)
-    key_pca, key_fit = jax.random.split(common.root_key())
-    (z,), p, pca_info = features.pca_features(key_pca, ds.x, n_components=FLAGS.pca_components)
-    timed = kmeans.fit_timed(key_fit, z, k, n_init=FLAGS.n_init, max_iter=FLAGS.max_iter, tol=FLAGS.tol)
+    cfg = common.config_from_flags(Config)
+    if cfg.pca_components < 1:
+        raise app.UsageError(f"--pca_components must be >= 1, got {cfg.pca_components} (no PCA: experiments.kmeans).")
+    fit_and_evaluate(common.run_config("pca_kmeans"), cfg)
+
+
+def fit_and_evaluate(run: common.RunConfig, cfg: Config) -> None:
+    """k-means on the first cfg.pca_components principal components of run's dataset; writes the outputs."""
+    wd = common.prepare_workdir(run)
+    ds = common.load_dataset(run)
+    key_pca, key_fit = jax.random.split(run.key())
+    z, params, pca_info = features.optional_pca(key_pca, ds.x, cfg.pca_components)
+    k = common.n_clusters(ds, cfg.n_clusters)
+    timed = kmeans.fit_timed(key_fit, z, k, **common.keyword_args(kmeans.fit, cfg))
     res = timed.out
     results = common.save_clustering(
-        wd,
+        run,
         ds,
         res.labels,
-        {"centroids": np.asarray(res.centroids), "pca": {name: np.asarray(v) for name, v in p._asdict().items()}},
-        {"n_clusters": k, "pca_components": FLAGS.pca_components, "dim": ds.x.shape[1]},
-        f"PCA-{FLAGS.pca_components} + k-means, {ds.name}, K={k}",
+        {"centroids": np.asarray(res.centroids), **params},
+        {"n_clusters": k, "pca_components": cfg.pca_components, "dim": ds.x.shape[1]},
+        f"PCA-{cfg.pca_components} + k-means, {ds.name}, K={k}",
     )
     results |= {
         "n_clusters": k,
-        "n_init": FLAGS.n_init,
-        "pca_components": FLAGS.pca_components,
+        "n_init": cfg.n_init,
+        "pca_components": cfg.pca_components,
         **pca_info,
         **common.fit_fields(res, timed),
     }
     common.finish(
-        wd,
+        run,
         results,
-        f"pca_kmeans {ds.name}/{FLAGS.split} PCA-{FLAGS.pca_components} ({pca_info['pca_explained_variance']:.1%} "
+        f"pca_kmeans {ds.name}/{run.split} PCA-{cfg.pca_components} ({pca_info['pca_explained_variance']:.1%} "
         f"var) K={k}: {common.score_text(results)} inertia={res.inertia:.6g} "
         f"fit {timed.run_seconds:.2f}s (compile {timed.compile_seconds:.2f}s) -> {wd}",
     )

@@ -18,6 +18,7 @@ beside each row with its source.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import json
 import os
 import subprocess
@@ -27,6 +28,7 @@ from typing import NamedTuple
 
 from absl import app, flags, logging
 
+from experiments import references
 from research import report
 
 FLAGS = flags.FLAGS
@@ -76,7 +78,7 @@ class Setup(NamedTuple):
 
 def setup(quick: bool) -> Setup:
     if quick:
-        small = ("--update_interval=30", "--maxiter=1200", "--n_init=10")
+        small = ("--update_interval=30", "--max_iter=1200", "--n_init=10")
         return Setup(
             dataset="digits",
             tag="digits-quick",
@@ -85,7 +87,7 @@ def setup(quick: bool) -> Setup:
             ae_args=("--dataset=digits", "--arch=mlp:256-128-10", "--weight_init=fan_in_uniform", "--epochs=60"),
             kmeans_args=("--dataset=digits", "--n_init=10"),
             dec_args=("--dataset=digits", *small),
-            idec_args=("--dataset=digits", *small),
+            idec_args=("--dataset=digits", "--mode=idec", *small),
             tsne_args=("--dataset=digits", "--n_iter=500", "--sweep_perplexities="),
             manifold_args=("--dataset=digits", "--n_epochs=200"),
             aug_tag="digits-quick-affine",
@@ -115,112 +117,128 @@ def setup(quick: bool) -> Setup:
     )
 
 
-# Published ACC (%) on MNIST-70k.
-DEC_PAPER = "Xie et al. 2016, Table 2"
-PUBLISHED_MNIST = {
-    "k-means (pixels)": f"53.49 ({DEC_PAPER})",
-    "AE + k-means": "81.84 (DEC paper, Table 3); 87.93 (Keras DEC, mean of 10 trials)",
-    "DEC w/o backprop": f"79.82 ({DEC_PAPER})",
-    "DEC": f"84.30 ({DEC_PAPER}, best of 9 settings); 91.20 (Keras DEC, mean of 10 trials)",
-    "IDEC": "88.06, NMI 86.72 (Guo et al. 2017, Table 2)",
+# Each row's key into experiments.references: its published figures, else the peers' measured on this machine.
+REFERENCE_KEYS = {
+    "k-means (pixels)": "kmeans",
+    "AE + k-means": "ae_kmeans",
+    "DEC w/o backprop": "dec mode=frozen",
+    "DEC": "dec",
+    "IDEC": "idec",
+    "t-SNE + DBSCAN (pixels)": "tsne_dbscan",
+    "neighbour embedding + GMM (pixels)": "manifold_cluster features=raw",
+    "AE + neighbour embedding + GMM": "manifold_cluster features=pretrained",
+    "AE (augmented) + neighbour embedding + GMM": "manifold_cluster features=pretrained augment=affine",
+    "DEC-DA": "dec mode=dec-da",
 }
+
+
+def _published(s: Setup, name: str) -> str:
+    return references.lookup(s.dataset, REFERENCE_KEYS[name], measured=True)
 
 
 def dec_rows(s: Setup, extra: tuple = (), suffix: str = "") -> list[Row]:
     """The five rows of the DEC table; `extra` flags and a workdir `suffix` make variants (e.g. a subset)."""
-    pub = PUBLISHED_MNIST if s.dataset == "mnist" and not extra else {}
     deep = f"{s.tag}{suffix}"
     rows = [
         Row("k-means (pixels)", "kmeans", f"{s.kmeans_tag}{suffix}", (*s.kmeans_args, *extra)),
         Row("AE + k-means", "ae_kmeans", deep, (f"--dataset={s.dataset}", *extra), True),
-        Row("DEC w/o backprop", "dec", f"{deep}-frozen", (*s.dec_args, "--frozen", *extra), True),
+        Row("DEC w/o backprop", "dec", f"{deep}-frozen", (*s.dec_args, "--mode=frozen", *extra), True),
         Row("DEC", "dec", deep, (*s.dec_args, *extra), True),
         Row("IDEC", "idec", deep, (*s.idec_args, *extra), True),
     ]
-    return [r._replace(published=pub.get(r.name, "-")) for r in rows]
-
-
-PUBLISHED_MANIFOLD = {
-    "neighbour embedding + GMM (pixels)": (
-        "umap-learn (10-D, 20 neighbours, min_dist 0) + GMM: 97.3 cosine, 96.9 Euclidean (this machine)"
-    ),
-    "AE + neighbour embedding + GMM": "97.9, NMI 94.2 (N2D, McConville et al. 2021, Table 2)",
-    "t-SNE + DBSCAN (pixels)": "openTSNE 2-D + GMM: 87.4 to 95.4 (this machine, 3 runs)",
-    "AE (augmented) + neighbour embedding + GMM": "97.9 (N2D, without augmentation)",
-    "DEC-DA": "98.5, NMI 96.0: the best DEC-DA variant (Guo et al. 2018, their code's README)",
-}
+    return [r._replace(published="-" if extra else _published(s, r.name)) for r in rows]
 
 
 def manifold_rows(s: Setup) -> list[Row]:
     """Beyond DEC: the DEC and IDEC rows for reference, t-SNE + DBSCAN, and the N2D recipe on pixels and on
     the seed's autoencoder codes."""
-    pub = PUBLISHED_MANIFOLD if s.dataset == "mnist" else {}
     rows = [r for r in dec_rows(s) if r.name in ("DEC", "IDEC")] + [
         Row("t-SNE + DBSCAN (pixels)", "tsne_dbscan", s.kmeans_tag, s.tsne_args),
         Row("neighbour embedding + GMM (pixels)", "manifold_cluster", s.kmeans_tag, s.manifold_args),
         Row("AE + neighbour embedding + GMM", "manifold_cluster", f"{s.tag}-ae", s.manifold_args, True),
         Row("AE (augmented) + neighbour embedding + GMM", "manifold_cluster", f"{s.aug_tag}-ae", s.manifold_args,
             True, augmented=True),
-        Row("DEC-DA", "dec", f"{s.aug_tag}-da", (*s.dec_args, "--dec_augment"), True, augmented=True),
+        Row("DEC-DA", "dec", f"{s.aug_tag}-da", (*s.dec_args, "--augment=affine"), True, augmented=True),
     ]  # fmt: skip
-    return [r._replace(published=pub.get(r.name, r.published)) for r in rows]
+    return [r._replace(published=_published(s, r.name)) for r in rows]
 
 
 # --- running ----------------------------------------------------------------------------------------------------
 
 
-def ensure(experiment: str, workdir: Path, args) -> dict:
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """What main() reads from the flags: the table, its seeds, where the runs and the tables go."""
+
+    table: str
+    quick: bool
+    seeds: tuple[int, ...]
+    root: Path
+    out: Path
+    data_dir: str | None = None
+    min_retention: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7, 0.9)  # dec_imbalanced
+    ks: tuple[int, ...] = tuple(range(3, 21))  # dec_num_clusters
+    jobs: int = 1  # seeds run side by side
+    command: str = "python -m experiments.reproduce"  # shown under the table
+
+    @property
+    def name(self) -> str:
+        """The table's file name, <table>[_quick]."""
+        return self.table + ("_quick" if self.quick else "")
+
+
+def ensure(experiment: str, workdir: Path, args, cfg: Config) -> dict:
     """results.json of the run in `workdir`, running `python -m experiments.<experiment>` first if needed."""
     done = workdir / "results.json"
     if done.exists():
         logging.info("reusing %s", workdir)
         return json.loads(done.read_text())
-    args = [*args, f"--workdir={workdir}"] + ([f"--data_dir={FLAGS.data_dir}"] if FLAGS.data_dir else [])
+    args = [*args, f"--workdir={workdir}"] + ([f"--data_dir={cfg.data_dir}"] if cfg.data_dir else [])
     log_path = workdir.parent / f"{workdir.name}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     print(f"running {experiment} -> {workdir} (log: {log_path})", flush=True)
+    binary = {"idec": "dec"}.get(experiment, experiment)  # IDEC is experiments.dec --mode=idec
     with open(log_path, "a") as log:
         code = subprocess.run(
-            [sys.executable, "-m", f"experiments.{experiment}", *args],
+            [sys.executable, "-m", f"experiments.{binary}", *args],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=_env(),
+            env=_env(cfg.root),
             check=False,
         ).returncode
     if code != 0 or not done.exists():
         tail = "".join(log_path.read_text().splitlines(keepends=True)[-15:])
-        raise SystemExit(f"experiments.{experiment} failed (exit {code}); the end of {log_path}:\n{tail}")
+        raise SystemExit(f"experiments.{binary} failed (exit {code}); the end of {log_path}:\n{tail}")
     return json.loads(done.read_text())
 
 
-def _env() -> dict:
+def _env(root: Path) -> dict:
     """The binaries share a persistent XLA compilation cache (<root>/.xla_cache unless one is set already): the
     rows of later seeds, and a rerun, do not compile again."""
-    cache = os.environ.get("JAX_COMPILATION_CACHE_DIR") or str(Path(FLAGS.root).absolute() / ".xla_cache")
+    cache = os.environ.get("JAX_COMPILATION_CACHE_DIR") or str(root.absolute() / ".xla_cache")
     return {**os.environ, "JAX_COMPILATION_CACHE_DIR": cache, "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0.2"}
 
 
-def autoencoder(s: Setup, seed: int, augmented: bool = False) -> tuple[Path, dict]:
+def autoencoder(s: Setup, seed: int, cfg: Config, augmented: bool = False) -> tuple[Path, dict]:
     tag, args = (s.aug_ae_tag, s.aug_ae_args) if augmented else (s.ae_tag, s.ae_args)
-    wd = Path(FLAGS.root) / "autoencoder" / f"{tag}-seed{seed}"
-    return wd, ensure("autoencoder", wd, [*args, f"--seed={seed}"])
+    wd = cfg.root / "autoencoder" / f"{tag}-seed{seed}"
+    return wd, ensure("autoencoder", wd, [*args, f"--seed={seed}"], cfg)
 
 
-def run_row(row: Row, s: Setup, seed: int) -> dict:
+def run_row(row: Row, s: Setup, seed: int, cfg: Config) -> dict:
     args = [*row.args, f"--seed={seed}"]
     if row.pretrained:
-        args.append(f"--pretrained={autoencoder(s, seed, row.augmented)[0]}")
-    wd = Path(FLAGS.root) / row.experiment / f"{row.tag}-seed{seed}"
-    res = ensure(row.experiment, wd, args)
+        args.append(f"--pretrained={autoencoder(s, seed, cfg, row.augmented)[0]}")
+    wd = cfg.root / row.experiment / f"{row.tag}-seed{seed}"
+    res = ensure(row.experiment, wd, args, cfg)
     return {"row": row.name, "seed": seed, **{m: res.get(m) for m in METRICS}, **_extras(res), "workdir": str(wd)}
 
 
-def run_seeds(rows: list[Row], s: Setup, seeds: list[int]) -> list[dict]:
-    """Every row for every seed, seed-major. Seeds run side by side in --jobs processes (a seed's rows one
+def run_seeds(rows: list[Row], s: Setup, cfg: Config) -> list[dict]:
+    """Every row for every seed, seed-major. Seeds run side by side in cfg.jobs threads (a seed's rows one
     after another: they share its autoencoder)."""
-    jobs = FLAGS.jobs or (2 if FLAGS.quick else 1)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-        per_seed = pool.map(lambda seed: [run_row(r, s, seed) for r in rows], seeds)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=cfg.jobs) as pool:
+        per_seed = pool.map(lambda seed: [run_row(r, s, seed, cfg) for r in rows], cfg.seeds)
         return [x for runs in per_seed for x in runs]
 
 
@@ -239,41 +257,56 @@ def _extras(res: dict) -> dict:
 # --- tables -----------------------------------------------------------------------------------------------------
 
 
+class Table(NamedTuple):
+    """A table to write: `runs` go to the CSV (one per run), `rows` through `columns` to the Markdown."""
+
+    runs: list[dict]
+    rows: list[dict]
+    columns: list
+    caption: str
+    notes: list[str]
+
+
 def _mean(values, digits=1) -> str:
     values = [v for v in values if v is not None]
     return f"{sum(values) / len(values):.{digits}f}" if values else "-"
 
 
-def table_dec(s: Setup, seeds: list[int], rows: list[Row] | None = None) -> tuple[list[dict], list[str]]:
+def _seeds(cfg: Config) -> str:
+    return ",".join(map(str, cfg.seeds))
+
+
+def _machine(cfg: Config) -> str:
+    return f"Machine: {report.machine()}. Command: `{cfg.command}`."
+
+
+def table_dec(s: Setup, cfg: Config, rows: list[Row] | None = None) -> Table:
     rows = rows or dec_rows(s)
-    runs = run_seeds(rows, s, seeds)
-    aes = [autoencoder(s, seed)[1] for seed in seeds]
-    lines = [
-        (
-            f"{s.dataset} ({aes[0]['n_samples']} samples), seeds {','.join(map(str, seeds))}: mean ± standard "
-            "deviation; ACC after Hungarian matching. Wall time: one run of the binary, mean over seeds, the shared "
-            "autoencoder pretraining excluded."
-        ),
-        "",
-        "| method | ACC | NMI | ARI | wall time (s) | published or reference ACC (%) |",
-        "|---|---|---|---|---|---|",
-    ]
+    runs = run_seeds(rows, s, cfg)
+    aes = [autoencoder(s, seed, cfg)[1] for seed in cfg.seeds]
+    cells = []
     for r in rows:
         mine = [x for x in runs if x["row"] == r.name]
-        cells = " | ".join(report.mean_std([x[m] for x in mine]) for m in METRICS)
         fit_only = any(x["seconds_kind"] == "fit" for x in mine)
-        lines.append(f"| {r.name} | {cells} | {_mean(x['seconds'] for x in mine)}{'*' * fit_only} | {r.published} |")
-    lines += ["", _pretraining_line(s.ae_tag, s.ae_args, aes)]
+        seconds = _mean(x["seconds"] for x in mine) + "*" * fit_only
+        scores = {m: report.mean_std([x[m] for x in mine]) for m in METRICS}
+        cells.append({"method": r.name, **scores, "seconds": seconds, "published": r.published})
+    notes = [_pretraining_line(s.ae_tag, s.ae_args, aes)]
     if any(r.augmented for r in rows):
-        aug = [autoencoder(s, seed, augmented=True)[1] for seed in seeds]
-        lines += [
-            "",
-            _pretraining_line(s.aug_ae_tag, s.aug_ae_args, aug).replace("pretraining", "pretraining, augmented"),
-        ]
+        aug = [autoencoder(s, seed, cfg, augmented=True)[1] for seed in cfg.seeds]
+        notes.append(
+            _pretraining_line(s.aug_ae_tag, s.aug_ae_args, aug).replace("pretraining", "pretraining, augmented")
+        )
     if any(x["seconds_kind"] == "fit" for x in runs):
-        lines += ["", "\\* includes runs made before the binaries recorded their wall time: their fit time is used."]
-    lines += ["", f"Machine: {report.machine()}. Command: `{_command()}`."]
-    return runs, lines
+        notes.append("\\* includes runs made before the binaries recorded their wall time: their fit time is used.")
+    caption = (
+        f"{s.dataset} ({aes[0]['n_samples']} samples), seeds {_seeds(cfg)}: mean ± standard deviation; ACC after "
+        "Hungarian matching. Wall time: one run of the binary, mean over seeds, the shared autoencoder pretraining "
+        "excluded."
+    )
+    columns = [("method", "method"), ("ACC", "acc"), ("NMI", "nmi"), ("ARI", "ari"), ("wall time (s)", "seconds")]
+    columns.append(("published or reference ACC (%)", "published"))
+    return Table(runs, cells, columns, caption, [*notes, _machine(cfg)])
 
 
 def _pretraining_line(tag: str, args: tuple, aes: list[dict]) -> str:
@@ -285,84 +318,80 @@ def _pretraining_line(tag: str, args: tuple, aes: list[dict]) -> str:
     )
 
 
-def table_imbalanced(s: Setup, seeds: list[int]) -> tuple[list[dict], list[str]]:
-    rates = [float(r) for r in FLAGS.min_retention]
+def table_imbalanced(s: Setup, cfg: Config) -> Table:
     names = ("k-means (pixels)", "AE + k-means", "DEC")
     runs = []
-    for r_min in rates:
+    for r_min in cfg.min_retention:
         rows = [r for r in dec_rows(s, (f"--min_retention={r_min:g}",), f"-rmin{r_min:g}") if r.name in names]
-        runs += [{"min_retention": r_min, **x} for x in run_seeds(rows, s, seeds)]
-    lines = [
-        (
-            f"Imbalanced {s.dataset} (DEC paper, section 5.2): class k kept with probability r_min + (1 - r_min) k / 9."
-            f" ACC, mean ± standard deviation over seeds {','.join(map(str, seeds))}; the autoencoder is the one "
-            "pretrained on all samples."
-        ),
-        "",
-        "| method | " + " | ".join(f"r_min = {r:g}" for r in rates) + " |",
-        "|---" * (len(rates) + 1) + "|",
-    ]
+        runs += [{"min_retention": r_min, **x} for x in run_seeds(rows, s, cfg)]
+    headers = {r: f"r_min = {r:g}" for r in cfg.min_retention}
+    cells = []
     for name in names:
-        cells = [
-            report.mean_std([x["acc"] for x in runs if x["row"] == name and x["min_retention"] == r]) for r in rates
-        ]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", f"Machine: {report.machine()}. Command: `{_command()}`."]
-    return runs, lines
+        mine = [x for x in runs if x["row"] == name]
+        acc = {h: report.mean_std([x["acc"] for x in mine if x["min_retention"] == r]) for r, h in headers.items()}
+        cells.append({"method": name, **acc})
+    caption = (
+        f"Imbalanced {s.dataset} (DEC paper, section 5.2): class k kept with probability r_min + (1 - r_min) k / 9. "
+        f"ACC, mean ± standard deviation over seeds {_seeds(cfg)}; the autoencoder is the one pretrained on all "
+        "samples."
+    )
+    columns = [("method", "method")] + [(h, h) for h in headers.values()]
+    return Table(runs, cells, columns, caption, [_machine(cfg)])
 
 
-def table_num_clusters(s: Setup, seeds: list[int]) -> tuple[list[dict], list[str]]:
+def table_num_clusters(s: Setup, cfg: Config) -> Table:
     from research import plots
 
-    ks = [int(k) for k in FLAGS.ks]
     runs = []
-    for k in ks:
+    for k in cfg.ks:
         row = Row("DEC", "dec", f"{s.tag}-k{k}-val",
                   (*s.dec_args, f"--n_clusters={k}", "--validation_fraction=0.2"), True)  # fmt: skip
-        runs += [{"k": k, **x} for x in run_seeds([row], s, seeds)]
-    lines = [
-        (
-            f"DEC on {s.dataset} for K = {ks[0]}..{ks[-1]} (DEC paper, section 5.3): NMI on the 80% trained on and "
-            "the generalizability G = L_train / L_validation on a held-out 20% (L: KL(P || Q) with P from the set's "
-            f"own Q). Mean over seeds {','.join(map(str, seeds))}."
-        ),
-        "",
-        "| K | NMI | G |",
-        "|---|---|---|",
-    ]
+        runs += [{"k": k, **x} for x in run_seeds([row], s, cfg)]
     curve = {"nmi": [], "generalizability": []}
-    for k in ks:
+    cells = []
+    for k in cfg.ks:
         mine = [x for x in runs if x["k"] == k]
         for m, values in curve.items():
             values.append(sum(x[m] for x in mine) / len(mine))
-        lines.append(f"| {k} | {report.mean_std([x['nmi'] for x in mine])} | "
-                     f"{report.mean_std([x['generalizability'] for x in mine], 3)} |")  # fmt: skip
-    plots.k_curves(ks, curve, Path(FLAGS.out) / f"{_name()}.png", title=f"DEC on {s.dataset}: NMI and G against K")
-    lines += ["", f"Figure: {_name()}.png. Machine: {report.machine()}. Command: `{_command()}`."]
-    return runs, lines
+        g = report.mean_std([x["generalizability"] for x in mine], 3)
+        cells.append({"k": k, "nmi": report.mean_std([x["nmi"] for x in mine]), "g": g})
+    figure = cfg.out / f"{cfg.name}.png"
+    plots.k_curves(list(cfg.ks), curve, figure, title=f"DEC on {s.dataset}: NMI and G against K")
+    caption = (
+        f"DEC on {s.dataset} for K = {cfg.ks[0]}..{cfg.ks[-1]} (DEC paper, section 5.3): NMI on the 80% trained on "
+        "and the generalizability G = L_train / L_validation on a held-out 20% (L: KL(P || Q) with P from the set's "
+        f"own Q). Mean over seeds {_seeds(cfg)}."
+    )
+    return Table(
+        runs, cells, [("K", "k"), ("NMI", "nmi"), ("G", "g")], caption, [f"Figure: {figure.name}. {_machine(cfg)}"]
+    )
 
 
-def _name() -> str:
-    return FLAGS.table + ("_quick" if FLAGS.quick else "")
-
-
-def _command() -> str:
-    return "python -m experiments.reproduce " + " ".join(a for a in sys.argv[1:] if not a.startswith("--data_dir"))
+TABLE_BUILDERS = {
+    "dec_mnist": table_dec,
+    "dec_imbalanced": table_imbalanced,
+    "dec_num_clusters": table_num_clusters,
+    "manifold_mnist": lambda s, cfg: table_dec(s, cfg, manifold_rows(s)),
+}
 
 
 def main(argv):
     del argv
-    s = setup(FLAGS.quick)
     seeds = [int(x) for x in FLAGS.seeds] if FLAGS.seeds else ([0, 1] if FLAGS.quick else [0, 1, 2, 3, 4])
-    build = {
-        "dec_mnist": table_dec,
-        "dec_imbalanced": table_imbalanced,
-        "dec_num_clusters": table_num_clusters,
-        "manifold_mnist": lambda s, seeds: table_dec(s, seeds, manifold_rows(s)),
-    }
-    runs, lines = build[FLAGS.table](s, seeds)
-    out = report.write_csv(runs, Path(FLAGS.out) / _name())
-    report.write_markdown(lines, out)
+    cfg = Config(
+        table=FLAGS.table,
+        quick=FLAGS.quick,
+        seeds=tuple(seeds),
+        root=Path(FLAGS.root),
+        out=Path(FLAGS.out),
+        data_dir=FLAGS.data_dir,
+        min_retention=tuple(float(r) for r in FLAGS.min_retention),
+        ks=tuple(int(k) for k in FLAGS.ks),
+        jobs=FLAGS.jobs or (2 if FLAGS.quick else 1),
+        command=report.command("experiments.reproduce"),
+    )
+    t = TABLE_BUILDERS[cfg.table](setup(cfg.quick), cfg)
+    report.write_table(t.rows, t.columns, cfg.out / cfg.name, caption=t.caption, notes=t.notes, csv_rows=t.runs)
 
 
 if __name__ == "__main__":

@@ -4,15 +4,14 @@ r"""Self-organizing map on a dataset: fit, evaluate, group the units into cluste
   python -m experiments.som --dataset=mnist --data_dir=../shared/datasets --grid_rows=16 --grid_cols=16 \
       --mode=online --n_steps=140000 --sigma=4
 
-Writes config.json, results.json (quantization_error, topographic_error, acc/nmi/ari of the unit
-clusters when the data has labels, fit_seconds, compile_seconds, ...), labels.npy (each sample's
-cluster: k-means on the codebook, a sample takes its best-matching unit's cluster), winners.npy (each
-sample's best-matching unit, flat index row * cols + col), ckpt/ (codebook and unit clusters, Orbax),
-plots/umatrix.png and, for images, plots/clusters.png into --workdir.
+A sample's cluster is that of its best-matching unit, the units clustered by k-means on the codebook. Outputs
+(results.json, labels.npy, winners.npy, ckpt/, plots/umatrix.png) and every flag: docs/experiments.md#som,
+docs/flags.md.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import jax
@@ -39,36 +38,48 @@ flags.DEFINE_integer(
 flags.DEFINE_integer("plot_points", 2000, "Samples drawn on the U-matrix.")
 
 
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """A run's settings (the flags of the same names; grid: --grid_rows x --grid_cols): som.fit's keywords, the
+    number of unit clusters and the U-matrix's points."""
+
+    grid: tuple[int, int]
+    mode: str
+    n_steps: int | None
+    n_epochs: int
+    sigma: float | None
+    learning_rate: float
+    decay: str
+    init: str
+    n_clusters: int | None
+    plot_points: int
+
+
 def main(argv):
     del argv
-    grid = (FLAGS.grid_rows, FLAGS.grid_cols)
-    wd = common.prepare_workdir("som")
-    ds = common.load_dataset()
-    k = common.n_clusters(ds, FLAGS.n_clusters)
+    cfg = common.config_from_flags(Config, grid=(FLAGS.grid_rows, FLAGS.grid_cols))
+    fit_and_evaluate(common.run_config("som"), cfg)
+
+
+def fit_and_evaluate(run: common.RunConfig, cfg: Config) -> None:
+    """Fits the map to run's dataset, clusters its units; writes the workdir's outputs."""
+    grid = cfg.grid
+    wd = common.prepare_workdir(run)
+    ds = common.load_dataset(run)
+    k = common.n_clusters(ds, cfg.n_clusters)
     if grid[0] >= 1 and grid[1] >= 1 and k > grid[0] * grid[1]:  # fail before the fit, not after it
         raise ValueError(f"--n_clusters={k} exceeds the {grid[0] * grid[1]} units of the map; use a larger grid.")
-    key_fit, key_cluster = jax.random.split(common.root_key())
-    timed = som.fit_timed(
-        key_fit,
-        ds.x,
-        grid,
-        mode=FLAGS.mode,
-        n_steps=FLAGS.n_steps,
-        n_epochs=FLAGS.n_epochs,
-        sigma=FLAGS.sigma,
-        learning_rate=FLAGS.learning_rate,
-        decay=FLAGS.decay,
-        init=FLAGS.init,
-    )
+    key_fit, key_cluster = jax.random.split(run.key())
+    timed = som.fit_timed(key_fit, ds.x, grid, **common.keyword_args(som.fit, cfg))
     res = timed.out
     t0 = time.perf_counter()
     groups = som.cluster_units(key_cluster, res.codebook_hwd, k, ds.x)
     cluster_seconds = time.perf_counter() - t0
     winners = np.asarray(res.winners_n)
     np.save(wd / "winners.npy", winners)
-    title = f"SOM {grid[0]}x{grid[1]} ({FLAGS.mode}), {ds.name}"
+    title = f"SOM {grid[0]}x{grid[1]} ({cfg.mode}), {ds.name}"
     results = common.save_clustering(
-        wd,
+        run,
         ds,
         groups.labels_n,
         {"codebook": np.asarray(res.codebook_hwd), "unit_labels": np.asarray(groups.unit_labels_hw)},
@@ -80,15 +91,15 @@ def main(argv):
         np.stack([winners // grid[1], winners % grid[1]], axis=1),
         wd / "plots" / "umatrix.png",
         y_n=ds.y,
-        max_points=FLAGS.plot_points,
-        seed=FLAGS.seed,
+        max_points=cfg.plot_points,
+        seed=run.seed,
         title=title,
     )
     results |= {
         "grid": list(grid),
-        "mode": FLAGS.mode,
-        "n_steps": (FLAGS.n_steps or som.default_n_steps(grid)) if FLAGS.mode == "online" else None,
-        "n_epochs": FLAGS.n_epochs if FLAGS.mode == "batch" else None,
+        "mode": cfg.mode,
+        "n_steps": (cfg.n_steps or som.default_n_steps(grid)) if cfg.mode == "online" else None,
+        "n_epochs": cfg.n_epochs if cfg.mode == "batch" else None,
         "n_clusters": k,
         "quantization_error": float(res.quantization_error),
         "topographic_error": float(res.topographic_error),
@@ -98,9 +109,9 @@ def main(argv):
         "cluster_seconds": cluster_seconds,
     }
     common.finish(
-        wd,
+        run,
         results,
-        f"som {ds.name}/{FLAGS.split} {grid[0]}x{grid[1]} {FLAGS.mode}: QE={res.quantization_error:.4f} "
+        f"som {ds.name}/{run.split} {grid[0]}x{grid[1]} {cfg.mode}: QE={res.quantization_error:.4f} "
         f"TE={res.topographic_error:.4f} K={k} {common.score_text(results)} "
         f"fit {timed.run_seconds:.2f}s (compile {timed.compile_seconds:.2f}s) -> {wd}",
     )

@@ -10,6 +10,8 @@ distance, mean_cosine, fit_seconds, compile_seconds, ...), labels.npy, ckpt/
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from absl import app, flags
 
@@ -24,33 +26,44 @@ flags.DEFINE_float("tol", 1e-4, "Stop when the squared shift of the unit centroi
 flags.DEFINE_enum("init", "k-means++", ["k-means++", "random"], "Seeding (k-means++ on the cosine distance).")
 
 
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """A run's settings (the flags of the same names)."""
+
+    n_clusters: int | None
+    n_init: int
+    max_iter: int
+    tol: float
+    init: str
+
+
 def main(argv):
     del argv
-    wd = common.prepare_workdir("spherical_kmeans")
-    ds = common.load_dataset()
-    k = common.n_clusters(ds, FLAGS.n_clusters)
-    timed = spherical_kmeans.fit_timed(
-        common.root_key(), ds.x, k, n_init=FLAGS.n_init, max_iter=FLAGS.max_iter, tol=FLAGS.tol, init=FLAGS.init
-    )
+    fit_and_evaluate(common.run_config("spherical_kmeans"), common.config_from_flags(Config))
+
+
+def fit_and_evaluate(run: common.RunConfig, cfg: Config) -> None:
+    """Spherical k-means on run's dataset; writes the workdir's outputs."""
+    wd = common.prepare_workdir(run)
+    ds = common.load_dataset(run)
+    k = common.n_clusters(ds, cfg.n_clusters)
+    timed = spherical_kmeans.fit_timed(run.key(), ds.x, k, **common.keyword_args(spherical_kmeans.fit, cfg))
     res = timed.out
-    results = common.save_clustering(
-        wd,
-        ds,
-        res.labels,
+    params, config = (
         {"centroids": np.asarray(res.centroids)},
         {"n_clusters": k, "dim": ds.x.shape[1], "metric": "cosine"},
-        f"spherical k-means, {ds.name}, K={k}",
     )
+    results = common.save_clustering(run, ds, res.labels, params, config, f"spherical k-means, {ds.name}, K={k}")
     results |= {
         "n_clusters": k,
-        "n_init": FLAGS.n_init,
+        "n_init": cfg.n_init,
         **common.fit_fields(res, timed),  # inertia: the sum of (1 - cosine similarity to the centroid)
         "mean_cosine": 1.0 - float(res.inertia) / results["n_samples"],
     }
     common.finish(
-        wd,
+        run,
         results,
-        f"spherical_kmeans {ds.name}/{FLAGS.split} K={k}: {common.score_text(results)} "
+        f"spherical_kmeans {ds.name}/{run.split} K={k}: {common.score_text(results)} "
         f"mean_cosine={results['mean_cosine']:.6f} fit {timed.run_seconds:.2f}s "
         f"(compile {timed.compile_seconds:.2f}s) -> {wd}",
     )

@@ -3,22 +3,15 @@ r"""t-SNE to 2-D, then DBSCAN on the picture (the seeds' pipeline).
   python -m experiments.tsne_dbscan --dataset=digits                            # offline
   python -m experiments.tsne_dbscan --dataset=mnist --data_dir=../shared/datasets
 
-The kNN graph (3 x perplexity neighbours) is exact up to --knn_dims features, else found among candidates in
-that many principal components (the nearest of --knn_bins column bins) and reranked exactly. DBSCAN's radius
-is --eps, or, when --eps=0, the --eps_quantile quantile of each point's distance to its --min_samples-th
-nearest neighbour in the embedding (the scale of a t-SNE picture depends on n, so a fixed radius does not
-carry across datasets).
-
-Writes config.json, results.json (acc, nmi, ari with noise counted as one more cluster, the same over the
-points DBSCAN clustered, the noise fraction, the number of clusters, eps, seconds), labels.npy,
-embedding.npy, ckpt/ (the core-point mask), and plots/:
-  embedding.png     the embedding coloured by true label and by cluster, side by side
-  thumbnails.png    the embedding with 200 images drawn at their points (image datasets)
-  perplexity.png    t-SNE at each of --sweep_perplexities, on a sample of --sweep_samples points
-  clusters.png      sample images of each cluster (image datasets)
+The kNN graph (3 x perplexity neighbours) is exact up to --knn_dims features, else approximate. DBSCAN's radius
+is --eps, or with --eps=0 the --eps_quantile quantile of the distances to the --min_samples-th neighbour in
+the embedding. Outputs (results.json, labels.npy, embedding.npy, ckpt/, plots/ with the embedding, thumbnails
+and a perplexity sweep) and every flag: docs/experiments.md#tsne_dbscan, docs/flags.md.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import jax
 import numpy as np
@@ -47,25 +40,42 @@ flags.DEFINE_list("sweep_perplexities", ["5", "30", "100"], "Perplexities of the
 flags.DEFINE_integer("sweep_samples", 3000, "Points drawn for the sweep figure.")
 
 
-def embed(key, x, perplexity, n_iter):
-    """The 2-D t-SNE of x with this binary's flags."""
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """A run's settings (the flags of the same names): tsne.tsne's keywords, the kNN search, DBSCAN's and the
+    perplexity sweep's."""
+
+    perplexity: float
+    n_iter: int
+    early_exaggeration: float
+    exaggeration_iter: int
+    learning_rate: float | None
+    negative_samples: int
+    repulsion: str
+    grid: int
+    knn_dims: int
+    knn_bins: int
+    eps: float
+    eps_quantile: float
+    min_samples: int
+    sweep_perplexities: tuple[float, ...]
+    sweep_samples: int
+
+
+def main(argv):
+    del argv
+    sweep = tuple(float(p) for p in FLAGS.sweep_perplexities if p)
+    fit_and_evaluate(common.run_config("tsne_dbscan"), common.config_from_flags(Config, sweep_perplexities=sweep))
+
+
+def embed(key, x, cfg: Config, perplexity: float):
+    """The 2-D t-SNE of x at this perplexity, with cfg's other settings."""
     n = x.shape[0]
     k = min(n - 1, int(3 * perplexity))
-    nn = neighbors.projected_knn(key, x, k, dims=FLAGS.knn_dims, candidates=2 * k, bins=FLAGS.knn_bins)
-    return tsne.tsne(
-        key,
-        x,
-        dim=2,
-        perplexity=perplexity,
-        n_iter=n_iter,
-        early_exaggeration=FLAGS.early_exaggeration,
-        exaggeration_iter=min(FLAGS.exaggeration_iter, n_iter),
-        learning_rate=FLAGS.learning_rate,
-        negative_samples=FLAGS.negative_samples,
-        repulsion=FLAGS.repulsion,
-        grid=FLAGS.grid,
-        knn=nn,
-    ).embedding
+    nn = neighbors.projected_knn(key, x, k, dims=cfg.knn_dims, candidates=2 * k, bins=cfg.knn_bins)
+    exaggeration_iter = min(cfg.exaggeration_iter, cfg.n_iter)
+    kwargs = {"dim": 2, "perplexity": perplexity, "exaggeration_iter": exaggeration_iter, "knn": nn}
+    return tsne.tsne(key, x, **(common.keyword_args(tsne.tsne, cfg) | kwargs)).embedding
 
 
 def choose_eps(z_n2, min_samples: int, quantile: float) -> float:
@@ -75,27 +85,24 @@ def choose_eps(z_n2, min_samples: int, quantile: float) -> float:
     return float(np.quantile(np.asarray(kth), quantile))
 
 
-def main(argv):
-    del argv
-    wd = common.prepare_workdir("tsne_dbscan")
-    ds = common.load_dataset()
+def fit_and_evaluate(run: common.RunConfig, cfg: Config) -> None:
+    """Embeds run's dataset, clusters the picture, draws the figures; writes the workdir's outputs."""
+    wd = common.prepare_workdir(run)
+    ds = common.load_dataset(run)
     x = np.asarray(ds.x, np.float32)
-    k_embed, k_sweep = jax.random.split(common.root_key())
-    if FLAGS.perplexity >= x.shape[0] / 3:
-        raise SystemExit(f"--perplexity={FLAGS.perplexity} is too large for {x.shape[0]} points; use < n / 3.")
-    z, embed_s = timing.wall(embed, k_embed, x, FLAGS.perplexity, FLAGS.n_iter)
+    k_embed, k_sweep = jax.random.split(run.key())
+    if cfg.perplexity >= x.shape[0] / 3:
+        raise SystemExit(f"--perplexity={cfg.perplexity} is too large for {x.shape[0]} points; use < n / 3.")
+    z, embed_s = timing.wall(embed, k_embed, x, cfg, cfg.perplexity)
     z = np.asarray(z)
     logging.info("t-SNE (kNN graph included): %.1f s", embed_s)
-    eps = FLAGS.eps or choose_eps(z, FLAGS.min_samples, FLAGS.eps_quantile)
-    res, dbscan_s = timing.wall(dbscan.fit, z, eps, FLAGS.min_samples, block_size=256)
+    eps = cfg.eps or choose_eps(z, cfg.min_samples, cfg.eps_quantile)
+    res, dbscan_s = timing.wall(dbscan.fit, z, eps, cfg.min_samples, block_size=256)
     labels = np.asarray(res.labels)
     np.save(wd / "embedding.npy", z)
-    title = (
-        f"t-SNE (perplexity {FLAGS.perplexity:g}) + DBSCAN (eps {eps:.3g}, min_samples {FLAGS.min_samples}), {ds.name}"
-    )
-    results = common.save_clustering(
-        wd, ds, labels, {"core_mask": np.asarray(res.core_mask)}, {"eps": eps, "min_samples": FLAGS.min_samples}, title
-    )
+    title = f"t-SNE (perplexity {cfg.perplexity:g}) + DBSCAN (eps {eps:.3g}, min_samples {cfg.min_samples}), {ds.name}"
+    params, config = {"core_mask": np.asarray(res.core_mask)}, {"eps": eps, "min_samples": cfg.min_samples}
+    results = common.save_clustering(run, ds, labels, params, config, title)
     clustered = labels >= 0
     if ds.y is not None and clustered.any():
         results |= {f"{m}_clustered": v for m, v in metrics.evaluate(ds.y[clustered], labels[clustered]).items()}
@@ -105,33 +112,31 @@ def main(argv):
     plots.embedding_panels(z, panels, wd / "plots" / "embedding.png", title=title)
     if ds.image_shape is not None:
         plots.embedding_thumbnails(
-            z, x, ds.image_shape, wd / "plots" / "thumbnails.png", labels_n=ds.y, seed=FLAGS.seed, title=title
+            z, x, ds.image_shape, wd / "plots" / "thumbnails.png", labels_n=ds.y, seed=run.seed, title=title
         )
-    perplexities = [float(p) for p in FLAGS.sweep_perplexities if p]
-    if perplexities:
-        pick = np.sort(np.random.default_rng(FLAGS.seed).permutation(len(x))[: FLAGS.sweep_samples])
-        usable = [p for p in perplexities if 3 * p < len(pick)]
-        sweep = [np.asarray(embed(k_sweep, x[pick], p, FLAGS.n_iter)) for p in usable]
+    if cfg.sweep_perplexities:
+        pick = np.sort(np.random.default_rng(run.seed).permutation(len(x))[: cfg.sweep_samples])
+        usable = [p for p in cfg.sweep_perplexities if 3 * p < len(pick)]
         plots.embedding_sweep(
-            sweep,
+            [np.asarray(embed(k_sweep, x[pick], cfg, p)) for p in usable],
             [f"perplexity {p:g}" for p in usable],
             ds.y[pick] if ds.y is not None else np.zeros(len(pick), int),
             wd / "plots" / "perplexity.png",
             title=f"t-SNE of {len(pick)} points of {ds.name} at several perplexities",
         )
     results |= {
-        "perplexity": FLAGS.perplexity,
+        "perplexity": cfg.perplexity,
         "eps": eps,
-        "min_samples": FLAGS.min_samples,
+        "min_samples": cfg.min_samples,
         "n_clusters": int(res.n_clusters),
         "noise_fraction": float(np.mean(~clustered)),
         "embed_seconds": round(embed_s, 2),
         "dbscan_seconds": round(dbscan_s, 2),
     }
     common.finish(
-        wd,
+        run,
         results,
-        f"tsne_dbscan {ds.name}/{FLAGS.split}: {int(res.n_clusters)} clusters, noise {np.mean(~clustered):.1%}, "
+        f"tsne_dbscan {ds.name}/{run.split}: {int(res.n_clusters)} clusters, noise {np.mean(~clustered):.1%}, "
         f"{common.score_text(results)} t-SNE {embed_s:.1f}s DBSCAN {dbscan_s:.1f}s -> {wd}",
     )
 

@@ -1,18 +1,13 @@
-"""Pixel-shift augmentation for flattened images, jitted.
+"""Augmentation of flattened images, jitted: one-pixel shifts and random affine moves.
 
-Rows of x are images of shape (H, W) or (H, W, C) flattened in C order (as
-`research.data` returns them). A shift moves the content by whole pixels and fills
-the uncovered border with zeros, exactly as NumPy slicing into a zero array would
-(scipy.ndimage.shift(order=0, cval=0) for integer shifts).
+    x5, y5 = augment.shift_augment(x_nd, y_n, (28, 28))    # the originals, then 4 one-pixel shifts (5x the rows)
+    aug = augment.random_affine((28, 28), max_shift=0.1, max_rotation=10.0)
+    x_bd = aug(key, x_bd)                                   # a fresh rotation and move per image, inside a jitted step
 
-The classic MNIST trick shifts every training image one pixel up, down, left and
-right: `shift_augment` returns the originals followed by those four copies (5x the
-rows, labels repeated).
-
-`RandomAffine` instead draws a fresh small rotation and translation for every image
-of a batch from a key (bilinear, zero fill), for training inside a jitted step: the
-augmentation of DEC-DA's autoencoder pretraining (Guo et al., ACML 2018: shifts up
-to 10% of the side, rotations up to 10 degrees).
+Rows are images of `image_shape` (H, W) or (H, W, C) flattened in C order, as `research.data` returns them.
+Shifts move the content by whole pixels and fill with zeros (scipy.ndimage.shift(order=0, cval=0) for integer
+shifts). `RandomAffine` turns and moves each image by bilinear interpolation with zero fill: DEC-DA's
+pretraining augmentation (Guo et al., ACML 2018: shifts up to 10% of the side, rotations up to 10 degrees).
 """
 
 from __future__ import annotations

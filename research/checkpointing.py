@@ -1,29 +1,15 @@
 """Checkpoints through Orbax: the only module in jaxcluster that imports orbax.
 
-Two uses, one code path:
-
-* `Checkpointer`: a training run's checkpoints (params, opt_state, step, rng
-  key, ...) every N steps, the last `max_to_keep` kept, resumed to the bit
-  from `latest_step()`.
-* `save_pytree` / `load_pytree`: a one-off fitted model (k-means centroids) as
-  step 0 of the same kind of directory.
-
     ckpt = Checkpointer(workdir / "ckpt", config=flags, ignore_keys={"workdir", "max_iter", "log_every"})
     if ckpt.latest_step() is not None:
         state = ckpt.restore(jax.eval_shape(init_state, key))   # abstract target: no memory, no compute
     ...  ckpt.save(step, state)                                  # every step % save_interval_steps == 0
     ckpt.save(last_step, state, force=True); ckpt.close()       # the final step, whatever the interval
+    save_pytree(workdir / "ckpt", {"centroids": c_kd}); load_pytree(workdir / "ckpt")   # a one-off fitted model
 
-On disk, each step is a folder `<directory>/<step>/` holding two Orbax items:
-`state` (the pytree, `ocp.args.StandardSave`) and `config` (the run's flags,
-`ocp.args.JsonSave`). The config is what lets a resumed run refuse a directory
-written by a different configuration (`CheckpointMismatchError`) instead of
-mixing two runs and rotating the old one's checkpoints away.
-
-PRNG keys: Orbax 0.12.8 saves new-style typed keys (`jax.random.key`) natively
-(as their uint32 key data plus the key implementation) and restores them typed.
-`restore` also converts between typed and raw uint32 keys when the checkpoint
-and the target disagree, so a state may hold either kind.
+Each step is `<directory>/<step>/` with two items, `state` (StandardSave) and `config` (the run's flags), so a
+resumed run refuses a directory written with another configuration (`CheckpointMismatchError`). Typed PRNG
+keys are saved natively and converted to or from raw keys on restore. Design: docs/design/checkpointing.md.
 """
 
 from __future__ import annotations

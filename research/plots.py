@@ -231,7 +231,7 @@ def density_contours(
     path,
     *,
     labels_n=None,
-    centers_k2=None,
+    centroids_k2=None,
     grid_size: int = 150,
     max_points: int = 5000,
     seed: int = 0,
@@ -243,7 +243,7 @@ def density_contours(
     `lambda g: gmm.score_samples(params, g)`). The grid spans the points with a 5% margin; the
     levels span the 1st to 100th percentile of the grid values, so the far tails do not flatten
     the picture. Up to `max_points` random points are drawn, coloured by `labels_n` when given;
-    `centers_k2` (e.g. the component means) are marked with crosses.
+    `centroids_k2` (e.g. the component means) are marked with crosses.
     """
     x_n2 = np.asarray(x_n2, np.float64)
     if x_n2.ndim != 2 or x_n2.shape[1] != 2:
@@ -266,8 +266,8 @@ def density_contours(
         ax.scatter(x_n2[pick, 0], x_n2[pick, 1], s=3, color="white", edgecolors="none", alpha=0.7)
     else:
         ax.scatter(x_n2[pick, 0], x_n2[pick, 1], s=3, c=np.asarray(labels_n)[pick], cmap="tab20", edgecolors="none")
-    if centers_k2 is not None:
-        c = np.asarray(centers_k2)
+    if centroids_k2 is not None:
+        c = np.asarray(centroids_k2)
         ax.scatter(c[:, 0], c[:, 1], marker="x", s=40, c="red", linewidths=1.5, label="means")
         ax.legend(loc="upper right", fontsize=7)
     ax.set_xlim(gx[0], gx[-1])
@@ -338,8 +338,8 @@ def training_curves(rows, path, *, metrics=("acc", "nmi", "ari"), title: str | N
     return _save(fig, path)
 
 
-def embedding_2d(z_n2, labels_n, path, *, centres_k2=None, title: str | None = None, axis_names=("1", "2")) -> Path:
-    """Points of a 2-D picture of an embedding coloured by cluster, with the cluster centres as black crosses
+def embedding_2d(z_n2, labels_n, path, *, centroids_k2=None, title: str | None = None, axis_names=("1", "2")) -> Path:
+    """Points of a 2-D picture of an embedding coloured by cluster, with the cluster centroids as black crosses
     (said in the title)."""
     z_n2, labels_n = np.asarray(z_n2), np.asarray(labels_n)
     clusters = np.unique(labels_n)
@@ -348,15 +348,35 @@ def embedding_2d(z_n2, labels_n, path, *, centres_k2=None, title: str | None = N
     for i, c in enumerate(clusters):
         at = z_n2[labels_n == c]
         ax.scatter(at[:, 0], at[:, 1], s=4, alpha=0.6, color=colours(i % colours.N), label=str(c), linewidths=0)
-    if centres_k2 is not None:
-        centres_k2 = np.asarray(centres_k2)
-        ax.scatter(centres_k2[:, 0], centres_k2[:, 1], s=60, marker="x", color="black")
+    if centroids_k2 is not None:
+        centroids_k2 = np.asarray(centroids_k2)
+        ax.scatter(centroids_k2[:, 0], centroids_k2[:, 1], s=60, marker="x", color="black")
     ax.legend(markerscale=3, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), title="cluster")
     ax.set_xlabel(axis_names[0])
     ax.set_ylabel(axis_names[1])
-    if title or centres_k2 is not None:
-        ax.set_title(" ".join(filter(None, [title, "(x: centres)" if centres_k2 is not None else None])), fontsize=9)
+    if title or centroids_k2 is not None:
+        ax.set_title(
+            " ".join(filter(None, [title, "(x: centroids)" if centroids_k2 is not None else None])), fontsize=9
+        )
     return _save(fig, path)
+
+
+def embedding_pca(z_nd, labels_n, path, *, centroids_kd=None, title: str = "", seed: int = 0, max_points: int = 3000):
+    """`embedding_2d` of at most `max_points` random rows of an embedding, projected on its first two principal
+    axes (fitted on those rows; the centroids projected alike)."""
+    z_nd, labels_n = np.asarray(z_nd, np.float64), np.asarray(labels_n)
+    pick = np.random.default_rng(seed).choice(len(z_nd), size=min(max_points, len(z_nd)), replace=False)
+    mean = z_nd[pick].mean(axis=0)
+    axes_2d = np.linalg.svd(z_nd[pick] - mean, full_matrices=False)[2][:2].T
+    project = lambda a: (np.asarray(a, np.float64) - mean) @ axes_2d
+    return embedding_2d(
+        project(z_nd[pick]),
+        labels_n[pick],
+        path,
+        centroids_k2=None if centroids_kd is None else project(centroids_kd),
+        title=f"{title}: embedding of {len(pick)} samples",
+        axis_names=("PC 1", "PC 2"),
+    )
 
 
 def k_curves(ks, curves: dict, path, *, title: str | None = None) -> Path:

@@ -1,31 +1,19 @@
 """Linear probes: L2-regularised logistic regression, jitted, for evaluating features.
 
-The objective is scikit-learn's: ``C * sum_i w_i * CE_i + 0.5 * ||W||^2`` with the
-intercept not penalised, where CE is the softmax cross-entropy (multinomial) or the
-sigmoid log-loss (binary one-vs-rest, labels 0/1). As in scikit-learn the solver
-minimises the same objective divided by ``C * sum_i w_i`` (a mean loss plus
-``||W||^2 / (2 C n)``), which keeps float32 gradients of order one; the tolerance
-applies to the largest absolute gradient entry of that scaled objective
-(scikit-learn's ``gtol``).
+    r = probe.fit(x_nd, y_n, C=10.0)                 # ProbeResult(params, n_iter, converged, loss)
+    labels_n = probe.predict(r.params, x_test); scores = probe.report(y_test, labels_n)
 
-Solvers, each one jitted `lax.while_loop` stopping on the tolerance or `max_iter`:
+The objective is scikit-learn's, C * sum_i w_i CE_i + ||W||^2 / 2 (multinomial, or binary one-vs-rest), with
+its scaling and gradient tolerance. Solvers, each one jitted `lax.while_loop`: `lbfgs` (optax, zoom line
+search, one pass over the data per iteration that accepts its first step) and full-batch `adam`. Parameters
+start at zero: the same data gives the same bits. Every sum is over the sample axis, so sharded x runs as is.
 
-  lbfgs  optax.lbfgs with its zoom linesearch; the value and gradient the linesearch
-         computed at the accepted step are reused (`optax.value_and_grad_from_state`),
-         so an iteration that accepts the first step costs one pass over the data.
-         It also stops when an iteration no longer lowers the objective (float32 floor).
-  adam   full-batch Adam (`learning_rate`), for comparison.
-
-Parameters start at zero, there is no randomness: the same data gives the same bits.
-Features are used as given: standardising them is the caller's choice.
-
-Every sum is over the sample axis, so x sharded along n runs unchanged.
+Design and benchmark: docs/design/linear_probe.md.
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
 import math
 from collections.abc import Callable
 from typing import NamedTuple
@@ -269,9 +257,7 @@ def fit(
 
 def fit_timed(x, y, **kwargs) -> timing.Timed:
     """`fit` with compilation and the run timed apart: Timed(out=ProbeResult, compile_seconds, run_seconds)."""
-    defaults = {p.name: p.default for p in inspect.signature(fit).parameters.values() if p.kind == p.KEYWORD_ONLY}
-    args, static = _prepare(x, y, **(defaults | kwargs))
-    return timing.compile_and_run(_fit, *args, **static)
+    return timing.fit_timed(fit, _prepare, _fit, x, y, **kwargs)
 
 
 def _check_params(params, x):
@@ -344,6 +330,76 @@ def report(y_true, y_pred, n_classes: int | None = None) -> dict:
         "recall": recall,
         "f1": _ratio(2 * precision * recall, precision + recall),
         "support": conf.sum(1),
+    }
+
+
+def class_scores(rep: dict, class_names) -> dict:
+    """`report`'s per-class scores for JSON: {"per_class": {str(name): {"precision", "recall", "f1", "support"}},
+    "macro_precision", "macro_recall", "macro_f1"}; class_names[i] names class index i."""
+    names = ("precision", "recall", "f1")
+    per_class = {
+        str(c): {m: float(rep[m][i]) for m in names} | {"support": int(rep["support"][i])}
+        for i, c in enumerate(class_names)
+    }
+    return {"per_class": per_class, **{f"macro_{m}": float(np.mean(rep[m])) for m in names}}
+
+
+def check_split_labels(y_train, y_test, positive_class=None) -> np.ndarray:
+    """The classes of y_train (sorted); refuses test labels outside them and a positive_class that is not one."""
+    classes = np.unique(np.asarray(y_train))
+    unseen = np.setdiff1d(np.unique(np.asarray(y_test)), classes)
+    if len(unseen):
+        raise ValueError(f"test labels {unseen.tolist()} never occur in the train split.")
+    if positive_class is not None and positive_class not in classes:
+        raise ValueError(f"positive_class={positive_class} is not a class of the train split: {classes.tolist()}.")
+    return classes
+
+
+def evaluate(x_train, y_train, x_test, y_test, *, positive_class=None, **fit_kwargs) -> tuple[timing.Timed, dict]:
+    """Fits a probe to the training rows and scores it on the test rows: (the fit's Timed, scores for JSON).
+
+    Multinomial over the classes of y_train (any sortable labels; the test labels must be among them), or with
+    `positive_class` the binary one-vs-rest probe "is it positive_class". Scores: test_accuracy, confusion and,
+    multinomial, train_accuracy, classes and `class_scores`; binary, test_precision / recall / f1 of the positive
+    class and test_baseline_never_positive_accuracy. fit_kwargs: `fit`'s (C, solver, max_iter, tol, ...).
+    """
+    y_train, y_test = np.asarray(y_train), np.asarray(y_test)
+    classes = check_split_labels(y_train, y_test, positive_class)
+    if positive_class is not None:
+        y01, y01_test = (y_train == positive_class).astype(np.int64), (y_test == positive_class).astype(np.int64)
+        timed = fit_timed(x_train, y01, binary=True, **fit_kwargs)
+        rep = report(y01_test, np.asarray(predict(timed.out.params, x_test)), 2)
+        return timed, {
+            "test_accuracy": rep["accuracy"],
+            **{f"test_{m}": float(rep[m][1]) for m in ("precision", "recall", "f1")},
+            "test_baseline_never_positive_accuracy": float(1.0 - y01_test.mean()),
+            "confusion": rep["confusion"],
+        }
+    y_fit, y_eval = np.searchsorted(classes, y_train), np.searchsorted(classes, y_test)
+    timed = fit_timed(x_train, y_fit, n_classes=len(classes), **fit_kwargs)
+    rep = report(y_eval, np.asarray(predict(timed.out.params, x_test)), len(classes))
+    train_accuracy = float(np.mean(np.asarray(predict(timed.out.params, x_train)) == y_fit))
+    return timed, {
+        "test_accuracy": rep["accuracy"],
+        "train_accuracy": train_accuracy,
+        "classes": classes,
+        **class_scores(rep, classes),
+        "confusion": rep["confusion"],
+    }
+
+
+def binary_cv_summary(cv: CVResult, y01) -> dict:
+    """A binary `cross_validate` (y01: its [n] 0/1 labels) for JSON: the mean and per-fold scores, and the mean
+    scores of the always-negative classifier (right on every negative, never finds a positive)."""
+    folds = len(cv.accuracy)
+    baseline = np.array([1.0 - np.mean(np.asarray(y01)[cv.fold_n == f]) for f in range(folds)])
+    return {
+        "folds": folds,
+        **{m: float(np.mean(getattr(cv, m))) for m in ("accuracy", "precision", "recall", "f1")},
+        **{f"{m}_per_fold": getattr(cv, m) for m in ("accuracy", "precision", "recall")},
+        "baseline_never_positive": {"accuracy": float(baseline.mean()), "precision": 0.0, "recall": 0.0},
+        "n_iter_per_fold": cv.n_iter,
+        "converged_per_fold": cv.converged,
     }
 
 

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from binaries import kill_at_first_checkpoint, run
 
-from research import augment, checkpointing, data, nets
-from research import logging as runlog
+from research import augment, checkpointing, data, nets, runlog
 from research.deep import pretrain, train
 
 
@@ -221,7 +220,14 @@ def test_autoencoder_binary_killed_and_resumed_ends_with_the_same_bits(tmp_path)
 
 
 def test_ae_kmeans_pretrains_then_reuses(tmp_path):
-    flags = ["experiments.ae_kmeans", "--dataset=digits", "--arch=dense64", "--epochs=5", "--n_init=3", "--seed=4"]
+    flags = [
+        "experiments.ae_kmeans",
+        "--dataset=digits",
+        "--ae_arch=dense64",
+        "--ae_epochs=5",
+        "--n_init=3",
+        "--seed=4",
+    ]
     out = run([*flags, f"--workdir={tmp_path / 'one'}"], tmp_path)
     results = json.loads((tmp_path / "one" / "results.json").read_text())
     assert results["acc"] > 0.4 and results["embedding_dim"] == 64

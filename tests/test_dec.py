@@ -3,7 +3,10 @@
 import csv
 import json
 import re
+import subprocess
+import sys
 
+import binaries
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,8 +14,7 @@ import pytest
 from binaries import kill_at_first_checkpoint, run
 from jax.test_util import check_grads
 
-from research import augment, checkpointing, data, metrics, nets
-from research import logging as runlog
+from research import augment, checkpointing, data, metrics, nets, runlog
 from research.deep import dec, pretrain, train
 
 
@@ -23,8 +25,8 @@ def bits(tree):
 def blobs(n_per=100, k=4, d=20, seed=0):
     """k far-apart Gaussian blobs in d dimensions, scaled into [0, 1] like pixels."""
     rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(k, d)) * 4
-    x = np.concatenate([c + rng.normal(size=(n_per, d)) * 0.3 for c in centres])
+    centroids = rng.normal(size=(k, d)) * 4
+    x = np.concatenate([c + rng.normal(size=(n_per, d)) * 0.3 for c in centroids])
     x = (x - x.min()) / (x.max() - x.min())
     return x.astype(np.float32), np.repeat(np.arange(k), n_per)
 
@@ -37,7 +39,7 @@ def pretrained():
     return model, params, x, y
 
 
-CFG = dec.DECConfig(n_clusters=4, update_interval=20, maxiter=400, batch_size=32, n_init=5, learning_rate=0.05)
+CFG = dec.DECConfig(n_clusters=4, update_interval=20, max_iter=400, batch_size=32, n_init=5, learning_rate=0.05)
 
 
 # --- the objective ----------------------------------------------------------------------------------------------
@@ -84,7 +86,7 @@ def test_separated_blobs_are_clustered_perfectly(pretrained, variant):
     assert metrics.acc(y, res.labels) == 1.0
     assert res.history[-1]["acc"] == 1.0 and res.converged
     np.testing.assert_allclose(res.q.sum(1), 1.0, rtol=1e-5)
-    assert res.params["centres"].shape == (4, 2)
+    assert res.params["centroids"].shape == (4, 2)
     if variant.get("frozen"):  # the encoder is untouched
         assert bits(res.params["ae"]) == bits(params)
     assert jax.tree.map(jnp.shape, res.params["ae"]) == jax.tree.map(jnp.shape, params)
@@ -92,7 +94,7 @@ def test_separated_blobs_are_clustered_perfectly(pretrained, variant):
 
 def test_dec_da_trains_on_transformed_inputs_with_the_originals_targets(pretrained):
     model, params, x, y = pretrained
-    cfg = CFG._replace(tol=0.0, maxiter=60)
+    cfg = CFG._replace(tol=0.0, max_iter=60)
     plain = dec.fit(jax.random.key(2), model, params, x, cfg, y=y)
     # The blobs' 20 features read as 4x5 images, moved by up to 0.4 pixels and turned by up to 10 degrees (they
     # are no pictures, so this mixes their features: only the mechanics are tested here, MNIST shows the gain).
@@ -111,7 +113,7 @@ def test_stops_on_tol_or_at_maxiter(pretrained):
     model, params, x, _ = pretrained
     first = dec.fit(jax.random.key(2), model, params, x, CFG._replace(tol=1.0))
     assert first.converged and first.n_iter == CFG.update_interval and first.n_updates == 2
-    never = dec.fit(jax.random.key(2), model, params, x, CFG._replace(tol=0.0, maxiter=50))
+    never = dec.fit(jax.random.key(2), model, params, x, CFG._replace(tol=0.0, max_iter=50))
     assert not never.converged and never.n_iter == 50  # stretches of 20, 20 and 10 steps
     assert [h["step"] for h in never.history] == [0, 20, 40, 50] and never.n_updates == 4
     assert all(h["delta_label"] >= 0 for h in never.history)
@@ -119,7 +121,7 @@ def test_stops_on_tol_or_at_maxiter(pretrained):
 
 def test_same_seed_same_bits_and_one_compilation(pretrained):
     model, params, x, _ = pretrained
-    cfg = CFG._replace(tol=0.0, maxiter=60)
+    cfg = CFG._replace(tol=0.0, max_iter=60)
     a = dec.fit(jax.random.key(3), model, params, x, cfg)
     before = train._chunk._cache_size()
     b = dec.fit(jax.random.key(3), model, params, x, cfg)
@@ -130,7 +132,7 @@ def test_same_seed_same_bits_and_one_compilation(pretrained):
 
 def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, pretrained, monkeypatch):
     model, params, x, y = pretrained
-    cfg = CFG._replace(tol=0.0, maxiter=200, checkpoint_every=2)
+    cfg = CFG._replace(tol=0.0, max_iter=200, checkpoint_every=2)
     straight = dec.fit(jax.random.key(5), model, params, x, cfg, y=y, workdir=tmp_path / "a", config={"k": 4})
     calls, advance = [], train.advance
 
@@ -176,8 +178,8 @@ def test_objective_is_kl_of_the_sets_own_target(pretrained):
     p = w / w.sum(1, keepdims=True)
     kl = np.mean(np.sum(p * np.log(p / q), 1))
     assert dec.objective(model, res.params, x) == pytest.approx(kl, rel=1e-4) and kl > 0
-    # Coincident centres give uniform q, which is its own target: the objective is 0.
-    same = {**res.params, "centres": jnp.zeros_like(res.params["centres"])}
+    # Coincident centroids give uniform q, which is its own target: the objective is 0.
+    same = {**res.params, "centroids": jnp.zeros_like(res.params["centroids"])}
     assert dec.objective(model, same, x) == pytest.approx(0.0, abs=1e-6)
 
 
@@ -197,12 +199,12 @@ def test_imbalanced_subset_follows_the_retention_rates():
 
 # --- binaries ---------------------------------------------------------------------------------------------------
 
-AE = ["--dataset=digits", "--arch=mlp:64-32-10", "--epochs=20", "--seed=1"]
+AE = ["--dataset=digits", "--ae_arch=mlp:64-32-10", "--ae_epochs=20", "--seed=1"]
 SMALL = [*AE, "--update_interval=30", "--n_init=5"]
 
 
 def test_dec_binary_pretrains_writes_its_outputs_and_resumes_after_sigkill(tmp_path):
-    flags = ["experiments.dec", *SMALL, "--maxiter=300", "--tol=0", "--checkpoint_updates=2"]
+    flags = ["experiments.dec", *SMALL, "--max_iter=300", "--tol=0", "--checkpoint_updates=2"]
     out = run([*flags, f"--workdir={tmp_path / 'straight'}"], tmp_path)
     wd = tmp_path / "straight"
     results = json.loads((wd / "results.json").read_text())
@@ -228,6 +230,27 @@ def test_dec_binary_pretrains_writes_its_outputs_and_resumes_after_sigkill(tmp_p
     (victim / "results.json").unlink()
     other = run([*flags, *ae, "--alpha=2", f"--workdir={victim}"], tmp_path, ok=False)
     assert other.returncode != 0 and "alpha" in other.stderr
+
+
+def test_dec_binary_old_flag_names_are_aliases_and_mixed_modes_are_refused(tmp_path):
+    # Last release's names still set the new flags: DEC's stage lost its --dec_ prefix, pretraining gained --ae_.
+    probe = (
+        "from absl import flags; from experiments import dec; F = flags.FLAGS; "
+        "F(['x', '--dec_optimizer=adam', '--dec_learning_rate=0.5', '--maxiter=7', '--epochs=3', '--arch=dense64']); "
+        "print(F.optimizer, F.learning_rate, F.max_iter, F.ae_epochs, F.ae_arch)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], check=False, cwd=tmp_path, env=binaries.env(), capture_output=True, text=True
+    )
+    assert out.stdout.split() == ["adam", "0.5", "7", "3.0", "dense64"], out.stderr[-2000:]
+    # IDEC's weight without IDEC, and augmentation with a frozen encoder, would be silently ignored: refused.
+    gamma = run(["experiments.dec", "--gamma=0.2", f"--workdir={tmp_path / 'g'}"], tmp_path, ok=False)
+    assert gamma.returncode != 0 and "--mode=idec" in gamma.stderr
+    frozen = run(
+        ["experiments.dec", "--mode=frozen", "--augment=affine", f"--workdir={tmp_path / 'f'}"], tmp_path, ok=False
+    )
+    assert frozen.returncode != 0 and "--mode=frozen" in frozen.stderr
+    assert not (tmp_path / "g").exists() and not (tmp_path / "f").exists()
 
 
 def test_quick_reproduce_writes_every_row_and_reuses_finished_runs(tmp_path):

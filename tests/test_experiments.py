@@ -105,8 +105,8 @@ def test_collect_gathers_seeds_beside_the_papers(tmp_path):
 def _blob_images(tmp_path, n_per=60, k=3, seed=0):
     """Three well-separated blobs of 8x8 "images" (64 features in [0, 1]) with labels, as npy files."""
     rng = np.random.default_rng(seed)
-    centres = rng.uniform(0, 1, size=(k, 64))
-    x = np.concatenate([np.clip(c + rng.normal(0, 0.05, (n_per, 64)), 0, 1) for c in centres]).astype(np.float32)
+    centroids = rng.uniform(0, 1, size=(k, 64))
+    x = np.concatenate([np.clip(c + rng.normal(0, 0.05, (n_per, 64)), 0, 1) for c in centroids]).astype(np.float32)
     np.save(tmp_path / "blobs.npy", x)
     return tmp_path / "blobs.npy"
 

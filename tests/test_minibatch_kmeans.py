@@ -46,7 +46,7 @@ def test_step_matches_sklearn_update():
     )
     np.testing.assert_allclose(np.asarray(ours.centers), new, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(np.asarray(ours.counts), ref_counts)
-    # sklearn's inertia is the batch's, against the centres before the update; ours is folded into the EWA.
+    # sklearn's inertia is the batch's, against the centroids before the update; ours is folded into the EWA.
     assert np.isfinite(inertia)
 
 

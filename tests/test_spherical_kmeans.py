@@ -13,7 +13,7 @@ from research.cluster import kmeans, spherical_kmeans
 
 
 def directions(n=600, d=5, centers=4, std=3.0, seed=0):
-    """Blobs around the origin-shifted centres: clusters of directions with some overlap."""
+    """Blobs around the origin-shifted centroids: clusters of directions with some overlap."""
     x, y = make_blobs(n, d, centers=centers, cluster_std=std, random_state=seed)
     return x.astype(np.float32), y
 

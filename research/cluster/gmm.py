@@ -1,46 +1,20 @@
-"""Gaussian mixtures by EM, as pure jitted JAX: scikit-learn's GaussianMixture, restarts fused.
+"""Gaussian mixtures by EM, as pure jitted JAX: scikit-learn's GaussianMixture step for step, restarts fused.
 
     g = gmm.fit(key, z_nd, n_components=10, covariance_type="full")    # GMMResult NamedTuple
     logp_n = gmm.score_samples(g.params, z_nd); labels_n = gmm.predict(g.params, z_nd)
 
-The algorithm is scikit-learn's, step for step, so that from the same initial parameters both
-give the same fit: the E step in log space through the Cholesky factors of the precisions
-(`precisions_cholesky`, upper triangular U with precision = U U^T), responsibilities by logsumexp;
-the M step from the responsibilities (counts + 10 eps, means, covariances + reg_covar); the stop
-when the mean log-likelihood (the "lower bound") changes by less than `tol`.
+E step in log space through the Cholesky factors of the precisions, M step from the responsibilities, stop on
+the change of the mean log-likelihood: from the same start it gives scikit-learn's fit. Covariances
+(`GMMParams.covariances`, `.precisions_cholesky`): full [k, d, d], tied [1, d, d], diag [k, d], spherical [k].
+The `n_init` restarts advance together, two blocked passes over the data per iteration. A restart whose
+covariance stops being positive definite is dropped; when all fail, `fit` raises: never a NaN.
 
-How it runs. The `n_init` restarts are stacked ([R, k, ...] parameters) and advance together, so
-the data is read once per iteration for all of them; a restart that has converged is frozen while
-the others go on, and the highest lower bound wins. Each iteration is two passes over the data in
-blocks of rows (`lax.scan`), sized so that a block's [block, R * k * d] intermediates stay in the
-CPU's cache:
-
-* E pass: the whitened residuals y = (x - mu_k) U_k of every component from one matrix product
-  x @ [d, R * k * d] (the widest, hence fastest, product the CPU gets here), log-densities,
-  logsumexp, responsibilities r, and the first sufficient statistics (counts, r^T x).
-* M pass: the scatter sum_n r_nk (x_n - mu_k)(x_n - mu_k)^T about the *new* means, as Z^T Z with
-  Z = sqrt(r) (x - mu_k), one batched product per component. Centring on the new means (rather than
-  expanding sum r x x^T - N mu mu^T) keeps float32 accurate: no cancellation, and a constant feature
-  gets exactly reg_covar.
-
-The data is centred on its mean first (GMMs are translation equivariant, the means are shifted back
-at the end), so data far from the origin loses no float32 precision either. In float32 the fit
-matches scikit-learn's float64 one to ~1e-6 (parameters) and ~1e-7 (relative lower bound) on
-well-conditioned data; with jax_enable_x64 and float64 input it runs in float64.
-
-Covariance shapes (`GMMParams.covariances` and `.precisions_cholesky`): full [k, d, d], tied
-[1, d, d] (one matrix shared by all components; scikit-learn's tied covariance_ is this [0]), diag
-[k, d], spherical [k]. The type is read back from these shapes.
-
-Degenerate input never gives NaN: a restart whose covariance stops being positive definite (a
-component collapsed onto a point) is stopped and left out; when every restart fails, `fit` raises
-a ValueError saying what to change.
+Design and measurements: docs/design/gmm.md.
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
 import math
 import time
 from typing import NamedTuple
@@ -154,9 +128,8 @@ def _precision_cholesky(covs, cov_type):
 def _lower_triangular_inverse(l_dd):
     """L^-1 for lower-triangular L [..., d, d], by forward substitution, one row per loop step.
 
-    jax.scipy.linalg.solve_triangular would call LAPACK's trsm; on CPU, holding that call made the
-    M step's scan over the blocks twice as slow (MNIST PCA-50: 106 ms instead of 44 ms), while these
-    d steps of [..., d] x [..., d, d] products cost well under a millisecond.
+    Not jax.scipy.linalg.solve_triangular: on CPU its call into LAPACK's trsm slowed the whole M step's scan
+    over the blocks, while these d small products cost next to nothing (measured: docs/design/gmm.md).
     """
     d = l_dd.shape[-1]
     eye = jnp.eye(d, dtype=l_dd.dtype)
@@ -215,8 +188,8 @@ def _scatter(x_bd, r_rkb, means, cov_type):
     [R, k, d, d], tied [R, 1, d, d], diag [R, k, d], spherical [R, k] (summed over d).
 
     Computed as Z^T Z with Z = sqrt(r) (x - mu) [R, k, b, d]: one intermediate the size of the block's
-    residuals, where r (x - mu)^T (x - mu) writes three. Memory, not arithmetic, bounds this pass on CPU:
-    the M pass on MNIST PCA-50 (k = 10) takes 48 ms instead of 79 ms.
+    residuals, where r (x - mu)^T (x - mu) writes three: memory, not arithmetic, bounds this pass on CPU
+    (docs/design/gmm.md).
     """
     z = jnp.sqrt(r_rkb)[..., None] * (x_bd - means[:, :, None, :])  # [R, k, b, d]
     if cov_type == "full":
@@ -636,9 +609,7 @@ def fit_timed(key, x, n_components: int, **kwargs) -> timing.Timed:
 
     The k-means initialisation is included: its compilation in compile_seconds, its runs in run_seconds.
     """
-    defaults = {p.name: p.default for p in inspect.signature(fit).parameters.values() if p.kind == p.KEYWORD_ONLY}
-    res, compile_s, run_s = _run(key, x, n_components, defaults | kwargs, timed=True)
-    return timing.Timed(res, compile_s, run_s)
+    return timing.Timed(*_run(key, x, n_components, timing.keyword_arguments(fit, kwargs), timed=True))
 
 
 # ---------------------------------------------------------------------------

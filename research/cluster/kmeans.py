@@ -1,31 +1,20 @@
-"""k-means: greedy k-means++ seeding and Lloyd iterations, all restarts fused.
+"""k-means: greedy k-means++ seeding and Lloyd iterations, all restarts fused, with Hamerly pruning.
 
-`fit` runs `n_init` restarts together. The data is read once per iteration for
-all restarts: the distances of every point to every restart's centroids come
-from one matrix product [n, d] x [d, n_init * k], and the centroid sums from one
-product [n_init * k, n] x [n, d]. Each restart stops on its own (labels stable,
-or centroid shift under the tolerance, as in scikit-learn); a stopped restart is
-frozen while the others go on, and the lowest inertia wins.
+    res = kmeans.fit(key, x_nd, 10, n_init=10)     # KMeansResult(centroids [k, d], labels [n], inertia, ...)
+    labels_n = kmeans.predict(res.centroids, x_nd); dist_nk = kmeans.transform(res.centroids, x_nd)
 
-Pruning (`prune=True`, the default). Most Lloyd iterations move few points.
-Hamerly's bounds (Hamerly 2010, "Making k-means even faster") keep, for each
-point and restart, an upper bound on the distance to its centroid and a lower
-bound on the distance to any other. A point whose bounds still separate after
-the centroids move cannot change its label. When few points are in doubt, only
-they are gathered (the union over restarts, in one of a few static sizes chosen
-per iteration) and their distances recomputed; otherwise the iteration is a
-full pass. Either way only the points that changed cluster are gathered to
-update the cluster sums, with a full recount when many changed (which also
-clears the rounding the updates accumulate). Both paths give Lloyd's labels.
+The `n_init` restarts read the data once per iteration together ([n, d] x [d, n_init * k] distances); each
+stops on its own by scikit-learn's rule and the lowest inertia wins. With `prune=True`, Hamerly's bounds
+(Hamerly 2010) skip the points whose label cannot change; both paths give Lloyd's labels, scikit-learn's from
+the same start. All but the sparse gathers are reductions over the sample axis, so data sharded over devices
+runs unchanged (`prune=False`: reductions only).
 
-Everything but the sparse gathers is a reduction over the sample axis, so data
-sharded over devices runs unchanged; `prune=False` keeps to reductions only.
+Design, profiles and what did not help: docs/design/kmeans.md.
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
 import math
 from typing import NamedTuple
 
@@ -124,8 +113,8 @@ def _cluster_sums(x_nd, labels_nr, k):
 def _plusplus_one(key, x_nd, xx_n, k, n_trials):
     """Greedy k-means++ (Arthur & Vassilvitskii 2007; scikit-learn's variant).
 
-    Each new centre is the best of `n_trials` candidates drawn with probability
-    proportional to the squared distance to the nearest chosen centre. Drawing
+    Each new centroid is the best of `n_trials` candidates drawn with probability
+    proportional to the squared distance to the nearest chosen centroid. Drawing
     by `jax.random.categorical` is an argmax over the samples, a reduction.
     Returns indices [k] of the chosen points.
     """
@@ -138,7 +127,7 @@ def _plusplus_one(key, x_nd, xx_n, k, n_trials):
     def add_centre(c, carry):
         idx, closest_n = carry
         logits = jnp.log(closest_n)  # chosen points have probability 0
-        # All points coincide with chosen centres: any point is as good as another.
+        # All points coincide with chosen centroids: any point is as good as another.
         logits = jnp.where(jnp.any(closest_n > 0), logits, 0.0)
         cand = jax.random.categorical(jax.random.fold_in(key, c), logits, shape=(n_trials,))
         cand_closest = jnp.minimum(closest_n[:, None], _sq_dist(x_nd, xx_n, sharding.rows(x_nd, cand)))  # [n, T]
@@ -401,8 +390,10 @@ def _fit(key, x_nd, init_rkd, tol, max_iter, *, n_clusters, n_init, init, prune,
 _INITS = ("k-means++", "random")
 
 
-def _prepare(key, x, n_clusters, n_init, max_iter, tol, init, prune, prune_budget):
-    """Checks the public arguments; returns (args, static kwargs) for `_fit`."""
+def _check_args(x, n_clusters, n_init, max_iter, tol, init):
+    """The checks of kmeans.fit and spherical_kmeans.fit: x a matrix, 1 <= k <= n, n_init and max_iter >= 1,
+    a finite tol >= 0, and `init` (see `_check_init`). Returns (x, n_clusters, n_init, max_iter, init_rkd, method).
+    """
     x = checks.as_matrix(x)
     n, d = x.shape
     n_clusters = checks.check_n_clusters(n_clusters, n)
@@ -410,9 +401,16 @@ def _prepare(key, x, n_clusters, n_init, max_iter, tol, init, prune, prune_budge
     max_iter = checks.check_positive_int(max_iter, "max_iter")
     if not (float(tol) >= 0 and math.isfinite(float(tol))):
         raise ValueError(f"tol must be a finite number >= 0, got {tol!r}.")
+    init_rkd, method = _check_init(init, n_clusters, n_init, d)
+    return x, n_clusters, n_init, max_iter, init_rkd, method
+
+
+def _prepare(key, x, n_clusters, n_init, max_iter, tol, init, prune, prune_budget):
+    """Checks the public arguments; returns (args, static kwargs) for `_fit`."""
     if not 0 < prune_budget <= 1:
         raise ValueError(f"prune_budget must be in (0, 1], got {prune_budget!r}.")
-    init_rkd, method = _check_init(init, n_clusters, n_init, d)
+    x, n_clusters, n_init, max_iter, init_rkd, method = _check_args(x, n_clusters, n_init, max_iter, tol, init)
+    n = x.shape[0]
     args = (key, jnp.asarray(x), init_rkd, jnp.float32(tol), jnp.int32(max_iter))
     static = {
         "n_clusters": n_clusters,
@@ -467,13 +465,14 @@ def fit(
 
 def fit_timed(key, x, n_clusters: int, **kwargs) -> timing.Timed:
     """`fit` with compilation and the run timed apart: Timed(out=KMeansResult, compile_seconds, run_seconds)."""
-    defaults = {p.name: p.default for p in inspect.signature(fit).parameters.values() if p.kind == p.KEYWORD_ONLY}
-    args, static = _prepare(key, x, n_clusters, **(defaults | kwargs))
-    t = timing.compile_and_run(_fit, *args, **static)
-    return t._replace(out=t.out[0])
+    return timing.fit_timed(fit, _prepare, _fit, key, x, n_clusters, post=lambda out: out[0], **kwargs)
 
 
 def _check_init(init, k, n_init, d):
+    """(None, init) for an init method's name; else (centroids [r, k, d] float32, "given"), r 1 or n_init.
+
+    Shared by kmeans, spherical_kmeans and minibatch_kmeans: the same names and messages for all three.
+    """
     if isinstance(init, str):
         if init not in _INITS:
             raise ValueError(f"init must be one of {_INITS} or an array of centroids, got {init!r}.")

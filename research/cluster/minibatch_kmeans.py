@@ -1,50 +1,19 @@
-"""Mini-batch k-means (Sculley 2010) for data larger than device memory, in scikit-learn's variant.
+"""Mini-batch k-means (Sculley 2010) for data larger than memory, in scikit-learn's MiniBatchKMeans variant.
 
-The data stays where it is (a memory-mapped .npy, any NumPy array); only one
-batch at a time is on the device. The algorithm is scikit-learn's
-MiniBatchKMeans:
+    res = minibatch_kmeans.fit(key, np.load(path, mmap_mode="r"), 10, batch_size=1024)   # KMeansResult
+    labels_n, inertia = minibatch_kmeans.labels_inertia(res.centroids, x_nd)              # streamed
 
-* Seeding: each of `n_init` candidates is k-means++ (`kmeans.kmeans_plusplus`)
-  on its own random subsample of `init_size` rows; the one of lowest inertia on
-  a further random validation subsample is kept.
-* Steps: a batch of `batch_size` rows drawn at random (with replacement) moves
-  each centre toward the mean of its batch members by the learning rate
-  batch_count / total_count, with per-centre counts kept over the whole run,
-  i.e. each centre is the running mean of every point ever assigned to it.
-  Every 10 k samples (and whenever a centre is still empty) the centres whose
-  count is under `reassignment_ratio` x the largest one move to random points
-  of the batch, with their counts set to the smallest remaining count.
-* Stop: after `max_iter` epochs (max_iter * n // batch_size steps), when an
-  exponentially weighted average of the per-sample batch inertia has not
-  improved for `max_no_improvement` steps, or (tol > 0) when the squared centre
-  shift of a step is under tol x the mean feature variance (estimated on the
-  validation subsample).
-* Labels and inertia: one streamed pass over the data in chunks of rows.
+x [n, d] stays where it is (a memory-mapped .npy, any NumPy array); one random batch at a time goes to the
+device. Seeding: k-means++ candidates on subsamples; steps: per-centroid learning rates, small centroids
+reassigned; stop: `max_iter` epochs, no improvement of the smoothed batch inertia, or `tol`. One jitted,
+donated step; the host reads the next batch while the device runs the last one, and releases the mapped pages
+now and then, so the process allocates a batch and a chunk whatever the size of the file.
 
-Batches are random rows, not contiguous chunks. Contiguous slices read 2-3x
-faster from a warm page cache (0.2 vs 0.6 ms for 1024 rows of 784 float32 on
-our 2-core VM), but they are only random samples if the file's rows are in
-random order; a file sorted by class or time would feed the steps and the
-early-stopping average biased batches. The batch indices are sorted so that
-the reads sweep the file once per batch, in increasing page order. Cold, the
-two read at similar speed here (2.1 vs 3.1 ms per batch).
-
-One jitted step `(state, batch) -> state` donates the state; the host loop
-reads the next batch while the device runs the previous step (dispatch is
-asynchronous) and looks at the step's stop flag one step late, so it never
-waits on the device. A stopped state makes further steps no-ops, so the extra
-step changes nothing. Pages of a memory-mapped array are dropped from the
-process after each chunk of the streamed passes and every 64 steps
-(`checks.release_mapped_pages`). Those pages are the OS page cache, shared and
-reclaimable, not memory the process allocated: what it allocates is one batch,
-one chunk and the runtime, whatever the size of the file. Between releases the
-resident set can still hold many of the file's pages (on kernels that cache
-files in large folios, a random row maps hundreds of KiB).
+Design and measurements: docs/design/kmeans.md#mini-batch-k-means-on-memory-mapped-data.
 """
 
 from __future__ import annotations
 
-import inspect
 import math
 import time
 from typing import NamedTuple
@@ -61,13 +30,12 @@ from research.cluster.kmeans import KMeansResult
 __all__ = ["KMeansResult", "fit", "fit_timed", "labels_inertia"]
 
 _HIGHEST = lax.Precision.HIGHEST
-_INITS = ("k-means++", "random")
 # Rows per chunk of the streamed passes: this many bytes of float32.
 _CHUNK_BYTES = 64 << 20
 # Let go of a memory-mapped array's pages after this many batches. A row read from a map brings the pages
-# around it into the process too (64 KiB of fault-around, or a whole large folio on recent kernels: ~350 KiB
-# per row on our 6.18 kernel), and mapping them again costs more than the step (5 vs 0.6 ms per batch of
-# 1024 rows when released after every batch), so the loop lets go only now and then.
+# around it into the process too (fault-around, or a whole large folio on recent kernels), and mapping them
+# again after every batch costs more than the step, so the loop lets go only now and then (measured:
+# docs/design/kmeans.md).
 _RELEASE_EVERY = 64
 
 
@@ -75,9 +43,9 @@ class MiniBatchState(NamedTuple):
     """The state a step carries; a pytree of device arrays, donated to the next step."""
 
     centers: jax.Array  # [k, d] float32
-    # [k] samples assigned to each centre so far. float32: past 2^24 per centre an increment rounds to the
+    # [k] samples assigned to each centroid so far. float32: past 2^24 per centroid an increment rounds to the
     # count's spacing, an error in the learning rate of at most spacing / batch count (1/16 at 2^28 with
-    # batches of 1024 over 10 centres), where int32 would overflow at 2^31.
+    # batches of 1024 over 10 centroids), where int32 would overflow at 2^31.
     counts: jax.Array
     key: jax.Array  # reassignment draws: fold_in(key, step)
     step: jax.Array  # [] int32, steps taken
@@ -87,14 +55,14 @@ class MiniBatchState(NamedTuple):
     no_improvement: jax.Array  # [] int32, steps since ewa last improved
     stopped: jax.Array  # [] bool
     converged: jax.Array  # [] bool, stopped by tol or max_no_improvement (not by the step cap)
-    n_reassigned: jax.Array  # [] int32, centres reassigned so far
+    n_reassigned: jax.Array  # [] int32, centroids reassigned so far
 
 
 class _Const(NamedTuple):
     """Per-run constants, traced (changing them does not recompile)."""
 
     alpha: jax.Array  # EWA weight: 2 batch_size / (n + 1), at most 1
-    tol: jax.Array  # absolute tolerance on the squared centre shift; 0: off
+    tol: jax.Array  # absolute tolerance on the squared centroid shift; 0: off
     reassignment_ratio: jax.Array
     max_no_improvement: jax.Array  # 0: off
     n_steps: jax.Array  # step cap
@@ -107,11 +75,11 @@ def _sq_dist(x_bd, c_kd):
 
 
 def _reassign(x_bd, centers, counts, key, ratio):
-    """scikit-learn's random reassignment: centres with counts under ratio x the largest move to batch points.
+    """scikit-learn's random reassignment: centroids with counts under ratio x the largest move to batch points.
 
-    At most batch_size // 2 centres (those of smallest count) move, each to a
+    At most batch_size // 2 centroids (those of smallest count) move, each to a
     distinct random point of the batch; their counts become the smallest count
-    among the centres that stay, so that they are not reassigned again at once.
+    among the centroids that stay, so that they are not reassigned again at once.
     Returns (centers, counts, number moved).
     """
     b, k = x_bd.shape[0], centers.shape[0]
@@ -198,7 +166,7 @@ _step = jax.jit(_step_impl, donate_argnums=0)
 
 @jax.jit
 def _assign(c_kd, x_bd, n_valid):
-    """Nearest centre of each row [b] int32 and the summed squared distance of the first n_valid rows."""
+    """Nearest centroid of each row [b] int32 and the summed squared distance of the first n_valid rows."""
     x = x_bd.astype(jnp.float32)
     labels = jnp.argmin(_sq_dist(x, c_kd), axis=-1).astype(jnp.int32)
     # Direct differences, free of the expansion's cancellation.
@@ -291,12 +259,9 @@ def _prepare(
     init_size = min(checks.check_positive_int(init_size, "init_size"), n)
     if init_size < k:
         raise ValueError(f"init_size={init_size} is smaller than n_clusters={k}; use init_size >= {k}.")
-    if isinstance(init, str):
-        if init not in _INITS:
-            raise ValueError(f"init must be one of {_INITS} or an array of centroids, got {init!r}.")
-    else:
-        init = kmeans._check_init(init, k, 1, d)[0][0]
-        n_init = 1
+    c_1kd, init = kmeans._check_init(init, k, 1, d)
+    if c_1kd is not None:
+        init, n_init = c_1kd[0], 1
     chunk = min(n, _chunk_rows(d, None if chunk is None else checks.check_positive_int(chunk, "chunk_size")))
     cfg = _Config(
         k, batch_size, n_init, max_iter, max_no, float(tol), init, init_size, float(reassignment_ratio), chunk
@@ -310,9 +275,9 @@ def _rows(x, idx):
 
 
 def _seed(key, x, cfg: _Config, rng, assign=_assign):
-    """The initial centres [k, d], chosen among `n_init` candidates by inertia on a validation subsample.
+    """The initial centroids [k, d], chosen among `n_init` candidates by inertia on a validation subsample.
 
-    Returns (centres, inertia of every candidate [n_init], mean feature variance of the validation rows).
+    Returns (centroids, inertia of every candidate [n_init], mean feature variance of the validation rows).
     """
     n = x.shape[0]
     x_valid = _rows(x, np.sort(rng.integers(0, n, cfg.init_size)))
@@ -427,11 +392,11 @@ def fit(
       max_iter: epochs at most: the run takes at most max_iter * n // batch_size steps.
       max_no_improvement: stop when the smoothed batch inertia has not improved for
         this many steps; None: never.
-      tol: stop when a step moves the centres by at most tol x mean feature variance
-        (squared, summed over centres); 0 (default): off.
+      tol: stop when a step moves the centroids by at most tol x mean feature variance
+        (squared, summed over centroids); 0 (default): off.
       init: "k-means++", "random" (k distinct rows of the subsample), or centroids [k, d].
       init_size: rows per seeding subsample; default 3 x batch_size (3 k if that is smaller than k).
-      reassignment_ratio: centres with a count under this fraction of the largest
+      reassignment_ratio: centroids with a count under this fraction of the largest
         are moved to random batch points (every 10 k samples); 0: never.
       chunk_size: rows per chunk of the final labelling pass (default: 64 MiB of float32).
 
@@ -463,21 +428,7 @@ def fit_timed(key, x, n_clusters: int, **kwargs) -> timing.Timed:
     The step and the labelling pass are compiled ahead of time (compile_seconds); the k-means++
     seeding compiles inside the run (a fraction of a second).
     """
-    defaults = {p.name: p.default for p in inspect.signature(fit).parameters.values() if p.kind == p.KEYWORD_ONLY}
-    kw = defaults | kwargs
-    x, cfg = _prepare(
-        x,
-        n_clusters,
-        kw["batch_size"],
-        kw["n_init"],
-        kw["max_iter"],
-        kw["max_no_improvement"],
-        kw["tol"],
-        kw["init"],
-        kw["init_size"],
-        kw["reassignment_ratio"],
-        kw["chunk_size"],
-    )
+    x, cfg = _prepare(x, n_clusters, *timing.keyword_arguments(fit, kwargs).values())  # in fit's order, as fit
     n, d = x.shape
     sds = jax.ShapeDtypeStruct
     t0 = time.perf_counter()

@@ -1,43 +1,19 @@
 """Self-organizing maps (Kohonen): a rectangular grid of units, gaussian neighbourhood, online or batch training.
 
-Online training (`mode="online"`) is MiniSom's `train_random`, step for step: at
-step t of T one sample x is drawn, its best-matching unit b (nearest codebook
-vector) found, and every unit moves towards it,
+    o = som.fit(key, x_nd, (16, 16), mode="online")   # SOMResult(codebook_hwd, winners_n, quantization_error, ...)
+    u_hw = som.distance_map(o.codebook_hwd); units = som.cluster_units(key, o.codebook_hwd, 10)
 
-    w_k <- w_k + eta(t) * g_k(b, sigma(t)) * (x - w_k),
-    g_k = exp(-(row_k - row_b)^2 / (2 sigma^2)) * exp(-(col_k - col_b)^2 / (2 sigma^2)),
+Online (`mode="online"`) is MiniSom's `train_random` step for step (asymptotic or exponential decay of the
+learning rate and sigma), taken in windows of steps whose distances come from two matrix products per window;
+batch (`mode="batch"`) is Kohonen's batch SOM, one pass over the data per epoch. Evaluation (winners,
+quantization and topographic error) runs over the samples in blocks.
 
-with eta and sigma decaying together (`decay`): "asymptotic" is MiniSom's
-default x0 / (1 + t / (T / 2)) (ending near x0 / 3), "exponential" is
-x0 * 0.01^(t / T) (ending near 1% of x0).
-
-One step touches the whole [units, d] codebook twice (the winner search and the
-update) for little arithmetic, so a step-by-step loop is bound by memory
-traffic. The steps are instead taken in windows of L samples (`window`). Within
-a window every codebook is an affine function of the window's start and its
-samples, W_{s+j} = D_j * W_s + A_j @ X_win (D_j: [k] products of (1 - a),
-A_j: [k, L] weights), so the distances each step needs come from two matrix
-products taken once per window (W_s @ X_win^T and the window's Gram matrix
-X_win @ X_win^T) and [k, L] bookkeeping per step; the codebook itself is
-rewritten once per window. This is the same update, reordered: only rounding
-differs (distances are taken by the expansion |w|^2 - 2 w.x + |x|^2, with |w|^2
-exact at each window start).
-
-Batch training (`mode="batch"`) is Kohonen's batch SOM: each epoch every
-sample finds its winner, and every unit becomes the neighbourhood-weighted
-mean of all samples, w_k = sum_n g_k(b_n) x_n / sum_n g_k(b_n); computed from
-per-unit sums and counts (one pass over the data) and one [k, k] product.
-sigma decays over epochs by the same `decay`; the learning rate is not used.
-
-Evaluation (winners, quantization error, topographic error) runs over the
-samples in blocks of `block_size`, so [n, units] distances are never held at
-once.
+The windowed update, derived, and the benchmark against MiniSom: docs/design/som.md.
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
 from typing import NamedTuple
 
 import jax
@@ -427,9 +403,7 @@ def fit(
 
 def fit_timed(key, x, grid=(16, 16), **kwargs) -> timing.Timed:
     """`fit` with compilation and the run timed apart: Timed(out=SOMResult, compile_seconds, run_seconds)."""
-    defaults = {p.name: p.default for p in inspect.signature(fit).parameters.values() if p.kind == p.KEYWORD_ONLY}
-    args, static = _prepare(key, x, grid, **(defaults | kwargs))
-    return timing.compile_and_run(_fit, *args, **static)
+    return timing.fit_timed(fit, _prepare, _fit, key, x, grid, **kwargs)
 
 
 @functools.partial(jax.jit, static_argnames=("grid", "init"))

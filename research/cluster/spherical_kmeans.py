@@ -1,35 +1,19 @@
-"""Spherical k-means: k-means on the unit hypersphere, with cosine similarity (Dhillon & Modha 2001).
+"""Spherical k-means: k-means on the unit hypersphere with cosine similarity (Dhillon & Modha 2001).
 
-Rows of x and the centroids are unit vectors. A point goes to the centroid of
-largest cosine similarity (argmax of x.c); a centroid is the normalised sum of
-its members, the unit vector that maximises their summed similarity. On the
-sphere |x - c|^2 = 2 (1 - x.c), so this is k-means on normalised data with the
-centroids projected back onto the sphere after each update.
+    res = spherical_kmeans.fit(key, x_nd, 10)     # KMeansResult; the centroids [k, d] are unit vectors
+    labels_n = spherical_kmeans.predict(res.centroids, x_nd)
 
-The objective reported, `KMeansResult.inertia`, is the summed cosine distance
-sum_n (1 - cos(x_n, c_{label n})) = half the squared Euclidean inertia of the
-normalised rows: lower is better, as for k-means, and the best restart is the
-lowest.
+A point goes to the centroid of largest cosine similarity; a centroid is the normalised sum of its members.
+`inertia` is the summed cosine distance sum_n (1 - cos(x_n, c_label)): lower is better. Seeding is
+`kmeans`' k-means++ on the normalised rows (spherical k-means++, Endo & Miyamoto 2015), and the restarts are
+fused as in `kmeans`. All but the empty-cluster repair are reductions over the sample axis.
 
-Seeding is kmeans' k-means++ run on the normalised rows. On the sphere the
-squared distance it samples by is 2 (1 - cos), so this is exactly k-means++
-with the cosine distance (spherical k-means++, Endo & Miyamoto 2015) and keeps
-kmeans' greedy local trials and its fused restarts, with nothing to maintain
-twice.
-
-`n_init` restarts run together: one [n, d] x [d, n_init * k] product gives
-every restart's similarities and one [n_init * k, n] x [n, d] product their
-centroid sums, so the data is read once per iteration for all restarts. Each
-restart stops on its own (no label changed, or the squared centroid shift
-summed over centroids is at most `tol`) and is then frozen. Everything is a
-reduction over the sample axis but the empty-cluster repair's top_k.
+Design and benchmark: docs/design/kmeans.md#spherical-k-means.
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
-import math
 from typing import NamedTuple
 
 import jax
@@ -44,7 +28,6 @@ from research.cluster.kmeans import KMeansResult
 __all__ = ["KMeansResult", "fit", "fit_timed", "normalize_rows", "predict"]
 
 _HIGHEST = lax.Precision.HIGHEST
-_INITS = ("k-means++", "random")
 
 
 class _Loop(NamedTuple):
@@ -168,30 +151,14 @@ def _check_no_zero_rows(x, name="x"):
 
 def _prepare(key, x, n_clusters, n_init, max_iter, tol, init):
     """Checks the public arguments; returns (args, static kwargs) for `_fit`."""
-    x = checks.as_matrix(x)
-    n, d = x.shape
-    n_clusters = checks.check_n_clusters(n_clusters, n)
-    n_init = checks.check_positive_int(n_init, "n_init")
-    max_iter = checks.check_positive_int(max_iter, "max_iter")
-    if not (float(tol) >= 0 and math.isfinite(float(tol))):
-        raise ValueError(f"tol must be a finite number >= 0, got {tol!r}.")
+    x, n_clusters, n_init, max_iter, init_rkd, method = kmeans._check_args(x, n_clusters, n_init, max_iter, tol, init)
+    if init_rkd is not None and np.any(np.sum(np.square(np.asarray(init_rkd)), axis=-1) <= 0):
+        raise ValueError("init centroids include a zero vector, which has no direction; give nonzero centroids.")
     x = jnp.asarray(x)
     _check_no_zero_rows(x)
-    init_rkd, method = _check_init(init, n_clusters, n_init, d)
     args = (key, x, init_rkd, jnp.float32(tol), jnp.int32(max_iter))
     static = {"n_clusters": n_clusters, "n_init": n_init if init_rkd is None else init_rkd.shape[0], "init": method}
     return args, static
-
-
-def _check_init(init, k, n_init, d):
-    if isinstance(init, str):
-        if init not in _INITS:
-            raise ValueError(f"init must be one of {_INITS} or an array of centroids, got {init!r}.")
-        return None, init
-    c_rkd, method = kmeans._check_init(init, k, n_init, d)
-    if np.any(np.sum(np.square(np.asarray(c_rkd)), axis=-1) <= 0):
-        raise ValueError("init centroids include a zero vector, which has no direction; give nonzero centroids.")
-    return c_rkd, method
 
 
 def fit(
@@ -223,9 +190,7 @@ def fit(
 
 def fit_timed(key, x, n_clusters: int, **kwargs) -> timing.Timed:
     """`fit` with compilation and the run timed apart: Timed(out=KMeansResult, compile_seconds, run_seconds)."""
-    defaults = {p.name: p.default for p in inspect.signature(fit).parameters.values() if p.kind == p.KEYWORD_ONLY}
-    args, static = _prepare(key, x, n_clusters, **(defaults | kwargs))
-    return timing.compile_and_run(_fit, *args, **static)
+    return timing.fit_timed(fit, _prepare, _fit, key, x, n_clusters, **kwargs)
 
 
 @jax.jit

@@ -1,22 +1,15 @@
 """The dataset registry: `load(name, split, data_dir) -> Dataset`.
 
-Names and forms (see `available()`):
-
-  mnist         splits train (60k), test (10k), all (70k: train then test).
-                Local files are used when present; otherwise downloaded once from
-                a mirror into the user cache, SHA-256-verified.
-  digits        scikit-learn's bundled 8x8 digits (1797), offline. Splits: all;
-                train = the first 1500 samples, test = the other 297 (fixed, so
-                runs are comparable; both halves hold every class).
+  mnist         splits train (60k), test (10k), all (70k: train then test). Local files first; else downloaded
+                once from a mirror into the user cache, SHA-256-verified.
+  digits        scikit-learn's bundled 8x8 digits (1797), offline; train = the first 1500, test = the other 297.
   idx:<dir>     a folder with the four MNIST-named IDX files (labels optional).
-  npy:<path>    a .npy array [N, ...] (labels from <stem>_labels.npy if present),
-                or a .npz with key "x" and optional "y". Split: all. With
+  npy:<path>    a .npy [N, ...] (labels from <stem>_labels.npy) or a .npz with "x" and optional "y"; with
                 mmap=True a float32 C-order .npy stays memory-mapped (read-only).
   csv:<path>    a CSV table, see `tabular.load_csv`. Split: all.
 
-Images are flattened to rows and uint8 pixels scaled to [0, 1]; every dataset is
-checked (finite, non-empty, one label per sample) before it is returned, so a bad
-file fails here with its name in the message rather than as a NaN in a fit.
+Images are flattened and uint8 pixels scaled to [0, 1]; every dataset is checked (finite, non-empty, one label
+per sample) before it is returned. The search order, the mirrors and the checksums: docs/data.md.
 """
 
 from __future__ import annotations

@@ -1,31 +1,16 @@
-"""Deep Embedded Clustering (Xie et al., 2016) and Improved DEC (Guo et al., 2017) on a pretrained autoencoder.
+"""Deep Embedded Clustering (Xie et al., 2016) and its variants on a pretrained autoencoder.
 
     model, ae_params, _ = pretrain.load_model("checkpoints/autoencoder/mnist-dec-seed0")
-    res = dec.fit(key, model, ae_params, x, DECConfig(n_clusters=10), y=y, workdir=wd)
-    res.labels, res.params["centres"]
+    res = dec.fit(key, model, ae_params, x_nd, DECConfig(n_clusters=10), y=y, workdir=wd)
+    res.labels, res.params["centroids"]               # [n]; [k, latent]
 
-DEC turns the encoder and k cluster centres mu into soft assignments by a Student's t kernel,
+Soft assignments q_ij ∝ (1 + |z_i - mu_j|^2 / alpha)^(-(alpha + 1) / 2), sharpened into the target
+p_ij ∝ q_ij^2 / sum_i q_ij, train encoder and centroids to minimise KL(P || Q); P is recomputed every
+`update_interval` steps, and training stops when fewer than `tol` of the labels changed. `DECConfig` selects
+IDEC (`gamma`, Guo et al. 2017), DEC w/o backprop (`frozen`) and DEC-DA (`augment`, Guo et al. 2018). The
+steps run on `train.advance`; a checkpoint holds the last update's labels, so a resumed run ends bit-equal.
 
-    q_ij ∝ (1 + |z_i - mu_j|^2 / alpha)^(-(alpha + 1) / 2),
-
-sharpens them into a target p_ij ∝ q_ij^2 / f_j (f_j = sum_i q_ij, the soft cluster size), and trains encoder
-and centres to minimise KL(P || Q). P is held fixed for `update_interval` steps, then recomputed over the whole
-dataset; training stops when fewer than `tol` of the labels (argmax q) changed between two updates, or at
-`maxiter` steps. The centres start from k-means (`n_init` restarts) on the pretrained embedding.
-
-Variants, by `DECConfig`:
-  * IDEC (`gamma` set): the decoder stays, and the loss is reconstruction + gamma * KL (IDEC paper, Eq. 7;
-    gamma = 0.1), so the embedding keeps the local structure the autoencoder learnt.
-  * DEC w/o backprop (`frozen=True`): the embedding is computed once and only the centres move.
-  * DEC-DA (`augment` set, Guo et al., ACML 2018): each step sees its batch transformed (e.g. by
-    `augment.random_affine`) while the targets P stay those of the original images, so the encoder learns to
-    place a digit's moved and turned versions where the digit itself is. With IDEC, the transformed batch is
-    also what the decoder reconstructs.
-
-The train step is `train.make_step` of the loss below, run `update_interval` steps at a time by
-`train.advance` (one lax.scan per stretch for dense networks). Checkpoints hold the train state and the labels
-of the previous update, so a resumed run takes the stop decision, and every later step, exactly as an
-uninterrupted one.
+The method, the variants and the results: docs/design/dec.md.
 """
 
 from __future__ import annotations
@@ -54,25 +39,25 @@ class DECConfig(NamedTuple):
     alpha: float = 1.0  # degrees of freedom of the Student's t kernel
     update_interval: int = 140  # steps between recomputations of the target P
     tol: float = 1e-3  # stop when fewer than this fraction of labels changed between two updates
-    maxiter: int = 20000  # steps at most
+    max_iter: int = 20000  # steps at most
     batch_size: int = 256
     optimizer: str = "sgd"
     learning_rate: float = 0.01
     momentum: float = 0.9  # sgd only
     gamma: float | None = None  # None: DEC. A weight: IDEC, loss = reconstruction + gamma * KL(P || Q)
     loss: str = "mse"  # IDEC: the reconstruction loss the autoencoder was trained with
-    frozen: bool = False  # DEC w/o backprop: the encoder is fixed, only the centres are trained
-    n_init: int = 20  # k-means restarts that place the initial centres
+    frozen: bool = False  # DEC w/o backprop: the encoder is fixed, only the centroids are trained
+    n_init: int = 20  # k-means restarts that place the initial centroids
     checkpoint_every: int = 5  # target updates between checkpoints (with a workdir)
     augment: Callable | None = None  # DEC-DA: (key, batch) -> batch, hashable; the step's inputs only
 
 
 class DECResult(NamedTuple):
-    """params: {"ae": autoencoder params, "centres": [k, latent]}; labels: argmax q at the last update [n];
+    """params: {"ae": autoencoder params, "centroids": [k, latent]}; labels: argmax q at the last update [n];
     q: [n, k] at the last update; embedding: the codes [n, latent] q was computed from; init_labels: the
-    k-means labels the centres started from (AE + k-means);
+    k-means labels the centroids started from (AE + k-means);
     n_iter: steps trained; n_updates: target computations (step 0 included); converged: stopped by `tol`
-    (not `maxiter`); history: one dict per update made by this call (a resumed call starts at its checkpoint):
+    (not `max_iter`); history: one dict per update made by this call (a resumed call starts at its checkpoint):
     step, delta_label, loss and samples/s of the stretch before it and, when y was given, acc/nmi/ari."""
 
     params: Any
@@ -96,7 +81,7 @@ def _log_soft_assign(z_nd, mu_kd, alpha):
 
 
 def soft_assign(z_nd, mu_kd, alpha: float = 1.0):
-    """q [n, k]: Student's t similarity of each embedded point to each centre, rows summing to 1."""
+    """q [n, k]: Student's t similarity of each embedded point to each centroid, rows summing to 1."""
     return jnp.exp(_log_soft_assign(z_nd, mu_kd, alpha))
 
 
@@ -124,7 +109,7 @@ def _loss(model, alpha: float, gamma: float | None, recon: str, frozen: bool, au
             z = model.apply(params["ae"], x, method="encode")
         else:
             z, out = model.apply(params["ae"], x)
-        kl = kl_divergence(batch["p"], _log_soft_assign(z, params["centres"], alpha))
+        kl = kl_divergence(batch["p"], _log_soft_assign(z, params["centroids"], alpha))
         if gamma is None or frozen:
             return kl
         return pretrain.reconstruction_loss(out, x, recon) + gamma * kl
@@ -150,7 +135,7 @@ def embed(model, params, x, frozen: bool = False) -> np.ndarray:
 def predict_proba(model, params, x, alpha: float = 1.0) -> np.ndarray:
     """q [n, k] of x [n, d] under a trained DEC (params as in `DECResult.params`)."""
     z = embed(model, params, as_matrix(x))
-    return np.asarray(_soft_assign_jit(jnp.asarray(z), params["centres"], float(alpha)))
+    return np.asarray(_soft_assign_jit(jnp.asarray(z), params["centroids"], float(alpha)))
 
 
 def objective(model, params, x, alpha: float = 1.0) -> float:
@@ -158,6 +143,13 @@ def objective(model, params, x, alpha: float = 1.0) -> float:
     G = L_train / L_validation (section 5.3)."""
     q = jnp.asarray(predict_proba(model, params, x, alpha))
     return float(kl_divergence(target_distribution(q), jnp.log(jnp.maximum(q, 1e-30))))
+
+
+def generalizability(model, params, x_train, x_val, alpha: float = 1.0) -> dict:
+    """The DEC paper's G = L_train / L_validation (section 5.3): {loss_train, loss_validation, generalizability}."""
+    l_train = objective(model, params, x_train, alpha)
+    l_val = objective(model, params, x_val, alpha)
+    return {"loss_train": l_train, "loss_validation": l_val, "generalizability": l_train / max(l_val, 1e-30)}
 
 
 # --- training ---------------------------------------------------------------------------------------------------------
@@ -170,7 +162,7 @@ def _check(cfg: DECConfig, n: int) -> DECConfig:
     check_n_clusters(cfg.n_clusters, n)
     check_positive_float(cfg.alpha, "alpha")
     check_positive_int(cfg.update_interval, "update_interval")
-    check_positive_int(cfg.maxiter, "maxiter")
+    check_positive_int(cfg.max_iter, "max_iter")
     check_positive_int(cfg.checkpoint_every, "checkpoint_every")
     check_positive_float(cfg.tol, "tol", allow_zero=True, meaning="the fraction of changed labels that stops DEC")
     if cfg.gamma is not None:
@@ -209,7 +201,7 @@ def fit(
       y: true labels [n], for the acc/nmi/ari logged at each update (never used for training).
       workdir: checkpoints go to <workdir>/train_ckpt/ and an interrupted call resumes there, to the bit.
       config: the run's settings stored with each checkpoint; a checkpoint of other settings is refused.
-      log: a `research.logging.MetricsLog` for one row per update, or None.
+      log: a `research.runlog.MetricsLog` for one row per update, or None.
     """
     cfg = DECConfig() if cfg is None else cfg
     x = as_matrix(x)
@@ -231,9 +223,9 @@ def fit(
     )
     # A copy: the train step donates its state, and the caller's autoencoder must outlive the fit.
     params = (
-        {"centres": init.centroids}
+        {"centroids": init.centroids}
         if cfg.frozen
-        else {"ae": jax.tree.map(jnp.copy, ae_params), "centres": init.centroids}
+        else {"ae": jax.tree.map(jnp.copy, ae_params), "centroids": init.centroids}
     )
     state = {"train": train.init_state(k_train, params, tx), "labels": jnp.asarray(init_labels, jnp.int32)}
     data_x = jnp.asarray(z0 if cfg.frozen else x)
@@ -271,7 +263,7 @@ def _loop(step, state, data_x, z0, cfg, model, y, ckpt, log):
             # The resumed loop logs the update at the checkpoint's step again: drop it too.
             log.rewind(int(state["train"].step) - 1, stage="dec")
     data_key = train.default_data_key(state["train"])
-    # XLA's CPU convolutions are much slower inside a scan (train.py); the frozen variant trains centres only.
+    # XLA's CPU convolutions are much slower inside a scan (train.py); the frozen variant trains centroids only.
     scan = cfg.frozen or not isinstance(model, ConvAutoencoder)
     history, loss, t_rate = [], None, None
     while True:
@@ -280,7 +272,7 @@ def _loop(step, state, data_x, z0, cfg, model, y, ckpt, log):
         # The pretrained codes serve the first update of a fresh run (the k-means start encoded them already).
         fresh = s == 0 and not history
         z = z0 if cfg.frozen or fresh else pretrain.encode(model, params["ae"], data_x)
-        q = np.asarray(_soft_assign_jit(jnp.asarray(z), params["centres"], float(cfg.alpha)))
+        q = np.asarray(_soft_assign_jit(jnp.asarray(z), params["centroids"], float(cfg.alpha)))
         labels = q.argmax(1).astype(np.int32)
         delta = float(np.mean(labels != np.asarray(state["labels"])))
         row = {"stage": "dec", "delta_label": delta}
@@ -292,11 +284,11 @@ def _loop(step, state, data_x, z0, cfg, model, y, ckpt, log):
         if log is not None:
             log.log(s, **row)
         converged = s > 0 and delta < cfg.tol
-        if converged or s >= cfg.maxiter:
+        if converged or s >= cfg.max_iter:
             break
         p = target_distribution(jnp.asarray(q))
         t0 = time.perf_counter()
-        count = min(cfg.update_interval, cfg.maxiter - s)
+        count = min(cfg.update_interval, cfg.max_iter - s)
         tr, losses = train.advance(
             step,
             state["train"],

@@ -21,8 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from research import checkpointing
-from research import logging as runlog
+from research import checkpointing, runlog
 from research.checks import as_matrix, check_positive_int
 from research.deep import train
 from research.nets.conv import ConvAutoencoder
@@ -198,7 +197,7 @@ def pretrain(key, model, x, cfg: PretrainConfig | None = None, *, workdir=None, 
       workdir: when given, checkpoints go to <workdir>/ckpt/<stage>/ and an interrupted call resumes there.
       config: the run's settings, stored with each checkpoint; a checkpoint of other settings is refused
         (`CheckpointMismatchError`) instead of being resumed into this run.
-      log: a `research.logging.MetricsLog` for progress rows (default: one in `workdir`, if given).
+      log: a `research.runlog.MetricsLog` for progress rows (default: one in `workdir`, if given).
       on_chunk: called with the train state at each progress row of the end-to-end stage; the dict it returns
         joins the row (e.g. how well the codes cluster so far, see experiments/autoencoder.py).
     """

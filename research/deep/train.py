@@ -1,26 +1,15 @@
-"""The training loop every deep model here shares: a jitted, donated step run over chunks of steps,
-checkpointed with Orbax at chunk boundaries and resumed to the bit.
+"""The training loop every deep model shares: a jitted, donated step run over chunks of steps, checkpointed
+with Orbax at chunk boundaries and resumed to the bit.
 
     state = train.init_state(key, params, tx)
     step = train.make_step(loss_fn, tx)          # (state, batch, key) -> (state, loss): pure
     state = train.run(step, state, data, batch_size=256, num_steps=..., ckpt=Checkpointer(...), log=MetricsLog(...))
 
-`loss_fn(params, batch, key) -> scalar` sees one batch, a pytree of rows gathered from `data` (a pytree of
-[n, ...] arrays), and a key that is `fold_in(state.key, step)`: dropout and noise differ per step, the same
-on every rerun.
-
-Two ways to run a chunk, the same steps, batches and keys (`run(..., scan=)`):
-
-* scan=True: one `lax.scan` over the chunk's steps, one dispatch per chunk. Best for dense networks, whose
-  small steps would otherwise pay Python's dispatch overhead (DEC's autoencoder on 2 CPU cores: 7.2k
-  samples/s scanned, 6.7k stepped).
-* scan=False: one jitted, donated step per dispatch (asynchronous, so Python runs ahead of the device). XLA's
-  CPU backend runs convolutions inside loops through a much slower path, so convolutional networks train
-  several times faster this way (the 32/64-filter CAE: 1.7k samples/s stepped, 0.35k scanned).
-
-The two can differ in the last bits (XLA fuses them differently); each is deterministic. Chunks end at every multiple of `log_every` and
-`checkpoint_every` (and at `num_steps`), counted from step 0, so an interrupted run resumed from its last
-checkpoint runs exactly the chunks, batches and keys of a run that was never interrupted.
+`loss_fn(params, batch, key)` sees one batch (rows of `data`, a pytree of [n, ...] arrays) and the key
+`fold_in(state.key, step)`. A chunk is one `lax.scan` (`scan=True`: dense networks) or one dispatch per step
+(`scan=False`: convolutional ones, which XLA's CPU backend runs slowly inside loops). Chunks end at multiples
+of `log_every` and `checkpoint_every` counted from step 0, so a resumed run repeats exactly the batches and
+keys of an uninterrupted one. Design and measurements: docs/design/training_loop.md.
 """
 
 from __future__ import annotations
@@ -187,7 +176,7 @@ def run(
       data: pytree of [n, ...] arrays, already on the device; batches gather rows of every leaf.
       log_every / checkpoint_every: in steps. A checkpoint is written at each multiple of `checkpoint_every`
         and at `num_steps`; a log row (loss, samples/s, time left) at each multiple of `log_every`.
-      log: a `research.logging.MetricsLog`, or None. On resume, its rows of `stage` after the restored step
+      log: a `research.runlog.MetricsLog`, or None. On resume, its rows of `stage` after the restored step
         are dropped, so metrics.jsonl reads like the uninterrupted run's.
       data_key: the key of the epoch shuffles (default: fold_in(state.key, 1 << 30), set apart from the keys
         the steps fold in).

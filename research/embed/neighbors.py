@@ -1,36 +1,15 @@
-"""Exact nearest neighbours and radius queries by blocked distance computation.
+"""Nearest neighbours and radius queries by blocked distance computation: memory bounded by `block_size`.
 
-    r = neighbors.knn(x_nd, k=10)                    # KNNResult(indices [n, k], distances [n, k])
+    r = neighbors.knn(x_nd, k=10)                    # KNNResult(indices [n, k], distances [n, k]), exact
     r = neighbors.knn(x_nd, 10, queries=q_md)        # the k nearest rows of x for each row of q
     r = neighbors.binned_knn(x_nd, 10)               # approximate: the nearest of each of 8192 column bins
     r = neighbors.projected_knn(key, x_nd, 10)       # approximate, for many features: PCA candidates, reranked
     c_n = neighbors.radius_counts(x_nd, eps=0.5)     # rows of x within eps of each row, itself included
 
-Memory is bounded by `block_size`, never by n^2: queries are taken in blocks of
-`block_size` rows (the last one padded) by one shared helper, `_map_blocks`, a
-`lax.map` over the blocks.
+Queries run in blocks of rows (`lax.map`); ties go to the lower index. Radius queries sort the rows along
+their widest coordinate once and compute only the tiles that can hold pairs within eps.
 
-* `knn` computes a [block, n] distance matrix per block and keeps the k
-  smallest with `lax.top_k` (which, on equal values, puts the lower index
-  first, so ties go to the lower index).
-* `binned_knn` trades exactness for speed where n is large: it deals the columns into `bins` strided bins
-  (column j into bin j mod bins), keeps the nearest column of each bin (one pass of reductions) and takes
-  the k nearest of those bin winners, so `lax.top_k` sees `bins` values a row instead of n. A true
-  neighbour is missed only when a nearer one shares its bin (about k^2 / (2 bins) of them a row).
-  Ranking uses |x|^2 - 2 q.x, which differs from the squared distance by the query's own |q|^2, so the
-  [block, n] matrix is the matrix product's output plus one broadcast, with no second full pass.
-* Radius queries (`radius_counts`, and `radius_fold`, the building block of
-  DBSCAN) sort the rows along their widest coordinate once (`radius_index`).
-  A block of sorted rows can only have neighbours within eps among the rows
-  whose coordinate is within eps of the block's range, a contiguous run of
-  the sorted rows; only the [block, block] tiles of that run are computed. In
-  low dimension this skips most of the n^2 pairs; in high dimension the run is
-  most of the data and it costs what a full pass does.
-
-Squared Euclidean distances come from direct differences when there are few
-features (d <= 8: exact to rounding, and cheaper than a matrix product of inner
-dimension d), else from the expansion |q|^2 - 2 q.x + |x|^2 on data centred on
-the mean of x (which keeps the expansion's cancellation small), clamped at 0.
+Design and measurements: docs/design/neighbour_embeddings.md.
 """
 
 from __future__ import annotations
@@ -203,12 +182,10 @@ def _binned_knn(x_nd, *, k, bins, block_size):
 
 def binned_knn(x, k: int, *, bins: int = 8192, block_size: int = 1024) -> KNNResult:
     """Approximate k nearest neighbours of the rows of x [n, d] among themselves (each row's own index
-    excluded): the k nearest of the nearest row in each of `bins` strided column bins (module docstring).
-    Exact when n <= bins (one column a bin). Distances are Euclidean, from the expansion.
-
-    On MNIST's 100 principal components (70k rows, k = 60, 8192 bins) it finds the same 19 neighbours after
-    reranking on pixels for 99.87% of (row, neighbour) pairs as the exact search in the projection
-    does, 3x faster (11 s against 36 s on this 2-core CPU).
+    excluded): the k nearest of the nearest row in each of `bins` strided column bins, column j in bin
+    j mod bins. Exact when n <= bins (one column a bin). Distances are Euclidean, from the expansion.
+    A true neighbour is missed only when a nearer one shares its bin; how often, and the speed-up on MNIST:
+    docs/design/neighbour_embeddings.md.
     """
     x = checks.as_matrix(x)
     n = x.shape[0]

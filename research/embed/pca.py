@@ -4,21 +4,11 @@
     z_nc = pca.transform(p, x_nd)                    # [n, c] scores
     x_back = pca.inverse_transform(p, z_nc)          # [n, d] reconstruction
 
-Three solvers, as in scikit-learn (1.5+):
+Solvers as in scikit-learn: covariance eigh (tall data), SVD of the centred data, randomized SVD (Halko,
+Martinsson & Tropp 2011); `method="auto"` picks like scikit-learn. Signs follow scikit-learn's `svd_flip`, so
+results are deterministic and match its components up to rounding.
 
-* covariance eigh: tall data (n >= 10 d, d <= 1000) is best served by the eigen-decomposition of the
-  [d, d] covariance, one pass over the data (a matrix product) and a small eigh. The data is centred
-  first, which in float32 keeps the covariance free of the cancellation of X^T X - n m m^T.
-* SVD of the centred data: the other exact cases.
-* randomized SVD (Halko, Martinsson & Tropp 2011, Algorithm 4.4 with QR-normalised power iterations):
-  a few passes over the data, for a few components of a large matrix.
-
-`method="auto"` picks like scikit-learn: covariance eigh when tall, exact SVD when max(n, d) <= 500,
-randomized when n_components < 0.8 min(n, d), else exact SVD. `method="exact"` means covariance eigh
-when tall, else SVD.
-
-Signs follow scikit-learn's `svd_flip(u_based_decision=False)`: in each component the entry of
-largest magnitude is positive, so results are deterministic and match scikit-learn's up to rounding.
+The solvers and the choice between them: docs/design/pca.md.
 """
 
 from __future__ import annotations

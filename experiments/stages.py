@@ -1,0 +1,289 @@
+"""Stages several binaries share: pretraining an autoencoder, or obtaining one already pretrained.
+
+A binary that pretrains defines the autoencoder flags with `define_autoencoder_flags(prefix)` at import
+("" in experiments.autoencoder, "ae_" in the binaries that run pretraining as their first stage, e.g.
+--ae_epochs in experiments.dec) and turns them into an `AutoencoderConfig` in main() with
+`autoencoder_config(prefix)`. The functions below take that config and a `common.RunConfig`, never flags:
+
+    model, params, spec = stages.obtain_autoencoder(run, ds, ae_cfg, pretrained=None)  # reuses or trains
+    z = pretrain.encode(model, params, ds.x)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+from absl import flags, logging
+
+from experiments import common, features
+from research import augment, data, metrics, nets, plots, runlog
+from research.cluster import kmeans
+from research.deep import pretrain
+from research.deep import train as trainloop
+from research.nets.mlp import KERNEL_INITS
+
+FLAGS = flags.FLAGS
+
+
+@dataclasses.dataclass(frozen=True)
+class AutoencoderConfig:
+    """The network and how to pretrain it; the defaults are experiments.autoencoder's flags'."""
+
+    arch: str = "dec"
+    activation: str = "relu"
+    weight_init: str = "glorot"
+    loss: str = "mse"
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    momentum: float = 0.9
+    decay_every: int = 0
+    batch_size: int = 256
+    epochs: float = 200
+    layerwise_steps: int = 0
+    dropout: float = 0.2
+    augment: str = "none"
+    augment_shift: float = 0.1
+    augment_rotation: float = 10.0
+    log_every: int = 0
+    checkpoint_every: int = 0
+    cluster_every: int = 0
+
+    def recorded(self) -> dict:
+        """The settings a pretrained autoencoder is identified by (in its config.json and checkpoints): the
+        augmentation only when on, so runs made before it existed still resume."""
+        names = _RECORDED + (_AUGMENT if self.augment != "none" else ())
+        return {k: getattr(self, k) for k in names}
+
+    def pretrain_config(self, image_shape=None) -> pretrain.PretrainConfig:
+        return pretrain.PretrainConfig(
+            loss=self.loss,
+            optimizer=self.optimizer,
+            learning_rate=self.learning_rate,
+            momentum=self.momentum,
+            decay_every=self.decay_every,
+            batch_size=self.batch_size,
+            epochs=self.epochs,
+            layerwise_steps=self.layerwise_steps,
+            dropout=self.dropout,
+            log_every=self.log_every,
+            checkpoint_every=self.checkpoint_every,
+            augment=augmenter(image_shape, self.augment, self.augment_shift, self.augment_rotation, "augment"),
+        )
+
+
+_RECORDED = (
+    "arch",
+    "activation",
+    "weight_init",
+    "loss",
+    "optimizer",
+    "learning_rate",
+    "momentum",
+    "decay_every",
+    "batch_size",
+    "epochs",
+    "layerwise_steps",
+    "dropout",
+)
+_AUGMENT = ("augment", "augment_shift", "augment_rotation")
+_DEFAULTS = AutoencoderConfig()
+FIELDS = tuple(f.name for f in dataclasses.fields(AutoencoderConfig))
+
+
+def define_autoencoder_flags(prefix: str = "", old_names=()) -> None:
+    """Defines the AutoencoderConfig flags as --<prefix><field> (call once, at a binary's import); the fields in
+    `old_names` also answer to their unprefixed name of the last release (an alias, kept for one more)."""
+    _define_autoencoder_flags(prefix)
+    for name in old_names:
+        flags.DEFINE_alias(name, prefix + name)
+
+
+def _define_autoencoder_flags(prefix: str) -> None:
+    d, p = _DEFAULTS, prefix
+    what = "Pretraining stage: " if prefix else ""
+    flags.DEFINE_string(
+        p + "arch", d.arch, f"{what}autoencoder: one of {sorted(nets.PRESETS)}, or mlp:<w1>-...-<latent>."
+    )
+    flags.DEFINE_string(p + "activation", d.activation, f"{what}hidden activation: relu, elu, gelu, tanh, sigmoid.")
+    flags.DEFINE_enum(
+        p + "weight_init",
+        d.weight_init,
+        list(KERNEL_INITS),
+        f"{what}glorot (Keras), dec (N(0, 0.01)), lecun, fan_in_uniform (U(+-1/sqrt(fan_in)): Keras DEC's MNIST).",
+    )
+    flags.DEFINE_enum(p + "loss", d.loss, list(pretrain.LOSSES), f"{what}reconstruction loss (bce: output as logits).")
+    flags.DEFINE_enum(p + "optimizer", d.optimizer, list(pretrain.OPTIMIZERS), f"{what}optimizer.")
+    flags.DEFINE_float(p + "learning_rate", d.learning_rate, f"{what}learning rate.")
+    flags.DEFINE_float(p + "momentum", d.momentum, f"{what}SGD momentum.")
+    flags.DEFINE_integer(
+        p + "decay_every", d.decay_every, f"{what}divide the learning rate by 10 every this many steps (0: never)."
+    )
+    flags.DEFINE_integer(p + "batch_size", d.batch_size, f"{what}minibatch size.")
+    flags.DEFINE_float(
+        p + "epochs", d.epochs, f"{what}epochs of end-to-end training (fine-tuning, after a layer-wise stage)."
+    )
+    flags.DEFINE_integer(
+        p + "layerwise_steps",
+        d.layerwise_steps,
+        f"{what}> 0: DEC's greedy layer-wise denoising stage first, steps per layer.",
+    )
+    flags.DEFINE_float(p + "dropout", d.dropout, f"{what}input and hidden dropout of the layer-wise denoising stage.")
+    flags.DEFINE_enum(
+        p + "augment",
+        d.augment,
+        ["none", "affine"],
+        f"{what}affine: every step reconstructs its batch randomly turned and moved (DEC-DA's pretraining; images "
+        "only). The codes used later are those of the original images.",
+    )
+    flags.DEFINE_float(
+        p + "augment_shift", d.augment_shift, f"{what}--augment=affine: largest move, as a fraction of the side."
+    )
+    flags.DEFINE_float(
+        p + "augment_rotation", d.augment_rotation, f"{what}--augment=affine: largest rotation, in degrees."
+    )
+    flags.DEFINE_integer(p + "log_every", d.log_every, f"{what}steps between progress rows (0: one epoch).")
+    flags.DEFINE_integer(
+        p + "checkpoint_every", d.checkpoint_every, f"{what}steps between checkpoints (0: as log_every)."
+    )
+    flags.DEFINE_integer(
+        p + "cluster_every",
+        d.cluster_every,
+        f"{what}every this many epochs (and at the end), k-means (10 restarts, K = the class count) on the codes, "
+        "its ACC and NMI logged beside the loss and drawn in plots/clustering.png. Labelled data only; 0: never.",
+    )
+
+
+def autoencoder_config(prefix: str = "") -> AutoencoderConfig:
+    """The AutoencoderConfig of the --<prefix>* flags (call from main() only)."""
+    return AutoencoderConfig(**{f.name: FLAGS[prefix + f.name].value for f in dataclasses.fields(AutoencoderConfig)})
+
+
+def augmenter(image_shape, kind: str, shift: float, rotation: float, flag: str):
+    """The random affine transform (key, batch) -> batch of `kind` "affine", or None for "none"; `flag` names the
+    switch in the error for data without an image shape."""
+    if kind == "none":
+        return None
+    if image_shape is None:
+        raise SystemExit(f"--{flag}={kind} moves and turns images; this dataset has no image shape.")
+    return augment.random_affine(image_shape, max_shift=shift, max_rotation=rotation)
+
+
+def train_autoencoder(run: common.RunConfig, wd: Path, ds: data.Dataset, cfg: AutoencoderConfig) -> tuple:
+    """Pretrains on ds.x into wd (resuming there); returns (model, params, spec, results). results.json last."""
+    model = nets.build(
+        cfg.arch, ds.x.shape[1], image_shape=ds.image_shape, activation=cfg.activation, init=cfg.weight_init
+    )
+    spec = {
+        "arch": cfg.arch,
+        "input_dim": int(ds.x.shape[1]),
+        "image_shape": None if ds.image_shape is None else list(ds.image_shape),
+        "activation": cfg.activation,
+        "init": cfg.weight_init,
+        "loss": cfg.loss,
+        "dataset": ds.name,
+        "split": run.split,
+    }
+    # The autoencoder gets the root key itself, so every binary pretrains the one experiments.autoencoder
+    # trains with this seed.
+    key = run.key()
+    t0 = time.perf_counter()
+    probe = _cluster_probe(model, ds, key, cfg)
+    params = pretrain.pretrain(
+        key,
+        model,
+        ds.x,
+        cfg.pretrain_config(ds.image_shape),
+        workdir=wd,
+        config={**spec, **cfg.recorded(), "seed": run.seed},
+        on_chunk=probe,
+    )
+    seconds = time.perf_counter() - t0
+    pretrain.save_model(wd, spec, params, overwrite=True)
+    x_hat = pretrain.reconstruct(model, params, ds.x, cfg.loss)
+    mse = float(np.mean(np.square(x_hat - ds.x)))
+    test_mse = _test_mse(run, model, params, cfg.loss) if run.split == "train" else None
+    if ds.image_shape is not None:
+        plots.reconstructions(ds.x, x_hat, ds.image_shape, wd / "plots" / "reconstructions.png", seed=run.seed)
+    rows = [r for r in runlog.MetricsLog(wd).rows() if "samples_per_s" in r]
+    curves = ("kmeans_acc", "kmeans_nmi")
+    if probe is not None:
+        plots.training_curves(
+            rows, wd / "plots" / "clustering.png", metrics=curves, title=f"k-means on the codes, {ds.name}"
+        )
+    results = {
+        "dataset": ds.name,
+        "split": run.split,
+        "seed": run.seed,
+        "n_samples": int(ds.x.shape[0]),
+        "reconstruction_mse": mse,
+        "test_reconstruction_mse": test_mse,
+        "final_loss": rows[-1]["loss"] if rows else None,
+        "samples_per_s": float(np.median([r["samples_per_s"] for r in rows])) if rows else None,
+        "train_seconds_this_invocation": seconds,
+        "n_params": int(sum(np.size(p) for p in jax.tree.leaves(params))),
+    }
+    if probe is not None and rows:  # the codes' k-means scores at the last step
+        results |= {m: rows[-1].get(m) for m in curves}
+    runlog.write_json(wd / "results.json", {**results, "versions": runlog.versions()})
+    logging.info("autoencoder %s: reconstruction mse %.5f -> %s", cfg.arch, mse, wd)
+    return model, params, spec, results
+
+
+def obtain_autoencoder(run: common.RunConfig, ds: data.Dataset, cfg: AutoencoderConfig, pretrained=None) -> tuple:
+    """(model, params, spec): the encoder of the `pretrained` workdir when given, else the one pretrained with
+    `cfg` into <run.workdir>/autoencoder/ (trained now, or reused when a finished one with these settings is
+    there; one with other settings is refused, never overwritten)."""
+    if pretrained:
+        return features.load_encoder(pretrained, input_dim=ds.x.shape[1], dataset=ds.name)
+    ae_dir = run.workdir / "autoencoder"
+    current = {k: getattr(cfg, k) for k in _RECORDED + _AUGMENT}
+    if (ae_dir / "config.json").exists():
+        stored = runlog.read_json(ae_dir / "config.json")
+        differ = sorted(k for k, v in current.items() if stored.get(k, getattr(_DEFAULTS, k)) != v)
+        if differ:
+            raise SystemExit(
+                f"{ae_dir} holds an autoencoder trained with other settings ({', '.join(differ)}). Use another "
+                "--workdir, point --pretrained at a matching autoencoder, or delete that folder yourself."
+            )
+        if (ae_dir / "results.json").exists():
+            logging.info("reusing the autoencoder pretrained earlier in %s", ae_dir)
+            return pretrain.load_model(ae_dir)
+    stored = {"dataset": run.dataset, "split": run.split, "seed": run.seed, **dataclasses.asdict(cfg)}
+    runlog.write_json(ae_dir / "config.json", {"experiment": "autoencoder", **stored})
+    return train_autoencoder(run, ae_dir, ds, cfg)[:3]
+
+
+def _cluster_probe(model, ds: data.Dataset, key, cfg: AutoencoderConfig):
+    """The `on_chunk` hook of cluster_every: k-means ACC / NMI of the codes every that many epochs."""
+    if cfg.cluster_every <= 0:
+        return None
+    if ds.y is None:
+        raise SystemExit(f"--cluster_every needs labels to score against; {ds.name} has none (set it to 0).")
+    every = trainloop.steps_for(cfg.cluster_every, ds.x.shape[0], cfg.batch_size)
+    last = trainloop.steps_for(cfg.epochs, ds.x.shape[0], cfg.batch_size)
+    k, probe_key = common.n_clusters(ds, None), jax.random.fold_in(key, 7)
+    due = [every]  # the next step to probe at (progress rows need not fall on multiples of `every`)
+
+    def probe(state) -> dict:
+        step = int(state.step)
+        if step < due[0] and step != last:
+            return {}
+        due[0] = (step // every + 1) * every
+        codes = pretrain.encode(model, state.params, ds.x)
+        labels = np.asarray(kmeans.fit(probe_key, codes, k, n_init=10).labels)
+        return {"kmeans_acc": round(metrics.acc(ds.y, labels), 4), "kmeans_nmi": round(metrics.nmi(ds.y, labels), 4)}
+
+    return probe
+
+
+def _test_mse(run: common.RunConfig, model, params, loss: str) -> float | None:
+    """Reconstruction MSE on the dataset's test split (for a model trained on its train split), if it has one."""
+    try:
+        test = run.load("test")
+    except (ValueError, FileNotFoundError):
+        return None
+    return float(np.mean(np.square(pretrain.reconstruct(model, params, test.x, loss) - test.x)))
