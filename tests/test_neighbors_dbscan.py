@@ -7,7 +7,7 @@ from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
 from research.cluster import dbscan
-from research.embed import neighbors
+from research.embed import cells, neighbors
 
 
 def points(n, d, seed=0):
@@ -106,8 +106,8 @@ def blobs_with_noise(seed, n_noise=0, d=2, std=0.5, n=360):
     return np.concatenate([x, noise]).astype(np.float32)
 
 
-def assert_matches_sklearn(x, eps, min_samples, block_size):
-    ours = dbscan.fit(x, eps, min_samples, block_size=block_size)
+def assert_matches_sklearn(x, eps, min_samples, block_size, method="auto"):
+    ours = dbscan.fit(x, eps, min_samples, block_size=block_size, method=method)
     ref = DBSCAN(eps=eps, min_samples=min_samples).fit(x.astype(np.float64))
     labels, core = np.asarray(ours.labels), np.asarray(ours.core_mask)
     assert labels.dtype == np.int32 and core.dtype == bool
@@ -141,17 +141,56 @@ def assert_matches_sklearn(x, eps, min_samples, block_size):
         (4, 30, 0.2, 1, 64),  # min_samples 1: every point is core
     ],
 )
-def test_dbscan_matches_sklearn(seed, n_noise, eps, min_samples, block_size):
+@pytest.mark.parametrize("method", ["cells", "blocked"])
+def test_dbscan_matches_sklearn(seed, n_noise, eps, min_samples, block_size, method):
     x = blobs_with_noise(seed, n_noise)
-    ours, _ = assert_matches_sklearn(x, eps, min_samples, block_size)
+    ours, _ = assert_matches_sklearn(x, eps, min_samples, block_size, method)
     assert int(ours.n_clusters) >= 2
     if n_noise and min_samples > 1:
         assert np.any(np.asarray(ours.labels) < 0)
 
 
-def test_dbscan_matches_sklearn_in_higher_dimension():
+@pytest.mark.parametrize("method", ["cells", "blocked"])
+def test_dbscan_matches_sklearn_in_higher_dimension(method):
     x = blobs_with_noise(5, n_noise=40, d=12, std=1.0)  # the expansion path of the distances
-    assert_matches_sklearn(x, 3.5, 5, 64)
+    assert_matches_sklearn(x, 3.5, 5, 64, method)
+
+
+@pytest.mark.parametrize("d", [1, 2, 3, 12])
+def test_grid_candidates_hold_every_pair_within_eps_once(d):
+    rng = np.random.default_rng(d)
+    x = np.concatenate([rng.normal(size=(150, d)), rng.normal(size=(50, d)) * 0.05 + 3]).astype(np.float32)
+    x[7] = x[8]  # a duplicate point
+    eps = 0.4
+    count = int(cells.candidate_count(x, eps))
+    p = cells.candidate_pairs(x, eps, capacity=cells.capacity_for(count))
+    valid = np.asarray(p.valid_t)
+    assert valid.sum() == count and np.all(valid[:count]) and not np.any(valid[count:])
+    order = np.asarray(p.order_n)
+    rows, cols = order[np.asarray(p.rows_t)[valid]], order[np.asarray(p.cols_t)[valid]]
+    assert np.all(np.diff(np.asarray(p.rows_t)[valid]) >= 0)  # grouped by row, for sorted segment reductions
+    found = set(zip(rows.tolist(), cols.tolist(), strict=True))
+    assert len(found) == count  # no pair twice
+    within = brute_dist(x, x, "euclidean") <= eps * (1 - 1e-5)
+    missing = [(i, j) for i, j in zip(*np.nonzero(within), strict=True) if (i, j) not in found]
+    assert not missing
+    sq = np.asarray(p.sq_t)[valid]
+    np.testing.assert_allclose(sq, np.sum((x[rows] - x[cols]) ** 2, axis=1), atol=1e-4)
+    assert count < 200 * 200  # the grid filtered something out
+
+
+def test_dbscan_methods_agree_and_the_grid_refuses_too_many_pairs():
+    x = blobs_with_noise(6, n_noise=40)
+    a = dbscan.fit(x, 0.4, 5, method="cells")
+    b = dbscan.fit(x, 0.4, 5, method="blocked")
+    c = dbscan.fit(x, 0.4, 5, max_pairs=100)  # auto falls back to the blocked method
+    for f in a._fields:
+        np.testing.assert_array_equal(np.asarray(getattr(a, f)), np.asarray(getattr(b, f)))
+        np.testing.assert_array_equal(np.asarray(getattr(a, f)), np.asarray(getattr(c, f)))
+    with pytest.raises(ValueError, match=r"more than max_pairs=100.*method='blocked'"):
+        dbscan.fit(x, 0.4, 5, method="cells", max_pairs=100)
+    with pytest.raises(ValueError, match="method must be one of"):
+        dbscan.fit(x, 0.4, 5, method="grid")
 
 
 def test_dbscan_border_point_between_clusters_goes_to_its_nearest_core():
@@ -170,14 +209,25 @@ def test_dbscan_border_point_between_clusters_goes_to_its_nearest_core():
 
 def test_dbscan_does_not_recompile_for_new_eps_or_min_samples():
     x = blobs_with_noise(0)
-    a = dbscan.fit(x, 0.3, 5, block_size=64)
+    a = dbscan.fit(x, 0.3, 5, block_size=64, method="blocked")
     size = dbscan._fit._cache_size()
-    b = dbscan.fit(x, 0.4, 8, block_size=64)
+    b = dbscan.fit(x, 0.4, 8, block_size=64, method="blocked")
     assert dbscan._fit._cache_size() == size
-    c = dbscan.fit(x, 0.3, 5, block_size=64)
+    c = dbscan.fit(x, 0.3, 5, block_size=64, method="blocked")
     for f in a._fields:
         np.testing.assert_array_equal(np.asarray(getattr(a, f)), np.asarray(getattr(c, f)))
     assert not np.array_equal(np.asarray(a.core_mask), np.asarray(b.core_mask))
+    # The grid's arrays are sized by the candidate count, rounded up: a new min_samples, or an eps whose pairs
+    # fit the same size, reuses the compilation.
+    dbscan.fit(x, 0.3, 5, method="cells")
+    size = dbscan._fit_cells._cache_size()
+    same = cells.capacity_for(int(cells.candidate_count(x, 0.3))) == cells.capacity_for(
+        int(cells.candidate_count(x, 0.31))
+    )
+    assert same
+    dbscan.fit(x, 0.3, 8, method="cells")
+    dbscan.fit(x, 0.31, 5, method="cells")
+    assert dbscan._fit_cells._cache_size() == size
 
 
 # ---------------------------------------------------------------------------

@@ -10,8 +10,8 @@ from research.embed import neighbors, tsne
 
 def blobs(n_per=60, k=3, d=10, seed=0):
     rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(k, d)) * 10
-    return np.concatenate([c + rng.normal(size=(n_per, d)) for c in centres]).astype(np.float32), np.repeat(
+    centroids = rng.normal(size=(k, d)) * 10
+    return np.concatenate([c + rng.normal(size=(n_per, d)) for c in centroids]).astype(np.float32), np.repeat(
         np.arange(k), n_per
     )
 
@@ -89,8 +89,32 @@ def test_separated_blobs_stay_apart(method, kw):
     # blob's centre than any other's.
     near = np.asarray(neighbors.knn(emb, 5).indices)
     assert np.all(y[near] == y[:, None])
-    centres = np.stack([emb[y == c].mean(0) for c in range(3)])
-    assert np.array_equal(np.argmin(((emb[:, None] - centres[None]) ** 2).sum(-1), 1), y)
+    centroids = np.stack([emb[y == c].mean(0) for c in range(3)])
+    assert np.array_equal(np.argmin(((emb[:, None] - centroids[None]) ** 2).sum(-1), 1), y)
+
+
+def test_padded_attraction_equals_the_edge_list_sum():
+    # Rows of every degree: the dense part holds each row's first `width` edges, the rest go to the edge list.
+    x, _ = blobs()
+    g = tsne.tsne_graph(neighbors.knn(x, 20), 7.0)
+    y = jnp.asarray(np.random.default_rng(1).normal(size=(len(x), 2)), jnp.float32)
+    pg = tsne._padded(g, len(x), quantile=0.5)
+    assert pg.rest.rows.shape[0] > 0
+    rows, cols, w = (np.asarray(a, np.float64) for a in g)
+    d = np.asarray(y, np.float64)[rows.astype(int)] - np.asarray(y, np.float64)[cols.astype(int)]
+    expect = np.zeros((len(x), 2))
+    np.add.at(expect, rows.astype(int), (w / (1 + (d**2).sum(1)))[:, None] * d)
+    np.testing.assert_allclose(np.asarray(tsne._attraction(y, pg)), expect, rtol=1e-4, atol=1e-9)
+
+
+def test_kl_divergence_ranks_a_tsne_picture_above_noise():
+    x, _ = blobs()
+    emb = tsne.tsne(jax.random.key(0), x, perplexity=10.0, n_iter=300).embedding
+    good = tsne.kl_divergence(x, emb, perplexity=10.0)
+    noise = tsne.kl_divergence(x, np.random.default_rng(0).normal(size=(len(x), 2)), perplexity=10.0)
+    shuffled = tsne.kl_divergence(x, np.random.default_rng(0).permutation(np.asarray(emb)), perplexity=10.0)
+    assert 0 <= good < 0.7 * noise and good < 0.7 * shuffled  # the same points, given to the wrong rows
+    assert tsne.kl_divergence(x, emb, perplexity=10.0, n_samples=100) != good  # a subset of 100 rows
 
 
 @pytest.mark.parametrize("scale", [0.01, 3.0])

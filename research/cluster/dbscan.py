@@ -1,28 +1,15 @@
 """DBSCAN (Ester et al. 1996) as one jitted function, with scikit-learn's partition.
 
-    r = dbscan.fit(x_nd, eps=0.3, min_samples=10)    # DBSCANResult(labels, core_mask, n_clusters)
+    r = dbscan.fit(x_nd, eps=0.3, min_samples=10)    # DBSCANResult(labels [n] (-1: noise), core_mask [n], n_clusters)
 
-The steps, each a blocked pass over the pairs within eps (`neighbors.radius_fold`: the rows are
-sorted along their widest coordinate once, and each block of rows only meets the tiles of rows
-that can be within eps of it, so memory stays at [block_size, block_size] and in low dimension
-most pairs are never computed):
+Neighbourhoods come from a grid of eps-sized cells that lays the candidate pairs out once (`method="cells"`,
+`research.embed.cells`: low dimension) or from blocked passes over rows sorted along one axis
+(`method="blocked"`, `neighbors.radius_fold`: flat memory); "auto" picks cells up to 3-D when the pairs fit. Counts
+give the core points; their connected components come from min-label propagation with hooking and pointer
+jumping (after FastSV, Zhang et al. 2020) in a `lax.while_loop`; border points join their nearest core's
+cluster, and clusters are numbered in the order in which scikit-learn discovers them.
 
-1. Neighbourhood counts, the point itself included (scikit-learn's convention); core points
-   have at least `min_samples`.
-2. Connected components of the core points, two cores joined when within eps, by min-label
-   propagation in a `lax.while_loop`: every core's label starts as its own (sorted) position;
-   each pass takes, for every core, the minimum label m among its core neighbours, lowers its
-   own label and its label's label to m (hooking the tree it points to, as in FastSV, Zhang et
-   al. 2020), then follows pointers to the roots (label = label[label] until nothing moves).
-   Labels only decrease and each points to a smaller position in the same component, so the
-   loop stops, after a pass that changes nothing, with each component labelled by one member.
-   Hooking and pointer jumping take it there in a few passes rather than one per hop.
-3. Border points (not core, within eps of a core) take the component of their nearest core
-   neighbour (ties: lowest index). scikit-learn gives a border point to whichever of its core
-   neighbours' clusters reaches it first, so the two agree whenever a border point's core
-   neighbours all lie in one cluster. Everything else is noise, -1.
-4. Clusters are numbered 0.. in order of their smallest core point index, which is the order
-   in which scikit-learn discovers them.
+The steps in detail: docs/design/neighbour_embeddings.md#dbscan.
 """
 
 from __future__ import annotations
@@ -34,7 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from research import checks
-from research.embed import neighbors
+from research.embed import cells, neighbors
 
 
 class DBSCANResult(NamedTuple):
@@ -113,7 +100,6 @@ def _components(index, core_n, eps, block_size):
 
 @functools.partial(jax.jit, static_argnames=("block_size",))
 def _fit(x_nd, eps, min_samples, *, block_size):
-    n = x_nd.shape[0]
     index = neighbors.radius_index(x_nd)
     order_n = index.order_n
     core_n = neighbors.count_within(index, eps, block_size) >= min_samples  # sorted order from here on
@@ -130,30 +116,51 @@ def _fit(x_nd, eps, min_samples, *, block_size):
         col_values=(core_n, order_n, root_n),
     )
     root_n = jnp.where(core_n, root_n, jnp.where(near_orig_n < big, near_root_n, -1))
+    return _number(root_n, core_n, order_n), passes
 
-    # Number the components by their smallest core point index (original order).
+
+def _number(root_n, core_n, order_n) -> DBSCANResult:
+    """The result from each sorted point's root (-1: noise): clusters numbered by their smallest core point
+    index (original order), everything back in the original order."""
+    n = root_n.shape[0]
     is_root_n = core_n & (root_n == jnp.arange(n))
     first_n = jnp.full((n,), n, jnp.int32).at[jnp.where(core_n, root_n, n)].min(order_n, mode="drop")
     starts_n = jnp.zeros((n,), jnp.int32).at[jnp.where(is_root_n, first_n, n)].set(1, mode="drop")
     cluster_of_first_n = jnp.cumsum(starts_n) - 1
     cluster_of_root_n = cluster_of_first_n[jnp.minimum(first_n, n - 1)]
     labels_n = jnp.where(root_n >= 0, cluster_of_root_n[jnp.maximum(root_n, 0)], -1)
-
-    # Back to the original order.
     labels = jnp.zeros((n,), jnp.int32).at[order_n].set(labels_n)
     core_mask = jnp.zeros((n,), bool).at[order_n].set(core_n)
-    return DBSCANResult(labels, core_mask, jnp.sum(is_root_n, dtype=jnp.int32)), passes
+    return DBSCANResult(labels, core_mask, jnp.sum(is_root_n, dtype=jnp.int32))
 
 
-def _prepare(x, eps, min_samples, block_size):
+METHODS = ("auto", "cells", "blocked")
+
+
+def _prepare(x, eps, min_samples, block_size, method="blocked", max_pairs=2**25):
     x = checks.as_matrix(x)
     eps = checks.check_positive_float(eps, "eps", meaning="the neighbourhood radius")
     min_samples = checks.check_positive_int(min_samples, "min_samples")
     block_size = checks.check_positive_int(block_size, "block_size")
-    return (jnp.asarray(x), jnp.float32(eps), jnp.int32(min_samples)), {"block_size": block_size}
+    max_pairs = checks.check_positive_int(max_pairs, "max_pairs")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
+    args = (jnp.asarray(x), jnp.float32(eps), jnp.int32(min_samples))
+    if method == "cells" or (method == "auto" and x.shape[1] <= 3):  # a grid on two coordinates filters little beyond
+        count = int(cells.candidate_count(args[0], args[1]))
+        if count <= max_pairs:
+            return _fit_cells, args, {"capacity": cells.capacity_for(count)}
+        if method == "cells":
+            raise ValueError(
+                f"the grid finds {count} candidate pairs, more than max_pairs={max_pairs}: eps is large for the "
+                "data's density, or the data has too many dimensions for a grid; use method='blocked'."
+            )
+    return _fit, args, {"block_size": block_size}
 
 
-def fit(x, eps: float, min_samples: int = 5, *, block_size: int = 1024) -> DBSCANResult:
+def fit(
+    x, eps: float, min_samples: int = 5, *, method: str = "auto", block_size: int = 1024, max_pairs: int = 2**25
+) -> DBSCANResult:
     """DBSCAN of x [n, d] (Euclidean): scikit-learn's `DBSCAN(eps, min_samples)` partition.
 
     Args:
@@ -161,9 +168,13 @@ def fit(x, eps: float, min_samples: int = 5, *, block_size: int = 1024) -> DBSCA
       eps: neighbourhood radius, > 0; points at distance exactly eps are neighbours.
       min_samples: a point is a core point when at least this many points (itself included) lie
         within eps of it.
-      block_size: rows per block and per column tile: memory holds [block_size, block_size]
-        distances at a time. On 70k 2-D points 256 ran fastest (smaller blocks meet narrower
-        windows of the sorted rows); in high dimension the windows span most of the data.
+      method: "cells" lays every candidate pair of a grid out once (`research.embed.cells`; memory
+        grows with the pairs) and runs each step as a segment reduction over them; "blocked" folds
+        over [block_size, block_size] tiles of the rows sorted along one axis, once per step (memory
+        stays flat); "auto": cells for data of at most 3 dimensions whose grid finds at most `max_pairs`
+        candidates, else blocked.
+      block_size: rows per block and per column tile of the blocked method.
+      max_pairs: the most candidate pairs "auto" and "cells" lay out ([max_pairs] arrays).
 
     Returns:
       DBSCANResult(labels [n] int32 (-1: noise), core_mask [n] bool, n_clusters [] int32). Core
@@ -171,5 +182,40 @@ def fit(x, eps: float, min_samples: int = 5, *, block_size: int = 1024) -> DBSCA
       about 1e-7 of eps); a border point near cores of two clusters goes to its nearest core's
       cluster, where scikit-learn takes the first cluster to reach it.
     """
-    args, static = _prepare(x, eps, min_samples, block_size)
-    return _fit(*args, **static)[0]
+    fn, args, static = _prepare(x, eps, min_samples, block_size, method, max_pairs)
+    return fn(*args, **static)[0]
+
+
+# --- cell lists: the candidate pairs laid out once, every step a segment reduction over them ----------------------
+
+
+@functools.partial(jax.jit, static_argnames=("capacity",))
+def _fit_cells(x_nd, eps, min_samples, *, capacity):
+    p = cells.candidate_pairs(x_nd, eps, capacity)
+    n = x_nd.shape[0]
+    big = jnp.iinfo(jnp.int32).max
+    rows_t, cols_t = p.rows_t, p.cols_t
+    segment_min = functools.partial(jax.ops.segment_min, segment_ids=rows_t, num_segments=n, indices_are_sorted=True)
+    within_t = p.valid_t & ((p.sq_t <= jnp.square(eps)) | (rows_t == cols_t))
+    counts_n = jax.ops.segment_sum(within_t.astype(jnp.int32), rows_t, n, indices_are_sorted=True)
+    core_n = counts_n >= min_samples
+    link_t = within_t & core_n[rows_t] & core_n[cols_t]
+
+    def step(state):  # as `_components`: the smallest label among core neighbours, hooking, pointer jumping
+        label_n, _, passes = state
+        m_n = segment_min(jnp.where(link_t, label_n[cols_t], big))
+        new_n = _to_roots(jnp.minimum(label_n, m_n).at[label_n].min(m_n))
+        return new_n, jnp.any(new_n != label_n), passes + 1
+
+    init = (jnp.arange(n, dtype=jnp.int32), jnp.array(True), jnp.zeros((), jnp.int32))
+    root_n, _, passes = jax.lax.while_loop(lambda s: s[1], step, init)
+
+    # Border points: the component of the nearest core within eps (ties: the lowest original index).
+    reach_t = within_t & core_n[cols_t]
+    best_n = segment_min(jnp.where(reach_t, p.sq_t, jnp.inf))
+    tie_t = reach_t & (p.sq_t == best_n[rows_t])
+    near_orig_n = segment_min(jnp.where(tie_t, p.order_n[cols_t], big))
+    position_n = jnp.zeros((n,), jnp.int32).at[p.order_n].set(jnp.arange(n, dtype=jnp.int32))
+    near_root_n = root_n[position_n[jnp.minimum(near_orig_n, n - 1)]]
+    root_n = jnp.where(core_n, root_n, jnp.where(near_orig_n < big, near_root_n, -1))
+    return _number(root_n, core_n, p.order_n), passes

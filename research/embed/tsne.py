@@ -1,37 +1,16 @@
 """Neighbour embeddings: t-SNE and a UMAP-style variant on one kNN graph, optimised as jitted loops.
 
     nn = neighbors.knn(x, 90)                                     # or let the functions compute it
-    emb = tsne.tsne(key, x, dim=2, perplexity=30, knn=nn)         # EmbedResult(embedding [n, 2], ...)
+    emb = tsne.tsne(key, x, dim=2, perplexity=30, knn=nn)         # EmbedResult(embedding [n, 2], graph, n_iter)
     emb = tsne.umap(key, x, dim=10, n_neighbors=20, min_dist=0.0) # the N2D manifold learner
 
-Both start from the kNN graph of x (`research.embed.neighbors`: exact by default; pass `knn=` for another, e.g.
-`neighbors.projected_knn` on raw pixels) and differ in its edge weights and in the low-dimensional similarity:
+t-SNE (van der Maaten & Hinton 2008) on a kNN-sparse P; in 2-D its repulsion comes from a particle mesh
+(charges on a grid convolved by FFT, after FIt-SNE, Linderman et al. 2019), else it is exact up to 2000 points
+and sampled beyond. UMAP-style (McInnes et al. 2018): umap-learn's fuzzy weights and a/b curve, each epoch's
+edges applied in `substeps` random groups. The graph is built on the host once (scipy.sparse); the
+optimisation is one jitted `lax.fori_loop`.
 
-* t-SNE (van der Maaten & Hinton 2008; kNN-sparse P as in Barnes-Hut t-SNE): per-point Gaussian conditionals
-  calibrated to the perplexity by a jitted bisection, symmetrised P = (P_j|i + P_i|j) / 2n; Student-t
-  similarities in the embedding. The gradient's attraction runs along the kNN edges. Its repulsion (and the
-  normalisation Z over all pairs) is, in 2-D, computed by particle-mesh: charges spread on a grid, convolved
-  with the kernels by FFT, read back at the points (the idea of FIt-SNE, Linderman et al. 2019, with bilinear
-  rather than polynomial interpolation). In more dimensions it is exact up to 2000 points, else the near field
-  is summed exactly over each point's kNN and the far field estimated from `negative_samples` drawn points.
-  Early exaggeration, momentum 0.5 then 0.8, per-coordinate gains (not with the sampled estimate: they mistake
-  its noise for a consistent direction), learning rate n / 12.
-* UMAP-style (McInnes et al. 2018): fuzzy-set weights exp(-(d - rho_i) / sigma_i) with sigma_i calibrated so a
-  point's weights sum to log2(k), combined by fuzzy union w + w' - w w'; similarity 1 / (1 + a d^2b) with a, b
-  fitted to `min_dist`. umap-learn's SGD samples each edge in an epoch with probability w / max w, moves both
-  of its ends, and pushes the head away from `negative_sample_rate` random points, one update after another.
-  Here each epoch splits the edges into `substeps` random groups applied one after another (each group
-  synchronously: every point moves by its sampled edges' clipped attractions and by repulsions from
-  `negative_samples` drawn points, weighted to umap-learn's expected count), with the learning rate decaying
-  linearly to 0. Fully synchronous epochs (one group) overshoot and leave clusters loose; ten groups give
-  umap-learn's cluster quality on MNIST (README, "Manifold clustering"). A group's moves are summed by one
-  segment sum over its edges' two ends, sorted by point once on the host (XLA's CPU scatter is faster on
-  sorted indices: 0.15 s an MNIST epoch against 0.19 s with a sum per end).
-
-The graph is built on the host (scipy.sparse, once); the optimisation is one jitted `lax.fori_loop`.
-
-Status: the sampled t-SNE (more than 2 dimensions, over 2000 points) converges slowly (no gains on noisy
-gradients); the 2-D grid path matches the exact KL divergence on blobs and openTSNE's picture of MNIST.
+Design, status and measurements: docs/design/neighbour_embeddings.md.
 """
 
 from __future__ import annotations
@@ -154,6 +133,33 @@ def tsne_graph(nn: neighbors.KNNResult, perplexity: float) -> Graph:
     return _edges(nn.indices, p, "mean")
 
 
+def kl_divergence(x, y, *, perplexity: float = 30.0, n_samples: int = 10_000, seed: int = 0) -> float:
+    """KL(P || Q) of an embedding y [n, dim] of x [n, d], exact on `n_samples` random rows (all when fewer).
+
+    P: t-SNE's affinities (`tsne_graph`) of the subset's own exact kNN graph; Q: the Student-t kernel over every
+    pair of the subset's embedded points, normalised over all of them. The same subset and P for any embedding
+    of x, so embeddings made by different methods compare on one scale (lower: closer to P).
+    """
+    x, y = as_matrix(x), as_matrix(y, "y")
+    pick = np.sort(np.random.default_rng(seed).permutation(x.shape[0])[:n_samples])
+    xs, ys = jnp.asarray(x[pick]), jnp.asarray(y[pick], jnp.float32)
+    g = tsne_graph(neighbors.knn(xs, min(len(pick) - 1, int(3 * perplexity))), perplexity)
+    return float(_kl(ys, g))
+
+
+@jax.jit
+def _kl(y, g: Graph):
+    def z_rows(y_b):  # sum_j 1 / (1 + |y_i - y_j|^2) over every j, itself included, for a block of rows
+        d2 = jnp.sum(jnp.square(y_b[:, None, :] - y[None, :, :]), -1)
+        return jnp.sum(1.0 / (1.0 + d2), axis=1)
+
+    z = jnp.sum(lax.map(z_rows, y.reshape(-1, 1, y.shape[1]), batch_size=256)) - y.shape[0]  # less i = j
+    d2 = jnp.sum(jnp.square(y[g.rows] - y[g.cols]), -1)
+    log_q = -jnp.log1p(d2) - jnp.log(z)
+    p = g.weights / jnp.sum(g.weights)
+    return jnp.sum(jnp.where(p > 0, p * (jnp.log(p) - log_q), 0.0))
+
+
 def umap_graph(nn: neighbors.KNNResult) -> Graph:
     """The fuzzy union of UMAP's membership strengths on the kNN graph."""
     w, _ = fuzzy_weights(nn.distances)
@@ -249,18 +255,54 @@ def _grid_repulsion(y_n2, grid: int):
     return jnp.sum(at[:, 0]) - n, at[:, 1:]  # Z less each point with itself (q = 1)
 
 
+class _Padded(NamedTuple):
+    """A graph's first `width` edges of every row as dense [n, width] arrays (padding: weight 0), the rest (rows
+    of higher degree) as a sorted edge list. Dense rows are gathered and summed without a scatter."""
+
+    cols_nw: jax.Array
+    weights_nw: jax.Array
+    rest: Graph
+
+
+def _padded(g: Graph, n: int, quantile: float = 0.95) -> _Padded:
+    """`g` laid out as `_Padded`, width the degree `quantile` rounded up to a multiple of 8 (host-side, once)."""
+    rows, cols, w = np.asarray(g.rows), np.asarray(g.cols), np.asarray(g.weights)
+    degree = np.bincount(rows, minlength=n)
+    width = max(8, -(-int(np.quantile(degree, quantile)) // 8) * 8)
+    pos = np.arange(len(rows)) - (np.cumsum(degree) - degree)[rows]
+    dense = pos < width
+    cols_nw = np.zeros((n, width), np.int32)
+    weights_nw = np.zeros((n, width), np.float32)
+    cols_nw[rows[dense], pos[dense]] = cols[dense]
+    weights_nw[rows[dense], pos[dense]] = w[dense]
+    rest = Graph(*(jnp.asarray(a[~dense]) for a in (rows, cols, w)))
+    return _Padded(jnp.asarray(cols_nw), jnp.asarray(weights_nw), rest)
+
+
+def _attraction(y, pg: _Padded):
+    """sum_j p_ij q_ij (y_i - y_j) over the graph's edges, q = 1 / (1 + |y_i - y_j|^2): [n, dim]."""
+    n, dim = y.shape
+    # dim x [n, width], one column at a time (gathers of [n] columns are the fast ones). The barrier keeps XLA
+    # from fusing the gathers into the reductions below, which ran twice as slow on a CPU (docs/design).
+    diff = lax.optimization_barrier([y[:, c, None] - y[:, c][pg.cols_nw] for c in range(dim)])
+    pq = pg.weights_nw / (1.0 + sum(d * d for d in diff))
+    dense = jnp.stack([jnp.sum(pq * d, axis=1) for d in diff], axis=1)
+    r = pg.rest
+    diff = y[r.rows] - y[r.cols]
+    pq = r.weights / (1.0 + jnp.sum(diff * diff, 1))
+    return dense + jax.ops.segment_sum(pq[:, None] * diff, r.rows, n, indices_are_sorted=True)
+
+
 @functools.partial(jax.jit, static_argnames=("n_iter", "exag_iter", "negative_samples", "repulsion", "grid"))
 def _tsne_loop(
-    key, y0, g: Graph, near, *, n_iter, exag_iter, exaggeration, learning_rate, negative_samples, repulsion, grid
+    key, y0, g: _Padded, near, *, n_iter, exag_iter, exaggeration, learning_rate, negative_samples, repulsion, grid
 ):
     n = y0.shape[0]
     k_near = near.shape[1]
 
     def grad(y, it, z_avg):
         """The gradient and the normalisation Z used (see `tsne`)."""
-        diff = y[g.rows] - y[g.cols]  # [E, dim]
-        qe = 1.0 / (1.0 + jnp.sum(diff * diff, 1))
-        attr = jax.ops.segment_sum((g.weights * qe)[:, None] * diff, g.rows, n, indices_are_sorted=True)
+        attr = _attraction(y, g)
         if repulsion == "exact":
             d = y[:, None, :] - y[None, :, :]
             q = 1.0 / (1.0 + jnp.sum(d * d, -1))
@@ -355,7 +397,7 @@ def tsne(
     y = _tsne_loop(
         k_loop,
         y0,
-        g,
+        _padded(g, n),
         jnp.sort(nn.indices, axis=1),
         n_iter=check_positive_int(n_iter, "n_iter"),
         exag_iter=int(exaggeration_iter),
