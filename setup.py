@@ -30,5 +30,9 @@ setuptools.setup(
             # The CPU build is on disk here; a bare "torch" pulls gigabytes of CUDA.
             "torch==2.13.0",
         ],
+        # bench/deep_vs_clustpy.py's peer, in a venv of its own: clustpy needs torchvision, and the torchvision
+        # wheels here (0.29.1) pair only with the CUDA build of torch 2.14.1 (several GB; it runs on CPU), which
+        # would clash with the light CPU torch 2.13.0 of "bench".
+        "bench-clustpy": ["clustpy", "torch==2.14.1", "torchvision==0.29.1"],
     },
 )
