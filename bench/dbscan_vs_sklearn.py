@@ -49,7 +49,7 @@ def run(method: str, z, eps: float, min_samples: int, repeats: int):
 
 def main():
     ap = common.parser(__doc__, "results/dbscan_vs_sklearn", dataset=None, repeats=5)
-    ap.add_argument("--methods", default="cells,blocked,scikit-learn", help="of cells, blocked, scikit-learn")
+    ap.add_argument("--methods", default="auto,blocked,scikit-learn", help="of auto, cells, blocked, scikit-learn")
     ap.add_argument("--min_samples", type=int, default=10)
     ap.add_argument("--n_samples", type=int, default=0, help="a random subset of this size (0: all 70,000)")
     args = ap.parse_args()
@@ -65,6 +65,8 @@ def main():
         ref = None
         for method in methods:
             labels, core, seconds, compile_s = run(method, z, eps, args.min_samples, args.repeats)
+            if method != "scikit-learn":
+                method = f"ours, {method}" + (f" ({dbscan.method_for(z, eps)})" if method == "auto" else "")
             row = {
                 "input": input_name,
                 "method": method,

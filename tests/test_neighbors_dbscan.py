@@ -191,6 +191,8 @@ def test_dbscan_methods_agree_and_the_grid_refuses_too_many_pairs():
         dbscan.fit(x, 0.4, 5, method="cells", max_pairs=100)
     with pytest.raises(ValueError, match="method must be one of"):
         dbscan.fit(x, 0.4, 5, method="grid")
+    assert dbscan.method_for(x, 0.4) == "cells" and dbscan.method_for(x, 0.4, max_pairs=100) == "blocked"
+    assert dbscan.method_for(np.tile(x, (1, 3)), 0.4) == "blocked"  # 6-D: a 2-D grid filters little
 
 
 def test_dbscan_border_point_between_clusters_goes_to_its_nearest_core():

@@ -146,16 +146,27 @@ def _prepare(x, eps, min_samples, block_size, method="blocked", max_pairs=2**25)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
     args = (jnp.asarray(x), jnp.float32(eps), jnp.int32(min_samples))
-    if method == "cells" or (method == "auto" and x.shape[1] <= 3):  # a grid on two coordinates filters little beyond
+    if method == "auto":
+        method = "cells" if x.shape[1] <= 3 else "blocked"  # a grid on two coordinates filters little beyond
+        fallback = True
+    else:
+        fallback = False
+    if method == "cells":
         count = int(cells.candidate_count(args[0], args[1]))
         if count <= max_pairs:
             return _fit_cells, args, {"capacity": cells.capacity_for(count)}
-        if method == "cells":
+        if not fallback:
             raise ValueError(
                 f"the grid finds {count} candidate pairs, more than max_pairs={max_pairs}: eps is large for the "
                 "data's density, or the data has too many dimensions for a grid; use method='blocked'."
             )
     return _fit, args, {"block_size": block_size}
+
+
+def method_for(x, eps: float, min_samples: int = 5, *, method: str = "auto", max_pairs: int = 2**25) -> str:
+    """The method `fit` runs with these arguments: "cells" or "blocked" ("auto" resolved)."""
+    fn = _prepare(x, eps, min_samples, 1, method, max_pairs)[0]
+    return "cells" if fn is _fit_cells else "blocked"
 
 
 def fit(
