@@ -29,7 +29,7 @@ import jax
 import numpy as np
 
 from bench import common
-from research import data, metrics, nets, report
+from research import data, metrics, nets, report, timing
 from research.cluster import kmeans
 from research.deep import dec, pretrain
 from research.nets.mlp import MLPAutoencoder
@@ -43,22 +43,6 @@ METHODS = {
 }
 OURS, PEER = "jaxcluster", "ClustPy"
 CHECK_ROWS = 1024  # samples whose codes both networks compute, to show the weights arrived intact
-
-
-class CompileClock:
-    """Seconds JAX spent tracing, lowering and compiling while the `with` block ran (jax.monitoring events)."""
-
-    def __enter__(self):
-        self.seconds = 0.0
-        jax.monitoring.register_event_duration_secs_listener(self._listen)
-        return self
-
-    def _listen(self, event, duration, **_):
-        if event.startswith("/jax/core/compile/"):
-            self.seconds += duration
-
-    def __exit__(self, *exc):
-        jax.monitoring.unregister_event_duration_listener(self._listen)
 
 
 def autoencoder(args, seed: int, x: np.ndarray, ds: data.Dataset):
@@ -110,7 +94,7 @@ def dec_config(method: str, k: int, args, loss: str) -> dec.DECConfig:
 
 def warm_up(model, params, x, cfg) -> float:
     """Compiles our stage for these shapes (a fit of one target interval); returns the seconds spent compiling."""
-    with CompileClock() as cc:
+    with timing.CompileClock() as cc:
         dec.fit(jax.random.key(0), model, params, x, cfg._replace(max_iter=min(cfg.update_interval, cfg.max_iter)))
     return cc.seconds
 
@@ -118,7 +102,7 @@ def warm_up(model, params, x, cfg) -> float:
 def run_ours(model, params, x, cfg, seed: int) -> dict:
     """Our stage, called in-process as experiments.dec calls it (no y: no metrics at each update)."""
     key = jax.random.fold_in(jax.random.key(seed), 1)  # experiments.dec's key for the stage
-    with CompileClock() as cc:
+    with timing.CompileClock() as cc:
         t0 = time.perf_counter()
         res = dec.fit(key, model, params, x, cfg)
         stage = time.perf_counter() - t0

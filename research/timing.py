@@ -64,3 +64,23 @@ def wall(fn, *args, **kwargs) -> tuple[Any, float]:
     t0 = time.perf_counter()
     out = jax.block_until_ready(fn(*args, **kwargs))
     return out, time.perf_counter() - t0
+
+
+class CompileClock:
+    """Seconds JAX spent tracing, lowering and compiling while the `with` block ran (jax.monitoring events):
+
+    with timing.CompileClock() as cc:
+        out = fit(x)              # cc.seconds: the compilation inside, however the call is built
+    """
+
+    def __enter__(self):
+        self.seconds = 0.0
+        jax.monitoring.register_event_duration_secs_listener(self._listen)
+        return self
+
+    def _listen(self, event, duration, **_):
+        if event.startswith("/jax/core/compile/"):
+            self.seconds += duration
+
+    def __exit__(self, *exc):
+        jax.monitoring.unregister_event_duration_listener(self._listen)
