@@ -3,25 +3,11 @@ r"""Cluster a folder of your own images (PNG, JPEG, ... through Pillow) and sort
   python -m experiments.cluster_images --image_dir=~/Pictures/holiday --n_clusters=auto
   python -m experiments.cluster_images --image_dir=photos --color=rgb --features=pca --n_clusters=8 --copy
 
-Every file under --image_dir (and its subfolders unless --norecursive; hidden files
-and folders, and the output folder, are skipped) whose name ends in an image
-extension is decoded, converted to gray or RGB (transparency over white, EXIF
-rotation applied), resized to --image_size x --image_size (the whole image,
-aspect ratio not kept) and scaled to [0, 1]. Files that cannot be decoded (a
-truncated PNG, a text file named .jpg, ...) are logged, listed in results.json
-and skipped. Features: the pixels, PCA of them, or the codes of a pretrained encoder
-(--pretrained=<workdir of an experiments.autoencoder run on images of the same size>).
-Clustering: k-means (--n_init fused restarts) or a Gaussian mixture
-(--algorithm=gmm); --n_clusters=auto tries K = --k_min..--k_max and keeps the
-one with the best silhouette. Clusters are numbered by size, cluster_0 the largest.
-
-Outputs in --output (default: the workdir): assignments.csv (path, cluster),
-cluster_<k>/ holding a symlink (default) or, with --copy, a copy of each image,
-and .cluster_images_manifest.json listing what was created. The originals are
-only read: never moved, modified or deleted. A non-empty --output is refused
-unless --overwrite, which then removes only the files an earlier run of this
-binary created there (per its manifest). The workdir gets config.json,
-results.json and plots/clusters.png (samples of each cluster).
+Every image under --image_dir is decoded (Pillow), converted to gray or RGB, resized to a square and scaled to
+[0, 1]; undecodable files are listed in results.json and skipped. Features: pixels, PCA or --pretrained codes;
+k-means or a GMM; --n_clusters=auto keeps the K of best silhouette. Outputs in --output: assignments.csv and
+cluster_<k>/ (symlinks, or copies with --copy) with a manifest; the originals are only read, and --overwrite
+removes only what an earlier run created. Details: docs/experiments.md#cluster_images.
 """
 
 from __future__ import annotations

@@ -6,13 +6,10 @@ r"""Regenerates a paper's table from runs of the experiment binaries: runs what 
   python -m experiments.reproduce --table=dec_num_clusters              # DEC paper section 5.3 (K = 3..20)
   python -m experiments.reproduce --table=manifold_mnist --seeds=0,1,2  # beyond DEC: N2D-style manifold clustering
 
-Every cell is a run of a binary in its own workdir, <root>/<experiment>/<name>-seed<s>: a workdir with a
-results.json is read as it is; any other is (re)started, and a binary resumes from its own checkpoints, so an
-interrupted reproduction picks up where it stopped. The rows of one seed share one pretrained autoencoder
-(those marked augmented another, pretrained on moved and turned images).
-Each binary's output goes to <workdir>.log. The table goes to <out>/<table>[_quick].md and .csv: mean ±
-standard deviation over the seeds of ACC, NMI and ARI, the mean wall time of one run, and the published figure
-beside each row with its source.
+Every cell is a run of a binary in <root>/<experiment>/<name>-seed<s>: a finished one is read, any other is
+(re)started and resumes from its checkpoints; a seed's rows share one pretrained autoencoder. Tables (mean ±
+std over seeds, wall time, the published figure beside each row): <out>/<table>[_quick].{md,csv}; each run's
+output in <workdir>.log. Hours and what reuses what: docs/reproducing.md.
 """
 
 from __future__ import annotations

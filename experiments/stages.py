@@ -94,67 +94,49 @@ _DEFAULTS = AutoencoderConfig()
 FIELDS = tuple(f.name for f in dataclasses.fields(AutoencoderConfig))
 
 
+_HELP = {
+    "arch": f"autoencoder: one of {sorted(nets.PRESETS)}, or mlp:<w1>-...-<latent>.",
+    "activation": "hidden activation: relu, elu, gelu, tanh, sigmoid.",
+    "weight_init": "glorot (Keras), dec (N(0, 0.01)), lecun, fan_in_uniform (U(+-1/sqrt(fan_in)): Keras DEC's MNIST).",
+    "loss": "reconstruction loss (bce: output as logits).",
+    "optimizer": "optimizer.",
+    "learning_rate": "learning rate.",
+    "momentum": "SGD momentum.",
+    "decay_every": "divide the learning rate by 10 every this many steps (0: never).",
+    "batch_size": "minibatch size.",
+    "epochs": "epochs of end-to-end training (fine-tuning, after a layer-wise stage).",
+    "layerwise_steps": "> 0: DEC's greedy layer-wise denoising stage first, steps per layer.",
+    "dropout": "input and hidden dropout of the layer-wise denoising stage.",
+    "augment": "affine: every step reconstructs its batch randomly turned and moved (DEC-DA's pretraining; images "
+    "only). The codes used later are those of the original images.",
+    "augment_shift": "--augment=affine: largest move, as a fraction of the side.",
+    "augment_rotation": "--augment=affine: largest rotation, in degrees.",
+    "log_every": "steps between progress rows (0: one epoch).",
+    "checkpoint_every": "steps between checkpoints (0: as log_every).",
+    "cluster_every": "every this many epochs (and at the end), k-means (10 restarts, K = the class count) on the "
+    "codes, its ACC and NMI logged beside the loss and drawn in plots/clustering.png. Labelled data only; 0: never.",
+}
+_CHOICES = {
+    "weight_init": list(KERNEL_INITS),
+    "loss": list(pretrain.LOSSES),
+    "optimizer": list(pretrain.OPTIMIZERS),
+    "augment": ["none", "affine"],
+}
+_DEFINE = {"str": flags.DEFINE_string, "float": flags.DEFINE_float, "int": flags.DEFINE_integer}
+
+
 def define_autoencoder_flags(prefix: str = "", old_names=()) -> None:
     """Defines the AutoencoderConfig flags as --<prefix><field> (call once, at a binary's import); the fields in
     `old_names` also answer to their unprefixed name of the last release (an alias, kept for one more)."""
-    _define_autoencoder_flags(prefix)
+    for f in dataclasses.fields(AutoencoderConfig):
+        name, text = prefix + f.name, _HELP[f.name]
+        text = f"Pretraining stage: {text}" if prefix else text[0].upper() + text[1:]
+        if f.name in _CHOICES:
+            flags.DEFINE_enum(name, f.default, _CHOICES[f.name], text)
+        else:
+            _DEFINE[f.type](name, f.default, text)
     for name in old_names:
         flags.DEFINE_alias(name, prefix + name)
-
-
-def _define_autoencoder_flags(prefix: str) -> None:
-    d, p = _DEFAULTS, prefix
-    what = "Pretraining stage: " if prefix else ""
-    flags.DEFINE_string(
-        p + "arch", d.arch, f"{what}autoencoder: one of {sorted(nets.PRESETS)}, or mlp:<w1>-...-<latent>."
-    )
-    flags.DEFINE_string(p + "activation", d.activation, f"{what}hidden activation: relu, elu, gelu, tanh, sigmoid.")
-    flags.DEFINE_enum(
-        p + "weight_init",
-        d.weight_init,
-        list(KERNEL_INITS),
-        f"{what}glorot (Keras), dec (N(0, 0.01)), lecun, fan_in_uniform (U(+-1/sqrt(fan_in)): Keras DEC's MNIST).",
-    )
-    flags.DEFINE_enum(p + "loss", d.loss, list(pretrain.LOSSES), f"{what}reconstruction loss (bce: output as logits).")
-    flags.DEFINE_enum(p + "optimizer", d.optimizer, list(pretrain.OPTIMIZERS), f"{what}optimizer.")
-    flags.DEFINE_float(p + "learning_rate", d.learning_rate, f"{what}learning rate.")
-    flags.DEFINE_float(p + "momentum", d.momentum, f"{what}SGD momentum.")
-    flags.DEFINE_integer(
-        p + "decay_every", d.decay_every, f"{what}divide the learning rate by 10 every this many steps (0: never)."
-    )
-    flags.DEFINE_integer(p + "batch_size", d.batch_size, f"{what}minibatch size.")
-    flags.DEFINE_float(
-        p + "epochs", d.epochs, f"{what}epochs of end-to-end training (fine-tuning, after a layer-wise stage)."
-    )
-    flags.DEFINE_integer(
-        p + "layerwise_steps",
-        d.layerwise_steps,
-        f"{what}> 0: DEC's greedy layer-wise denoising stage first, steps per layer.",
-    )
-    flags.DEFINE_float(p + "dropout", d.dropout, f"{what}input and hidden dropout of the layer-wise denoising stage.")
-    flags.DEFINE_enum(
-        p + "augment",
-        d.augment,
-        ["none", "affine"],
-        f"{what}affine: every step reconstructs its batch randomly turned and moved (DEC-DA's pretraining; images "
-        "only). The codes used later are those of the original images.",
-    )
-    flags.DEFINE_float(
-        p + "augment_shift", d.augment_shift, f"{what}--augment=affine: largest move, as a fraction of the side."
-    )
-    flags.DEFINE_float(
-        p + "augment_rotation", d.augment_rotation, f"{what}--augment=affine: largest rotation, in degrees."
-    )
-    flags.DEFINE_integer(p + "log_every", d.log_every, f"{what}steps between progress rows (0: one epoch).")
-    flags.DEFINE_integer(
-        p + "checkpoint_every", d.checkpoint_every, f"{what}steps between checkpoints (0: as log_every)."
-    )
-    flags.DEFINE_integer(
-        p + "cluster_every",
-        d.cluster_every,
-        f"{what}every this many epochs (and at the end), k-means (10 restarts, K = the class count) on the codes, "
-        "its ACC and NMI logged beside the loss and drawn in plots/clustering.png. Labelled data only; 0: never.",
-    )
 
 
 def autoencoder_config(prefix: str = "") -> AutoencoderConfig:
