@@ -15,20 +15,15 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from bench import common
+from bench import common, embed_vs_peers
 from research import data, metrics
 from research.cluster import dbscan
-from research.embed import neighbors, tsne
+from research.embed import neighbors
 
 
 def embeddings(x, seed: int) -> dict:
-    """The 2-D t-SNE and the 10-D UMAP-style embedding of x."""
-    key = jax.random.key(seed)
-    nn = neighbors.projected_knn(key, x, 90, dims=50, candidates=180)
-    tsne_2d = np.asarray(tsne.tsne(key, x, dim=2, perplexity=30.0, knn=nn).embedding)
-    nn = neighbors.projected_knn(key, x, 19, dims=100, candidates=60)
-    umap_10d = np.asarray(tsne.umap(key, x, dim=10, n_neighbors=20, min_dist=0.0, knn=nn).embedding)
-    return {"t-SNE 2-D": tsne_2d, "UMAP-style 10-D": umap_10d}
+    """The 2-D t-SNE and the 10-D UMAP-style embedding of x, made as bench.embed_vs_peers makes ours."""
+    return {"t-SNE 2-D": embed_vs_peers.ours_tsne(x, seed), "UMAP-style 10-D": embed_vs_peers.ours_umap(x, seed)}
 
 
 def run(method: str, z, eps: float, min_samples: int, repeats: int):

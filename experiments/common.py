@@ -106,10 +106,11 @@ def default_workdir(experiment: str, dataset: str, seed: int, variant: str = "",
     return Path("checkpoints") / experiment / f"{dataset_tag(dataset)}{subset}{variant}-seed{seed}"
 
 
-def flag_values() -> dict:
-    """The flags defined by experiments/ (this binary's and the shared ones), absl's own and aliases left out."""
+def experiment_flags(values: flags.FlagValues) -> dict:
+    """The flags of `values` defined by experiments/ (this binary's and the shared ones), absl's own and aliases
+    left out: what config.json records."""
     out = {}
-    for module, fl in FLAGS.flags_by_module_dict().items():
+    for module, fl in values.flags_by_module_dict().items():
         if (
             module in (_COMMON_MODULE, sys.argv[0], "__main__")
             or module.startswith("experiments.")
@@ -137,7 +138,7 @@ def run_config(experiment: str, variant: str = "") -> RunConfig:
         drop_columns=tuple(FLAGS.drop_columns),
         min_retention=FLAGS.min_retention,
         overwrite=FLAGS.overwrite,
-        flags=flag_values(),
+        flags=experiment_flags(FLAGS),
     )
 
 

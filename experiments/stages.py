@@ -196,11 +196,7 @@ def train_autoencoder(run: common.RunConfig, wd: Path, ds: data.Dataset, cfg: Au
         plots.training_curves(
             rows, wd / "plots" / "clustering.png", metrics=curves, title=f"k-means on the codes, {ds.name}"
         )
-    results = {
-        "dataset": ds.name,
-        "split": run.split,
-        "seed": run.seed,
-        "n_samples": int(ds.x.shape[0]),
+    results = common.run_fields(run, ds) | {
         "reconstruction_mse": mse,
         "test_reconstruction_mse": test_mse,
         "final_loss": rows[-1]["loss"] if rows else None,

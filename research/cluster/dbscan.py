@@ -146,16 +146,11 @@ def _prepare(x, eps, min_samples, block_size, method="blocked", max_pairs=2**25)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
     args = (jnp.asarray(x), jnp.float32(eps), jnp.int32(min_samples))
-    if method == "auto":
-        method = "cells" if x.shape[1] <= 3 else "blocked"  # a grid on two coordinates filters little beyond
-        fallback = True
-    else:
-        fallback = False
-    if method == "cells":
+    if method == "cells" or (method == "auto" and x.shape[1] <= 3):  # a 2-D grid filters little beyond 3-D
         count = int(cells.candidate_count(args[0], args[1]))
         if count <= max_pairs:
             return _fit_cells, args, {"capacity": cells.capacity_for(count)}
-        if not fallback:
+        if method == "cells":
             raise ValueError(
                 f"the grid finds {count} candidate pairs, more than max_pairs={max_pairs}: eps is large for the "
                 "data's density, or the data has too many dimensions for a grid; use method='blocked'."
