@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import jax
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from experiments import common, features, stages  # noqa: F401 (features defines --pretrained)
 from research import plots
@@ -21,7 +21,9 @@ from research.deep import pretrain
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("n_clusters", None, "K. Default: the number of classes when labels are known, else 10.")
+common.validate_n_clusters_flag()
 flags.DEFINE_integer("n_init", 20, "k-means restarts on the embedding (DEC uses 20).")
+common.cli.at_least("n_init", 1)
 # The pretraining flags are --ae_*; their unprefixed names of the last release still work for one more.
 stages.define_autoencoder_flags("ae_", old_names=stages.FIELDS)
 
@@ -58,4 +60,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run_main(main)

@@ -11,7 +11,7 @@ shared with the binaries that pretrain first (their flags: --ae_arch, --ae_epoch
 
 from __future__ import annotations
 
-from absl import app, flags
+from absl import flags
 
 from experiments import common, features, stages  # noqa: F401 (features defines --pretrained)
 
@@ -40,4 +40,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run_main(main)

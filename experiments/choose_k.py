@@ -32,6 +32,13 @@ flags.DEFINE_integer("gmm_max_iter", 100, "GMM EM iterations at most.")
 flags.DEFINE_float("reg_covar", 1e-6, "GMM: added to every covariance's diagonal (> 0).")
 flags.DEFINE_integer("silhouette_sample_size", 10000, "Silhouette on this many random points (0: all of them).")
 flags.DEFINE_integer("pca_components", 0, "Cluster this many principal components (0: the data as loaded).")
+common.cli.at_least("k_min", 1)
+common.cli.at_least("k_max", 1)
+common.cli.at_least("n_init", 1)
+common.cli.at_least("gmm_max_iter", 1)
+common.cli.positive_finite("reg_covar")
+common.cli.at_least("silhouette_sample_size", 0, "0: all of them")
+common.cli.at_least("pca_components", 0, "0: no PCA")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,4 +126,4 @@ def choose(run: common.RunConfig, cfg: Config) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run_main(main)

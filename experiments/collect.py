@@ -17,9 +17,9 @@ import json
 import re
 from pathlib import Path
 
-from absl import app, flags
+from absl import flags, logging
 
-from experiments import references
+from experiments import cli, references
 from research import report
 
 FLAGS = flags.FLAGS
@@ -51,8 +51,8 @@ def find_runs(root: Path, dataset: str) -> list[dict]:
     """One row per finished run of `dataset` on the `all` split: experiment, setting, seed and the metrics."""
     rows = []
     for path in sorted(root.glob("*/*/results.json")):
-        res = json.loads(path.read_text())
-        if res.get("dataset") != dataset or res.get("split", "all") != "all" or "acc" not in res:
+        res = read_results(path)
+        if res is None or res.get("dataset") != dataset or res.get("split", "all") != "all" or "acc" not in res:
             continue
         described = [f"{k}={res[k]}" for k in DESCRIBE if res.get(k) not in (None, 0)]
         setting = " ".join([re.sub(r"-seed\d+$", "", path.parent.name), *described])
@@ -75,6 +75,20 @@ def find_runs(root: Path, dataset: str) -> list[dict]:
             }
         )
     return rows
+
+
+def read_results(path: Path) -> dict | None:
+    """The JSON object in `path`, or None (with a warning naming it) when it is unreadable or truncated: one
+    damaged run must not hide the others."""
+    try:
+        res = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        logging.warning("skipping %s: not a readable JSON file (%s).", path, cli.one_line(e))
+        return None
+    if not isinstance(res, dict):
+        logging.warning("skipping %s: expected a JSON object, found %s.", path, type(res).__name__)
+        return None
+    return res
 
 
 def _as_published(res: dict, dataset: str) -> bool:
@@ -118,10 +132,10 @@ def find_autoencoders(root: Path, dataset: str) -> list[dict]:
     """One row per finished autoencoder run of `dataset`: its settings and reconstruction errors."""
     rows = []
     for path in sorted((root / "autoencoder").glob("*/results.json")):
-        res = json.loads(path.read_text())
-        if res.get("dataset") != dataset:
+        res = read_results(path)
+        if res is None or res.get("dataset") != dataset:
             continue
-        cfg = json.loads((path.parent / "config.json").read_text())
+        cfg = read_results(path.parent / "config.json") or {}
         rows.append(
             {
                 **{
@@ -171,4 +185,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run_main(main)

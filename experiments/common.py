@@ -9,6 +9,8 @@ Everything below main() takes those configs, never FLAGS:
     ds = common.load_dataset(run)
     ...                                       # fit with run.key()
     common.finish(run, results, summary)      # results.json and the one summary line
+
+Binaries end with `common.run_main(main)`: a user error is one `error:` line and exit status 2 (experiments.cli).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -24,9 +27,11 @@ import jax
 import numpy as np
 from absl import flags, logging
 
+from experiments import cli
 from research import checkpointing, data, metrics, plots, runlog
 
 FLAGS = flags.FLAGS
+run_main = cli.run_main
 
 flags.DEFINE_string(
     "dataset",
@@ -45,6 +50,9 @@ flags.DEFINE_integer("seed", 0, "The one seed: every random choice of the run de
 flags.DEFINE_string("workdir", None, "Output folder. Default: checkpoints/<experiment>/<dataset>-seed<seed>.")
 flags.DEFINE_string("label_column", None, "csv: the column holding true labels, used only for evaluation.")
 flags.DEFINE_list("drop_columns", [], "csv: identifier columns that must not become features.")
+flags.DEFINE_string(
+    "csv_encoding", "utf-8", "csv: the file's text encoding (e.g. latin-1, cp1252); nothing is guessed."
+)
 flags.DEFINE_bool("overwrite", False, "Replace the outputs of a finished run in --workdir.")
 flags.DEFINE_float(
     "min_retention",
@@ -52,6 +60,18 @@ flags.DEFINE_float(
     "Imbalanced subset (DEC paper, section 5.2): keep each sample of the k-th of C classes with probability "
     "r + (1 - r) k / (C - 1), r this value; the draw depends on --seed only. Default: all samples.",
 )
+cli.check("min_retention", lambda r: 0 < r <= 1, "must be in (0, 1]: the retention rate of the smallest class")
+
+# What the runs of the binaries write into their workdir, and so what --overwrite may remove (nothing else).
+RUN_OUTPUTS = ("results.json", "config.json", "metrics.jsonl", "labels.npy", "embedding.npy", "winners.npy")
+RUN_FOLDERS = ("ckpt", "model", "train_ckpt")
+
+
+def validate_n_clusters_flag() -> None:
+    """Refuses --n_clusters under 2 when the flags are parsed (None, its default, means the class count); call
+    right after a binary defines it. 0 once silently meant the default."""
+    cli.at_least("n_clusters", 2, "leave it unset for the number of classes")
+
 
 _COMMON_MODULE = __name__
 _STARTED = time.perf_counter()  # imported first thing by every binary: its wall time counts from here
@@ -72,6 +92,7 @@ class RunConfig:
     data_dir: str | None = None
     label_column: str | None = None
     drop_columns: tuple[str, ...] = ()
+    csv_encoding: str = "utf-8"
     min_retention: float | None = None
     overwrite: bool = False
     flags: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
@@ -88,6 +109,7 @@ class RunConfig:
             self.data_dir,
             label_column=self.label_column,
             drop_columns=self.drop_columns,
+            csv_encoding=self.csv_encoding,
         )
 
 
@@ -136,6 +158,7 @@ def run_config(experiment: str, variant: str = "") -> RunConfig:
         data_dir=FLAGS.data_dir,
         label_column=FLAGS.label_column,
         drop_columns=tuple(FLAGS.drop_columns),
+        csv_encoding=FLAGS.csv_encoding,
         min_retention=FLAGS.min_retention,
         overwrite=FLAGS.overwrite,
         flags=experiment_flags(FLAGS),
@@ -154,24 +177,71 @@ def keyword_args(fn, cfg) -> dict:
 
 
 def prepare_workdir(run: RunConfig) -> Path:
-    """Creates the run's workdir and writes config.json; refuses to replace a finished run unless --overwrite."""
+    """Creates the run's workdir and writes config.json; refuses to replace a finished run unless --overwrite.
+
+    With --overwrite, a finished run, or an unfinished one with other settings, is removed first (only what a
+    run writes: RUN_OUTPUTS, RUN_FOLDERS and the plots' .png files), so the new run starts afresh. An unfinished
+    run with the same settings resumes.
+    """
     wd = run.workdir
-    if (wd / "results.json").exists() and not run.overwrite:
-        raise SystemExit(
+    if wd.exists() and not wd.is_dir():
+        raise ValueError(f"--workdir={wd} is a file, not a folder; choose another --workdir.")
+    finished = (wd / "results.json").exists()
+    if finished and not run.overwrite:
+        raise ValueError(
             f"{wd} already holds a finished run (results.json). Pass --overwrite to replace its outputs, "
             "or choose another --workdir."
         )
+    if run.overwrite and (finished or _other_settings(wd, run)):
+        remove_run_outputs(wd)
     wd.mkdir(parents=True, exist_ok=True)
     runlog.write_json(wd / "config.json", {"experiment": run.experiment, **run.flags})
     logging.info("workdir: %s", wd)
     return wd
 
 
+def _other_settings(wd: Path, run: RunConfig) -> bool:
+    """Whether wd/config.json records a run of other settings (--overwrite and --workdir aside)."""
+    if not (wd / "config.json").is_file():
+        return False
+    try:
+        stored = runlog.read_json(wd / "config.json")
+    except ValueError:
+        return True  # unreadable: nothing to resume from
+    current = {"experiment": run.experiment, **run.flags}
+    ignored = ("overwrite", "workdir")
+    return {k: v for k, v in stored.items() if k not in ignored} != {
+        k: v for k, v in current.items() if k not in ignored
+    }
+
+
+def remove_run_outputs(wd: Path) -> None:
+    """Deletes what a run wrote into wd (RUN_OUTPUTS, RUN_FOLDERS, plots/*.png); a user's other files stay."""
+    for name in RUN_OUTPUTS:
+        (wd / name).unlink(missing_ok=True)
+    for name in RUN_FOLDERS:
+        if (wd / name).is_dir():
+            shutil.rmtree(wd / name)
+    plots_dir = wd / "plots"
+    if plots_dir.is_dir():
+        for png in plots_dir.glob("*.png"):
+            png.unlink()
+        if not any(plots_dir.iterdir()):
+            plots_dir.rmdir()
+    logging.info("--overwrite: removed the earlier run's outputs from %s", wd)
+
+
 def load_dataset(run: RunConfig, mmap: bool = False) -> data.Dataset:
     """The run's dataset and split (its imbalanced subset with --min_retention); `mmap`: a float32 .npy stays
     memory-mapped (for streaming algorithms)."""
     ds = data.load(
-        run.dataset, run.split, run.data_dir, label_column=run.label_column, drop_columns=run.drop_columns, mmap=mmap
+        run.dataset,
+        run.split,
+        run.data_dir,
+        label_column=run.label_column,
+        drop_columns=run.drop_columns,
+        csv_encoding=run.csv_encoding,
+        mmap=mmap,
     )
     if run.min_retention is not None:
         ds = data.imbalanced(ds, run.min_retention, seed=run.seed)
@@ -185,8 +255,12 @@ def label_metrics(y, labels) -> dict:
 
 
 def n_clusters(ds: data.Dataset, k: int | None) -> int:
-    """K: `k` when given, else the number of classes when the labels are known, else 10."""
-    return k or (len(np.unique(ds.y)) if ds.y is not None else 10)
+    """K: `k` when given (at least 2), else the number of classes when the labels are known, else 10."""
+    if k is None:
+        return len(np.unique(ds.y)) if ds.y is not None else 10
+    if isinstance(k, bool) or int(k) != k or k < 2:
+        raise ValueError(f"--n_clusters must be a whole number >= 2, got {k!r}; leave it unset for the class count.")
+    return int(k)
 
 
 def run_fields(run: RunConfig, ds: data.Dataset) -> dict:

@@ -17,7 +17,7 @@ import time
 
 import jax
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from experiments import common, features, stages  # noqa: F401 (features defines --pretrained)
 from research import data, plots, runlog
@@ -28,6 +28,7 @@ flags.DEFINE_enum(
     "mode", "dec", ["dec", "idec", "frozen"], "dec; idec (reconstruction loss kept); frozen (DEC w/o backprop)."
 )
 flags.DEFINE_integer("n_clusters", None, "K. Default: the number of classes when labels are known, else 10.")
+common.validate_n_clusters_flag()
 flags.DEFINE_float("alpha", 1.0, "Degrees of freedom of the Student's t kernel.")
 flags.DEFINE_integer("update_interval", 140, "Steps between recomputations of the target distribution.")
 flags.DEFINE_float("tol", 1e-3, "Stop when fewer than this fraction of labels changed between two updates.")
@@ -43,6 +44,19 @@ flags.DEFINE_float("augment_shift", 0.1, "--augment=affine: largest move, as a f
 flags.DEFINE_float("augment_rotation", 10.0, "--augment=affine: largest rotation, in degrees.")
 flags.DEFINE_integer("checkpoint_updates", 5, "Target updates between checkpoints.")
 flags.DEFINE_float("validation_fraction", 0.0, "Hold out this fraction of the samples to measure G (0: none).")
+common.cli.positive_finite("alpha")
+common.cli.at_least("update_interval", 1)
+common.cli.positive_finite("tol", allow_zero=True)
+common.cli.at_least("max_iter", 1)
+common.cli.at_least("n_init", 1)
+common.cli.positive_finite("learning_rate")
+common.cli.check("momentum", lambda v: 0 <= v < 1, "must be in [0, 1)")
+common.cli.at_least("batch_size", 1)
+common.cli.positive_finite("gamma", allow_zero=True)
+common.cli.positive_finite("augment_shift", allow_zero=True)
+common.cli.positive_finite("augment_rotation", allow_zero=True)
+common.cli.at_least("checkpoint_updates", 1)
+common.cli.fraction("validation_fraction", "0: none")
 # The pretraining stage's flags are --ae_*; DEC's own lost their --dec_ prefix. The names of the last release
 # that clash with nothing still work, as aliases, for one more release.
 CLASH = {"optimizer", "learning_rate", "momentum", "batch_size", "augment", "augment_shift", "augment_rotation"}
@@ -144,4 +158,4 @@ def _figures(wd, res: dec.DECResult, title: str, seed: int) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run_main(main)

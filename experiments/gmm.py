@@ -13,7 +13,7 @@ import dataclasses
 
 import jax
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from experiments import common, features
 from research import plots
@@ -21,6 +21,7 @@ from research.cluster import gmm
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("n_clusters", None, "K. Default: the number of classes when labels are known, else 10.")
+common.validate_n_clusters_flag()
 flags.DEFINE_alias("n_components", "n_clusters")  # the name of the last release, kept for one more
 flags.DEFINE_enum("covariance_type", "full", list(gmm.COVARIANCE_TYPES), "Shape of each component's covariance.")
 flags.DEFINE_integer("n_init", 1, "Restarts, run together; the highest lower bound is kept.")
@@ -29,6 +30,11 @@ flags.DEFINE_float("tol", 1e-3, "Stop when the mean log-likelihood changes by le
 flags.DEFINE_float("reg_covar", 1e-6, "Added to every covariance's diagonal (> 0).")
 flags.DEFINE_enum("init_params", "kmeans", list(gmm.INIT_PARAMS), "Initial responsibilities.")
 flags.DEFINE_integer("pca_components", 0, "Fit on this many principal components (0: on the data as loaded).")
+common.cli.at_least("n_init", 1)
+common.cli.at_least("max_iter", 1)
+common.cli.positive_finite("tol", allow_zero=True)
+common.cli.positive_finite("reg_covar")
+common.cli.at_least("pca_components", 0, "0: no PCA")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,4 +101,4 @@ def fit_and_evaluate(run: common.RunConfig, cfg: Config) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run_main(main)

@@ -13,13 +13,14 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from experiments import common
 from research.cluster import kmeans, minibatch_kmeans
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("n_clusters", None, "K. Default: the number of classes when labels are known, else 10.")
+common.validate_n_clusters_flag()
 flags.DEFINE_integer("n_init", 10, "Restarts, fused into one pass over the data per iteration; the best is kept.")
 flags.DEFINE_integer("max_iter", 300, "Lloyd iterations per restart at most.")
 flags.DEFINE_float("tol", 1e-4, "Stop when the squared centroid shift is under tol x mean feature variance.")
@@ -32,6 +33,10 @@ flags.DEFINE_integer(
     "max_iter = epochs at most, early stop on the smoothed batch inertia; tol and prune unused); a float32 "
     "--dataset=npy:<path> is then memory-mapped, not loaded.",
 )
+common.cli.at_least("n_init", 1)
+common.cli.at_least("max_iter", 1)
+common.cli.positive_finite("tol", allow_zero=True)
+common.cli.at_least("minibatch_size", 0, "0: full k-means")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,4 +86,4 @@ def fit_and_evaluate(run: common.RunConfig, cfg: Config) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run_main(main)

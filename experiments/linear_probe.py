@@ -30,6 +30,12 @@ flags.DEFINE_integer("pca_components", 50, "--features=pca: number of components
 flags.DEFINE_integer("positive_class", None, "One-vs-rest: a binary probe for this class against all others.")
 flags.DEFINE_enum("augment", "none", ["none", "shift"], "shift: add 1-pixel shifted copies of the training images.")
 flags.DEFINE_integer("cv_folds", 5, "One-vs-rest: stratified folds for cross-validation on the train split (0: skip).")
+common.cli.positive_finite("C")
+common.cli.at_least("max_iter", 1)
+common.cli.positive_finite("tol", allow_zero=True)
+common.cli.positive_finite("learning_rate")
+common.cli.at_least("pca_components", 1)
+common.cli.check("cv_folds", lambda v: v == 0 or v >= 2, "must be 0 (no cross-validation) or >= 2")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,8 +63,6 @@ def main(argv):
             "--split is not used by linear_probe: it always trains on the train split and scores on the test split."
         )
     cfg = common.config_from_flags(Config)
-    if cfg.cv_folds == 1 or cfg.cv_folds < 0:
-        raise app.UsageError(f"--cv_folds must be 0 (no cross-validation) or >= 2, got {cfg.cv_folds}.")
     run = common.run_config("linear_probe")
     train, test = load_splits(run, cfg)  # before the workdir: a bad dataset leaves nothing behind
     wd = common.prepare_workdir(run)
@@ -147,4 +151,4 @@ def cross_validate(run: common.RunConfig, cfg: Config, fit_kwargs: dict, name: s
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run_main(main)

@@ -15,7 +15,7 @@ import dataclasses
 
 import jax
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 
 from experiments import common, features
 from research import plots, timing
@@ -25,6 +25,7 @@ from research.embed import neighbors, pca, tsne
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("n_clusters", None, "K. Default: the number of classes when labels are known, else 10.")
+common.validate_n_clusters_flag()
 flags.DEFINE_integer("embed_dim", 10, "Dimensions of the neighbour embedding the mixture is fitted to.")
 flags.DEFINE_integer("n_neighbors", 20, "UMAP's n_neighbors (the point itself included, as umap-learn counts).")
 flags.DEFINE_float("min_dist", 0.0, "UMAP's min_dist: 0 packs clusters tightest, which suits clustering.")
@@ -42,6 +43,15 @@ flags.DEFINE_enum(
 )
 flags.DEFINE_integer("gmm_n_init", 10, "GMM restarts; the highest lower bound is kept.")
 flags.DEFINE_enum("covariance_type", "full", list(gmm.COVARIANCE_TYPES), "The mixture's covariance shape.")
+common.cli.at_least("embed_dim", 1)
+common.cli.at_least("n_neighbors", 2, "the point itself and at least one neighbour")
+common.cli.positive_finite("min_dist", allow_zero=True)
+common.cli.at_least("n_epochs", 1)
+common.cli.at_least("substeps", 1)
+common.cli.at_least("knn_dims", 1)
+common.cli.at_least("knn_candidates", 1)
+common.cli.at_least("knn_bins", 0, "0: exact search")
+common.cli.at_least("gmm_n_init", 1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,4 +156,4 @@ def fit_and_evaluate(run: common.RunConfig, cfg: Config) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run_main(main)

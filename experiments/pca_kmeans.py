@@ -13,7 +13,7 @@ import dataclasses
 
 import jax
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from experiments import common, features
 from research.cluster import kmeans
@@ -21,9 +21,14 @@ from research.cluster import kmeans
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("pca_components", 30, "Principal components k-means runs on.")
 flags.DEFINE_integer("n_clusters", None, "K. Default: the number of classes when labels are known, else 10.")
+common.validate_n_clusters_flag()
 flags.DEFINE_integer("n_init", 10, "k-means restarts, fused into one pass over the data per iteration.")
 flags.DEFINE_integer("max_iter", 300, "Lloyd iterations per restart at most.")
 flags.DEFINE_float("tol", 1e-4, "Stop when the squared centroid shift is under tol x mean feature variance.")
+common.cli.at_least("pca_components", 1, "no PCA: experiments.kmeans")
+common.cli.at_least("n_init", 1)
+common.cli.at_least("max_iter", 1)
+common.cli.positive_finite("tol", allow_zero=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,8 +45,6 @@ class Config:
 def main(argv):
     del argv
     cfg = common.config_from_flags(Config)
-    if cfg.pca_components < 1:
-        raise app.UsageError(f"--pca_components must be >= 1, got {cfg.pca_components} (no PCA: experiments.kmeans).")
     fit_and_evaluate(common.run_config("pca_kmeans"), cfg)
 
 
@@ -79,4 +82,4 @@ def fit_and_evaluate(run: common.RunConfig, cfg: Config) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run_main(main)

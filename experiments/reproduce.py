@@ -23,9 +23,9 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
-from absl import app, flags, logging
+from absl import flags, logging
 
-from experiments import references
+from experiments import cli, references
 from research import report
 
 FLAGS = flags.FLAGS
@@ -39,6 +39,10 @@ flags.DEFINE_string("data_dir", None, "Passed to every binary (else they look in
 flags.DEFINE_list("min_retention", ["0.1", "0.3", "0.5", "0.7", "0.9"], "dec_imbalanced: the r_min values.")
 flags.DEFINE_integer("jobs", None, "Seeds run side by side. Default: 2 with --quick, else 1.")
 flags.DEFINE_list("ks", [str(k) for k in range(3, 21)], "dec_num_clusters: the K values.")
+cli.list_of("seeds", int, lambda s: s >= 0, ">= 0, e.g. 0,1,2")
+cli.list_of("ks", int, lambda k: k >= 2, ">= 2, e.g. 3,4,5", nonempty=True)
+cli.list_of("min_retention", float, lambda r: 0 < r <= 1, "in (0, 1]", nonempty=True)
+cli.at_least("jobs", 1)
 
 METRICS = ("acc", "nmi", "ari")
 
@@ -205,7 +209,8 @@ def ensure(experiment: str, workdir: Path, args, cfg: Config) -> dict:
         ).returncode
     if code != 0 or not done.exists():
         tail = "".join(log_path.read_text().splitlines(keepends=True)[-15:])
-        raise SystemExit(f"experiments.{binary} failed (exit {code}); the end of {log_path}:\n{tail}")
+        print(f"the end of {log_path}:\n{tail}", file=sys.stderr, flush=True)
+        raise SystemExit(f"experiments.{binary} failed (exit {code}); its output is in {log_path}.")
     return json.loads(done.read_text())
 
 
@@ -392,4 +397,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run_main(main)

@@ -16,7 +16,7 @@ import time
 
 import jax
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from experiments import common
 from research import plots
@@ -35,7 +35,15 @@ flags.DEFINE_enum("init", "pca", ["pca", "sample", "random"], "Codebook initiali
 flags.DEFINE_integer(
     "n_clusters", None, "Unit clusters. Default: the number of classes when labels are known, else 10."
 )
+common.validate_n_clusters_flag()
 flags.DEFINE_integer("plot_points", 2000, "Samples drawn on the U-matrix.")
+common.cli.at_least("grid_rows", 1, "a map needs at least one unit")
+common.cli.at_least("grid_cols", 1, "a map needs at least one unit")
+common.cli.at_least("n_steps", 1)
+common.cli.at_least("n_epochs", 1)
+common.cli.positive_finite("sigma")
+common.cli.positive_finite("learning_rate")
+common.cli.at_least("plot_points", 0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,4 +126,4 @@ def fit_and_evaluate(run: common.RunConfig, cfg: Config) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run_main(main)

@@ -13,17 +13,21 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from experiments import common
 from research.cluster import spherical_kmeans
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("n_clusters", None, "K. Default: the number of classes when labels are known, else 10.")
+common.validate_n_clusters_flag()
 flags.DEFINE_integer("n_init", 10, "Restarts, fused into one pass over the data per iteration; the best is kept.")
 flags.DEFINE_integer("max_iter", 300, "Iterations per restart at most.")
 flags.DEFINE_float("tol", 1e-4, "Stop when the squared shift of the unit centroids, summed, is under tol.")
 flags.DEFINE_enum("init", "k-means++", ["k-means++", "random"], "Seeding (k-means++ on the cosine distance).")
+common.cli.at_least("n_init", 1)
+common.cli.at_least("max_iter", 1)
+common.cli.positive_finite("tol", allow_zero=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,4 +74,4 @@ def fit_and_evaluate(run: common.RunConfig, cfg: Config) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run_main(main)

@@ -12,6 +12,7 @@ A binary that pretrains defines the autoencoder flags with `define_autoencoder_f
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from pathlib import Path
 
@@ -123,6 +124,21 @@ _CHOICES = {
     "augment": ["none", "affine"],
 }
 _DEFINE = {"str": flags.DEFINE_string, "float": flags.DEFINE_float, "int": flags.DEFINE_integer}
+# Checked when the flags are parsed, before any work: (check, message) by field.
+_VALID = {
+    "learning_rate": (lambda v: math.isfinite(v) and v > 0, "must be > 0"),
+    "momentum": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
+    "decay_every": (lambda v: v >= 0, "must be >= 0 (0: never)"),
+    "batch_size": (lambda v: v >= 1, "must be >= 1"),
+    "epochs": (lambda v: math.isfinite(v) and v > 0, "must be > 0 (a fraction of an epoch is allowed)"),
+    "layerwise_steps": (lambda v: v >= 0, "must be >= 0 (0: no layer-wise stage)"),
+    "dropout": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
+    "augment_shift": (lambda v: math.isfinite(v) and v >= 0, "must be >= 0"),
+    "augment_rotation": (lambda v: math.isfinite(v) and v >= 0, "must be >= 0"),
+    "log_every": (lambda v: v >= 0, "must be >= 0 (0: one epoch)"),
+    "checkpoint_every": (lambda v: v >= 0, "must be >= 0 (0: as log_every)"),
+    "cluster_every": (lambda v: v >= 0, "must be >= 0 (0: never)"),
+}
 
 
 def define_autoencoder_flags(prefix: str = "", old_names=()) -> None:
@@ -135,6 +151,8 @@ def define_autoencoder_flags(prefix: str = "", old_names=()) -> None:
             flags.DEFINE_enum(name, f.default, _CHOICES[f.name], text)
         else:
             _DEFINE[f.type](name, f.default, text)
+        if f.name in _VALID:
+            common.cli.check(name, *_VALID[f.name])
     for name in old_names:
         flags.DEFINE_alias(name, prefix + name)
 
@@ -214,20 +232,27 @@ def train_autoencoder(run: common.RunConfig, wd: Path, ds: data.Dataset, cfg: Au
 def obtain_autoencoder(run: common.RunConfig, ds: data.Dataset, cfg: AutoencoderConfig, pretrained=None) -> tuple:
     """(model, params, spec): the encoder of the `pretrained` workdir when given, else the one pretrained with
     `cfg` into <run.workdir>/autoencoder/ (trained now, or reused when a finished one with these settings is
-    there; one with other settings is refused, never overwritten)."""
+    there; one with other settings is refused, or with --overwrite replaced)."""
     if pretrained:
         return features.load_encoder(pretrained, input_dim=ds.x.shape[1], dataset=ds.name)
+    if cfg.batch_size > len(ds.x):  # the library's message would name the DEC stage's --batch_size
+        raise ValueError(
+            f"--ae_batch_size={cfg.batch_size} is larger than the data ({len(ds.x)} samples); lower --ae_batch_size."
+        )
     ae_dir = run.workdir / "autoencoder"
     current = {k: getattr(cfg, k) for k in _RECORDED + _AUGMENT}
     if (ae_dir / "config.json").exists():
         stored = runlog.read_json(ae_dir / "config.json")
         differ = sorted(k for k, v in current.items() if stored.get(k, getattr(_DEFAULTS, k)) != v)
-        if differ:
-            raise SystemExit(
-                f"{ae_dir} holds an autoencoder trained with other settings ({', '.join(differ)}). Use another "
-                "--workdir, point --pretrained at a matching autoencoder, or delete that folder yourself."
+        if differ and not run.overwrite:
+            raise ValueError(
+                f"{ae_dir} holds an autoencoder trained with other settings ({', '.join(differ)}). Pass "
+                "--overwrite to replace it, use another --workdir, or point --pretrained at a matching autoencoder."
             )
-        if (ae_dir / "results.json").exists():
+        if differ:
+            logging.warning("--overwrite: replacing the autoencoder of other settings (%s) in %s", differ, ae_dir)
+            common.remove_run_outputs(ae_dir)
+        elif (ae_dir / "results.json").exists():
             logging.info("reusing the autoencoder pretrained earlier in %s", ae_dir)
             return pretrain.load_model(ae_dir)
     stored = {"dataset": run.dataset, "split": run.split, "seed": run.seed, **dataclasses.asdict(cfg)}

@@ -15,7 +15,7 @@ import dataclasses
 
 import jax
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 
 from experiments import common
 from research import metrics, plots, timing
@@ -38,6 +38,25 @@ flags.DEFINE_float("eps_quantile", 0.9, "With --eps=0: this quantile of the dist
 flags.DEFINE_integer("min_samples", 10, "DBSCAN: points within eps (itself included) that make a core point.")
 flags.DEFINE_list("sweep_perplexities", ["5", "30", "100"], "Perplexities of the sweep figure (empty: none).")
 flags.DEFINE_integer("sweep_samples", 3000, "Points drawn for the sweep figure.")
+common.cli.positive_finite("perplexity")
+common.cli.at_least("n_iter", 1)
+common.cli.positive_finite("early_exaggeration")
+common.cli.at_least("exaggeration_iter", 0)
+common.cli.positive_finite("learning_rate")
+common.cli.at_least("negative_samples", 1)
+common.cli.at_least("grid", 1)
+common.cli.at_least("knn_dims", 1)
+common.cli.at_least("knn_bins", 0, "0: exact search")
+common.cli.positive_finite("eps", allow_zero=True, meaning="0: chosen from --eps_quantile")
+common.cli.check("eps_quantile", lambda q: 0 <= q <= 1, "must be in [0, 1]")
+common.cli.at_least("min_samples", 1, "the point itself counts")
+common.cli.list_of(
+    "sweep_perplexities",
+    float,
+    lambda p: 0 < p < float("inf"),
+    "> 0",
+)
+common.cli.at_least("sweep_samples", 1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,4 +161,4 @@ def fit_and_evaluate(run: common.RunConfig, cfg: Config) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run_main(main)

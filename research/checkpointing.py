@@ -9,21 +9,30 @@
 
 Each step is `<directory>/<step>/` with two items, `state` (StandardSave) and `config` (the run's flags), so a
 resumed run refuses a directory written with another configuration (`CheckpointMismatchError`). Typed PRNG
-keys are saved natively and converted to or from raw keys on restore. Design: docs/design/checkpointing.md.
+keys are saved natively and converted to or from raw keys on restore. Every step also holds `SHA256SUMS`, the
+SHA-256 of each of its files in `sha256sum` format, written before Orbax commits the step; restoring checks it,
+refuses a damaged step (`CheckpointError`) and, when no step is named, falls back to the newest intact one.
+Design: docs/design/checkpointing.md.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import hashlib
 import json
 import logging
 import os
 import pathlib
+import re
+import threading
 from collections.abc import Iterable, Mapping
 from typing import Any, Self
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from absl import logging as absl_logging
 
 from research.checks import check_positive_int
 
@@ -42,6 +51,13 @@ _CONFIG = "config"
 _MISSING = "<missing>"
 # How many differing leaves or keys an error message lists before "... and N more".
 _MAX_LISTED = 12
+# The checksum manifest of a step, in `sha256sum` format ("<64 hex>  <path>" per line): `sha256sum -c` reads it.
+SUMS_FILE = "SHA256SUMS"
+# Orbax rewrites its step metadata (the commit time) after the manifest is written, so that file is not listed.
+_UNLISTED = frozenset({SUMS_FILE, "_CHECKPOINT_METADATA"})
+# Where Orbax writes a step before renaming it to `<step>` (orbax.checkpoint's TMP_DIR_SUFFIX).
+_ORBAX_TMP_SUFFIX = ".orbax-checkpoint-tmp"
+_SUMS_LINE = re.compile(r"([0-9a-f]{64})  ([^\n]+)")
 
 
 class CheckpointError(ValueError):
@@ -62,14 +78,19 @@ _ORBAX_DIR = os.path.dirname(os.path.abspath(ocp.__file__))
 
 
 class _DropOrbaxInfo(logging.Filter):
-    """Drops Orbax's INFO/DEBUG records (about fifty lines per save); its warnings and errors still show.
+    """Drops Orbax's INFO/DEBUG records (about fifty lines per save), and its tracebacks of a full disk (one per
+    thread of the save, reported instead as one CheckpointError); its other warnings and errors still show.
 
     Orbax logs through absl, i.e. the single "absl" logger, so the records are told apart by the file that
     emitted them. Nothing else that logs through absl is affected.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.WARNING or not record.pathname.startswith(_ORBAX_DIR)
+        if not record.pathname.startswith(_ORBAX_DIR):
+            return True
+        if record.levelno >= logging.ERROR and record.exc_info and _is_disk_full(record.exc_info[1]):
+            return False  # Checkpointer raises it as one CheckpointError; Orbax logs it once per thread.
+        return record.levelno >= logging.WARNING
 
 
 def _quiet_orbax() -> None:
@@ -134,9 +155,17 @@ class Checkpointer:
                 ocp.checkpoint_managers.PreemptionCheckpointingPolicy(),
             ]
         )
+        self._async = bool(async_save)
+        self._local = "://" not in self._directory  # manifests are written and checked on local disks only
+        self._writing: int | None = None  # the step Orbax is saving now, for `_write_sums`
+        self._verdicts: dict[int, str | None] = {}  # step -> its damage (None: intact), checked once
+        # Saves always go through Orbax's async checkpointer: its post-finalization callback runs after every
+        # file of a step is written and before the rename that commits it, so the manifest commits with it.
+        # A synchronous Checkpointer waits for each save to finish.
         options = ocp.CheckpointManagerOptions(
             create=True,
-            enable_async_checkpointing=bool(async_save),
+            enable_async_checkpointing=True,
+            async_options=ocp.AsyncOptions(post_finalization_callback=self._write_sums if self._local else None),
             save_decision_policy=save_when,
             preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(preserve),
         )
@@ -175,13 +204,14 @@ class Checkpointer:
     def stored_config(self, step: int | None = None) -> dict:
         """The config stored with `step` (default: the latest)."""
         step = self._resolve_step(step)
+        self.verify(step)
         try:
             restored = self._manager.restore(step, args=ocp.args.Composite(**{_CONFIG: ocp.args.JsonRestore()}))
             stored = restored[_CONFIG]
         except Exception as e:
             raise CheckpointError(
                 f"cannot read the config stored with step {step} in {self._directory}: {_brief(e)}. "
-                "The step is damaged or was not written by research.checkpointing."
+                "The step is damaged or was not written by jaxcluster; start again in another --workdir."
             ) from e
         if not isinstance(stored, dict):
             raise CheckpointError(
@@ -198,6 +228,8 @@ class Checkpointer:
             return
         if self._check_against is not None:
             for step in self.all_steps():
+                if self._damage(step):
+                    continue  # not resumed from (see restore), so it cannot mix two runs
                 diffs = _config_diffs(self.stored_config(step), self._check_against, self._ignore_keys)
                 if diffs:
                     raise CheckpointMismatchError(self._mismatch_message(step, diffs))
@@ -221,11 +253,19 @@ class Checkpointer:
         latest = self.latest_step()
         if latest is not None and step <= latest:
             return False
+        if not (force or self._manager.should_save(step)):
+            return False
+        # The previous save must be committed before `_writing` names the next one (Orbax would wait anyway).
+        self.wait()
         args = ocp.args.Composite(**{_STATE: ocp.args.StandardSave(state), _CONFIG: ocp.args.JsonSave(self._config)})
+        self._writing = step
         try:
-            return bool(self._manager.save(step, args=args, force=force))
+            saved = bool(self._manager.save(step, args=args, force=force))
         except Exception as e:
-            raise CheckpointError(f"cannot save step {step} to {self._directory}: {_brief(e)}") from e
+            raise self._save_failed(e, f"step {step}") from e
+        if not self._async:
+            self.wait()
+        return saved
 
     def restore(self, abstract_state: Any = None, step: int | None = None) -> Any:
         """Restores checkpoint `step` (default: the latest) into the structure of `abstract_state`.
@@ -248,10 +288,17 @@ class Checkpointer:
           CheckpointNotFoundError: no checkpoint in the directory, or no such step.
           CheckpointMismatchError: the directory holds checkpoints of another config (see `check_config`).
           CheckpointError: the checkpoint's structure, shapes or dtypes differ from `abstract_state`, or its
-            files are damaged.
+            files are damaged (with no `step` given: every step is damaged).
+
+        Each step's files are checked against its SHA256SUMS first. With no `step` given, a damaged newest step is
+        skipped with a warning naming it (it stays on disk) and the newest intact one is restored: read the
+        restored state's step counter to know which.
         """
         self.wait()
-        step = self._resolve_step(step)
+        if step is None:
+            step = self._newest_intact_step()
+        else:
+            self.verify(self._resolve_step(step))
         self.check_config()
         stored = self._stored_tree(step)
         if abstract_state is None:
@@ -270,8 +317,8 @@ class Checkpointer:
             raise CheckpointError(
                 f"cannot restore step {step} from {self._directory}: {_brief(e)}\n"
                 f"The checkpoint is damaged (a file under {self._step_dir(step)} is missing, truncated or "
-                "overwritten) or does not fit the target. Restore an older step (all_steps() lists them), "
-                "or start again in another --workdir."
+                "overwritten) or does not fit the target: start again in another --workdir. "
+                "(In Python: Checkpointer.restore(step=...) reads an older step; all_steps() lists them.)"
             ) from e
         if abstract_state is not None:
             restored = _match_key_types(restored, target)
@@ -281,10 +328,12 @@ class Checkpointer:
 
     def wait(self) -> None:
         """Blocks until asynchronous saves (and the deletions after them) are on disk."""
+        if self._closed:
+            return
         try:
             self._manager.wait_until_finished()
         except Exception as e:
-            raise CheckpointError(f"an asynchronous save to {self._directory} failed: {_brief(e)}") from e
+            raise self._save_failed(e, "a checkpoint") from e
 
     def close(self) -> None:
         """Waits for pending saves and releases Orbax's threads. Idempotent."""
@@ -293,8 +342,23 @@ class Checkpointer:
         try:
             self.wait()
         finally:
-            self._manager.close()
-            self._closed = True
+            if not self._closed:
+                self._manager.close()
+                self._closed = True
+
+    # --- integrity ---
+
+    def verify(self, step: int) -> None:
+        """Raises CheckpointError if a file of checkpoint `step` is missing or differs from its SHA256SUMS.
+
+        A step without SHA256SUMS (written before jaxcluster checked its checkpoints) passes, with a warning.
+        """
+        damage = self._damage(_as_step(step))
+        if damage:
+            raise CheckpointError(
+                f"the checkpoint {self._step_dir(step)} is damaged: {damage}. It cannot be used: run the experiment "
+                "again in another --workdir (or with --overwrite where the binary has it)."
+            )
 
     def __enter__(self) -> Self:
         return self
@@ -309,6 +373,75 @@ class Checkpointer:
 
     def _step_dir(self, step: int) -> str:
         return os.path.join(self._directory, str(step))
+
+    def _write_sums(self) -> None:
+        # Orbax's post-finalization callback: in its save thread, every file written, the step not yet renamed.
+        tmp = self._step_dir(self._writing) + _ORBAX_TMP_SUFFIX
+        if not os.path.isdir(tmp):
+            raise CheckpointError(f"cannot write {SUMS_FILE}: Orbax's temporary folder {tmp} is not there.")
+        write_sums(tmp)
+
+    def _damage(self, step: int) -> str | None:
+        """What is wrong with the files of `step` (None: nothing, or no manifest to tell), checked once."""
+        if not self._local:
+            return None
+        if step not in self._verdicts:
+            damage = check_sums(self._step_dir(step))
+            if damage == _NO_SUMS:
+                absl_logging.warning(
+                    "%s has no %s (written before jaxcluster checksummed its checkpoints): used unverified.",
+                    self._step_dir(step),
+                    SUMS_FILE,
+                )
+                damage = None
+            self._verdicts[step] = damage
+        return self._verdicts[step]
+
+    def _newest_intact_step(self) -> int:
+        steps = self.all_steps()
+        if not steps:
+            raise CheckpointNotFoundError(_no_checkpoint_message(self._directory))
+        intact = [step for step in steps if not self._damage(step)]
+        if not intact and len(steps) == 1:
+            self.verify(steps[0])
+        if not intact:
+            raise CheckpointError(
+                f"every checkpoint in {self._directory} is damaged (step {steps[-1]}: {self._damage(steps[-1])}), "
+                "so there is nothing to resume from: start again in another --workdir (the damaged steps are left "
+                "as they are)."
+            )
+        for step in steps:
+            if step > intact[-1]:
+                absl_logging.warning(
+                    "the checkpoint %s is damaged (%s); it is left as it is, and step %d, the newest intact one, "
+                    "is restored instead.",
+                    self._step_dir(step),
+                    self._damage(step),
+                    intact[-1],
+                )
+        return intact[-1]
+
+    def _save_failed(self, e: BaseException, what: str) -> CheckpointError:
+        """The CheckpointError for a failed save, after Orbax's threads of it have ended (for a clean exit)."""
+        self._abandon()
+        if _is_disk_full(e):
+            return CheckpointError(
+                f"no space left on device while writing {what} to {self._directory}; free space or choose "
+                "another --workdir."
+            )
+        return CheckpointError(f"saving {what} to {self._directory} failed: {_brief(e)}")
+
+    def _abandon(self) -> None:
+        # Each of Orbax's save threads raises its error once when joined; the manager closes when none is left.
+        for thread in threading.enumerate():
+            if thread is not threading.current_thread() and type(thread).__module__.startswith("orbax"):
+                with contextlib.suppress(Exception):  # its own error: part of the one being reported
+                    thread.join(timeout=60)
+        for _ in range(8):
+            with contextlib.suppress(Exception):
+                self._manager.close()
+                break
+        self._closed = True
 
     def _delete_all_steps(self) -> None:
         # Deliberately not public: only save_pytree(overwrite=True) deletes checkpoints outside the rotation.
@@ -365,8 +498,8 @@ class Checkpointer:
             f"step {step} in {self._directory} does not fit the requested state "
             f"({len(problems)} difference{'s' * (len(problems) != 1)}):\n"
             + "\n".join(lines)
-            + "\nIt was written by another model or architecture. Build the target from the same settings "
-            "(jax.eval_shape of the same init), or use another --workdir."
+            + "\nIt was written by another model or architecture: use another --workdir for these settings, or the "
+            "settings it was written with. (In Python: build the target with jax.eval_shape of the same init.)"
         )
 
 
@@ -387,8 +520,8 @@ def save_pytree(
         steps = ckpt.all_steps()
         if steps and not overwrite:
             raise FileExistsError(
-                f"{ckpt.directory} already holds a checkpoint (steps {steps}); pass overwrite=True "
-                "(--overwrite) to replace it, or save to another directory."
+                f"{ckpt.directory} already holds a checkpoint (steps {steps}); rerun with --overwrite to replace "
+                "it, or choose another --workdir. (In Python: save_pytree(..., overwrite=True).)"
             )
         ckpt._delete_all_steps()
         ckpt.save(0, pytree, force=True)
@@ -418,6 +551,89 @@ def load_config(directory: str | os.PathLike, step: int | None = None) -> dict:
         raise CheckpointNotFoundError(_no_checkpoint_message(path))
     with Checkpointer(path, None, max_to_keep=None, async_save=False) as ckpt:
         return ckpt.stored_config(step)
+
+
+# --- checksum manifests ---------------------------------------------------------------------------------------------
+
+_NO_SUMS = "no manifest"
+
+
+def _sha256(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _listed_files(step_dir: str) -> list[str]:
+    """The files of a step a manifest lists: relative '/'-separated paths, sorted."""
+    names = []
+    for root, _, files in os.walk(step_dir):
+        for name in files:
+            rel = os.path.relpath(os.path.join(root, name), step_dir).replace(os.sep, "/")
+            if rel not in _UNLISTED:
+                names.append(rel)
+    return sorted(names)
+
+
+def write_sums(step_dir: str | os.PathLike) -> None:
+    """Writes `<step_dir>/SHA256SUMS`: one line "<sha256 hex>  <relative path>" per file, as `sha256sum` does."""
+    step_dir = os.fspath(step_dir)
+    text = "".join(f"{_sha256(os.path.join(step_dir, rel))}  {rel}\n" for rel in _listed_files(step_dir))
+    tmp = os.path.join(step_dir, f".{SUMS_FILE}.tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, os.path.join(step_dir, SUMS_FILE))
+
+
+def _read_sums(path: str) -> dict[str, str] | str:
+    """{relative path: sha256 hex} from a manifest, or what is wrong with it. Strict: any changed byte shows."""
+    try:
+        with open(path, "rb") as f:
+            text = f.read().decode("ascii")
+    except (OSError, UnicodeDecodeError) as e:
+        return f"{SUMS_FILE} is unreadable ({type(e).__name__})"
+    if not text.endswith("\n"):
+        return f"{SUMS_FILE} is truncated"
+    sums = {}
+    for number, line in enumerate(text[:-1].split("\n"), 1):
+        match = _SUMS_LINE.fullmatch(line)
+        if match is None or match[2] in sums or match[2].startswith("/") or ".." in match[2].split("/"):
+            return f"line {number} of {SUMS_FILE} is malformed"
+        sums[match[2]] = match[1]
+    return sums
+
+
+def check_sums(step_dir: str | os.PathLike) -> str | None:
+    """What is wrong with a step's files, checked against its SHA256SUMS: None when all match, "no manifest"
+    when there is none, else the first problem (a missing or changed file, or a damaged manifest)."""
+    step_dir = os.fspath(step_dir)
+    path = os.path.join(step_dir, SUMS_FILE)
+    if not os.path.exists(path):
+        return _NO_SUMS
+    sums = _read_sums(path)
+    if isinstance(sums, str):
+        return sums
+    for rel, digest in sums.items():
+        file = os.path.join(step_dir, *rel.split("/"))
+        if not os.path.isfile(file):
+            return f"{rel} is missing"
+        if _sha256(file) != digest:
+            return f"{rel} does not match its SHA-256 in {SUMS_FILE}"
+    return None
+
+
+def _is_disk_full(e: BaseException | None) -> bool:
+    """Whether an error, or one it was raised from or wraps, says the disk is full."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+            return True
+        if "no space left on device" in str(e).lower():
+            return True
+        e = e.__cause__ or e.__context__
+    return False
 
 
 # --- pure helpers ----------------------------------------------------------------------------------------------------

@@ -62,6 +62,41 @@ def _count_nonfinite(x):
     return _nonfinite_counter()(x)
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_squares_fit_float32(x, name: str = "x") -> None:
+    """Raises ValueError when x [n, d] is so large that sums of squared distances between its rows could
+    overflow float32 (about 3.4e38): what k-means computes. The bound is 4 n d max|x|^2 (a squared distance is
+    at most d (2 max|x|)^2, the inertia n of them); past it the message names max|x| and asks to standardise."""
+    n, d = x.shape
+    biggest = float(_max_abs(x))
+    limit = math.sqrt(FLOAT32_MAX / (4.0 * n * d))
+    if not biggest <= limit:
+        raise ValueError(
+            f"{name} is too large for float32 k-means: max |{name}| = {biggest:.3g}, but with {n} rows of {d} "
+            f"features the summed squared distances can overflow float32 once max |{name}| passes {limit:.3g}. "
+            "Standardise the features (subtract the mean, divide by the standard deviation) or rescale them."
+        )
+
+
+def _max_abs(x):
+    """max |x| over every entry (on the device for a JAX array, on the host otherwise)."""
+    import jax
+
+    if isinstance(x, jax.Array):
+        return _max_abs_jit()(x)
+    return np.max(np.abs(np.asarray(x, np.float64)))
+
+
+@functools.cache
+def _max_abs_jit():
+    import jax
+    import jax.numpy as jnp
+
+    return jax.jit(lambda a: jnp.max(jnp.abs(a.astype(jnp.float32))))
+
+
 def check_n_clusters(n_clusters, n_samples: int, name: str = "n_clusters") -> int:
     """Returns `n_clusters` as an int in [1, n_samples] or raises ValueError."""
     if isinstance(n_clusters, bool) or int(n_clusters) != n_clusters:

@@ -31,11 +31,27 @@ def _jsonable(v):
     return v
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it (os.umask sets it, a race with other threads' files)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _write_atomic(path, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp makes the file 0600; give it the mode open() would, like every other file of the run.
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w") as f:
             f.write(text)
         os.replace(tmp, path)
@@ -84,17 +100,20 @@ class MetricsLog:
         """The rows logged so far (by this run and earlier invocations in the same workdir)."""
         if not self.path.exists():
             return []
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        text = self.path.read_text()
+        if not text.endswith("\n"):
+            text = text[: text.rfind("\n") + 1]  # a row cut short by a kill mid-write: it is logged again
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
 
     def rewind(self, step: int, **match) -> None:
         """Drops the rows after `step` whose fields equal `match` (e.g. stage="pretrain"): a run resumed from a
         checkpoint at `step` logs those steps again, and the file should read like an uninterrupted run's."""
         if not self.path.exists():
             return
-        kept = [
-            r for r in self.rows() if not (r.get("step", 0) > step and all(r.get(k) == v for k, v in match.items()))
-        ]
-        _write_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))
+        rows = self.rows()
+        kept = [r for r in rows if not (r.get("step", 0) > step and all(r.get(k) == v for k, v in match.items()))]
+        if len(kept) < len(rows) or not self.path.read_text().endswith("\n"):
+            _write_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))
 
     def log(self, step: int, **metrics) -> None:
         row = {"step": int(step), "time": round(time.time() - self._t0, 3), **_jsonable(metrics)}

@@ -31,15 +31,21 @@ def with_smoke_flags(xla_flags: str) -> str:
     return xla_flags if SMOKE_XLA_FLAGS in xla_flags else f"{xla_flags} {SMOKE_XLA_FLAGS}".strip()
 
 
-def env(**extra) -> dict:
+def without_smoke_flags(xla_flags: str) -> str:
+    """`xla_flags` without SMOKE_XLA_FLAGS: XLA's default optimisation level, the one users run at."""
+    return " ".join(flag for flag in xla_flags.split() if flag != SMOKE_XLA_FLAGS)
+
+
+def env(smoke: bool = True, **extra) -> dict:
     """The environment of a binary under test: CPU only, the shared compilation cache, XLA's cheapest
-    optimisation level (after any XLA_FLAGS of the caller's), plus `extra`."""
+    optimisation level (after any XLA_FLAGS of the caller's; `smoke=False`: the default level), plus `extra`."""
+    xla_flags = os.environ.get("XLA_FLAGS", "")
     return {
         **os.environ,
         "JAX_PLATFORMS": "cpu",
         "JAX_COMPILATION_CACHE_DIR": _CACHE,
         "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-        "XLA_FLAGS": with_smoke_flags(os.environ.get("XLA_FLAGS", "")),
+        "XLA_FLAGS": with_smoke_flags(xla_flags) if smoke else without_smoke_flags(xla_flags),
         **extra,
     }
 
@@ -49,10 +55,17 @@ def command(args) -> list[str]:
     return [sys.executable, "-m", *map(str, args)]
 
 
-def run(args, cwd, ok: bool = True, timeout: float = 600, **extra_env) -> subprocess.CompletedProcess:
-    """Runs `python -m <args>` in cwd; with ok, asserts it succeeded and shows the end of its stderr if not."""
+def run(args, cwd, ok: bool = True, timeout: float = 600, smoke: bool = True, **extra_env):
+    """Runs `python -m <args>` in cwd; with ok, asserts it succeeded and shows the end of its stderr if not.
+    `smoke=False` runs it at XLA's default optimisation level (for the few tests of bits at the users' level)."""
     out = subprocess.run(
-        command(args), cwd=cwd, env=env(**extra_env), capture_output=True, text=True, timeout=timeout, check=False
+        command(args),
+        cwd=cwd,
+        env=env(smoke, **extra_env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     if ok:
         assert out.returncode == 0, out.stderr[-4000:]
@@ -64,14 +77,41 @@ def start(args, cwd, **popen_kw) -> subprocess.Popen:
     return subprocess.Popen(command(args), cwd=cwd, env=popen_kw.pop("env", env()), **popen_kw)
 
 
-def kill_at_first_checkpoint(args, cwd, workdir, ckpt_dir, timeout: float = 120) -> None:
-    """Starts `python -m <args>`, SIGKILLs it as soon as a step folder appears in `ckpt_dir`, and checks that it
-    had not finished (no results.json in `workdir`): the first half of every kill-and-resume test."""
-    proc = start(args, cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def kill_at_first_checkpoint(args, cwd, workdir, ckpt_dir, timeout: float = 120, smoke: bool = True) -> int:
+    """Starts `python -m <args>`, SIGKILLs it as soon as a step folder appears in `ckpt_dir`, checks that it
+    had not finished (no results.json in `workdir`) and returns the newest step left in `ckpt_dir`, the one a
+    resumed run must start from: the first half of every kill-and-resume test."""
+    proc = start(args, cwd, env=env(smoke), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ckpt_dir = Path(ckpt_dir)
     deadline = time.time() + timeout
-    while time.time() < deadline and not (ckpt_dir.exists() and any(p.name.isdigit() for p in ckpt_dir.iterdir())):
+    while time.time() < deadline and not steps_in(ckpt_dir):
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (Path(workdir) / "results.json").exists(), "the run finished before it could be killed"
+    assert steps_in(ckpt_dir), f"no checkpoint appeared in {ckpt_dir} within {timeout} s"
+    return max(steps_in(ckpt_dir))
+
+
+def steps_in(ckpt_dir) -> list[int]:
+    """The committed checkpoint steps in a Checkpointer directory (Orbax's temporary folders excluded)."""
+    ckpt_dir = Path(ckpt_dir)
+    return [int(p.name) for p in ckpt_dir.iterdir() if p.name.isdigit()] if ckpt_dir.is_dir() else []
+
+
+def run_on_host_devices(code: str, n_devices: int = 2, timeout: float = 300) -> None:
+    """Runs the Python snippet `code` (dedented) in a fresh process that sees `n_devices` CPU devices (the count
+    is fixed when JAX starts, hence the process) and asserts that it succeeded and printed "ok" last."""
+    import textwrap
+
+    xla = f"{SMOKE_XLA_FLAGS} --xla_force_host_platform_device_count={n_devices}"
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=env(XLA_FLAGS=xla),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().endswith("ok")

@@ -120,6 +120,12 @@ def test_random_affine_is_keyed_and_within_its_ranges():
     cx = (img * xs).sum((1, 2)) / img.sum((1, 2))
     assert np.abs(cy - 13.5).max() <= 2.81 and np.abs(cx - 13.5).max() <= 2.81
     assert np.abs(cy - 13.5).max() > 1.0 and np.abs(cx - 13.5).max() > 1.0
+    # The bar turns by at most 10 degrees either way, and draws reach near both ends: its tilt from upright is
+    # the angle of the principal axis of the image's second moments (within 0.1 degree of the drawn angle).
+    dy, dx = ys - cy[:, None, None], xs - cx[:, None, None]
+    syy, sxx, sxy = ((img * u * v).sum((1, 2)) / img.sum((1, 2)) for u, v in ((dy, dy), (dx, dx), (dx, dy)))
+    tilt = np.degrees(0.5 * np.arctan2(2 * sxy, syy - sxx))
+    assert np.abs(tilt).max() <= 10.1 and tilt.max() > 7 and tilt.min() < -7
     still = augment.random_affine((28, 28), max_shift=0.0, max_rotation=0.0)
     np.testing.assert_array_equal(np.asarray(still(jax.random.key(2), x)), np.asarray(x))
 

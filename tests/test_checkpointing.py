@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import logging
 import os
+import shutil
+import threading
 
 import flax
 import jax
@@ -208,7 +212,7 @@ def _damage(step_dir, how):
     for root, _, files in os.walk(step_dir):
         for name in files:
             path = os.path.join(root, name)
-            if name.startswith("_") or name == "commit_success.txt" or name == "metadata":
+            if name.startswith("_") or name in ("commit_success.txt", "metadata", checkpointing.SUMS_FILE):
                 continue
             size = os.path.getsize(path)
             if how == "garbage":
@@ -229,11 +233,122 @@ def _damage(step_dir, how):
 def test_corrupt_checkpoint_raises_checkpoint_error(tmp_path, how):
     with Checkpointer(tmp_path, CONFIG) as ckpt:
         ckpt.save(3, make_state())
+    legacy = tmp_path / "legacy"
+    shutil.copytree(tmp_path / "3", legacy / "3")
     _damage(tmp_path / "3", how)
     with Checkpointer(tmp_path, CONFIG) as ckpt, pytest.raises(CheckpointError) as err:
         ckpt.restore(jax.eval_shape(make_state))
-    assert str(tmp_path) in str(err.value) and "step 3" in str(err.value)
+    assert f"{tmp_path / '3'} is damaged: state/" in str(err.value) and "--workdir" in str(err.value)
+    # Without its manifest (a checkpoint written before them) Orbax's own reading still refuses it.
+    (legacy / "3" / checkpointing.SUMS_FILE).unlink()
+    _damage(legacy / "3", how)
+    with Checkpointer(legacy, CONFIG) as ckpt, pytest.raises(CheckpointError) as err:
+        ckpt.restore(jax.eval_shape(make_state))
+    assert str(legacy) in str(err.value) and "step 3" in str(err.value)
     assert err.value.__cause__ is not None  # the Orbax / tensorstore error, chained
+
+
+def test_every_step_lists_its_files_in_sha256sum_format(tmp_path):
+    save_pytree(tmp_path / "model", {"centroids": np.ones((3, 2), np.float32)})
+    with Checkpointer(tmp_path / "train", CONFIG, async_save=True) as ckpt:
+        ckpt.save(5, make_state())
+    for step_dir in (tmp_path / "model" / "0", tmp_path / "train" / "5"):
+        lines = (step_dir / checkpointing.SUMS_FILE).read_text().splitlines()
+        listed = {line[66:]: line[:64] for line in lines}
+        assert all(line[64:66] == "  " for line in lines)
+        on_disk = {
+            p.relative_to(step_dir).as_posix()
+            for p in step_dir.rglob("*")
+            if p.is_file() and p.parent != step_dir  # the step's own top-level files are Orbax's commit records
+        }
+        assert set(listed) == on_disk and any(name.startswith("state/") for name in listed)
+        for name, digest in listed.items():
+            assert hashlib.sha256((step_dir / name).read_bytes()).hexdigest() == digest
+
+
+def _flip_bytes(path, rng, count=8):
+    """Overwrites `count` random bytes of a file with other values."""
+    data = bytearray(path.read_bytes())
+    for at in rng.choice(len(data), size=min(count, len(data)), replace=False):
+        data[at] ^= int(rng.integers(1, 256))
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("kind", ["train_step", "model"])
+def test_flipped_bytes_are_refused_every_time(tmp_path, kind):
+    pristine = tmp_path / "pristine"
+    if kind == "model":
+        save_pytree(pristine, make_state(), config=CONFIG)
+        step_dir = pristine / "0"
+    else:
+        with Checkpointer(pristine, CONFIG) as ckpt:
+            ckpt.save(7, make_state())
+        step_dir = pristine / "7"
+    listed = [line[66:] for line in (step_dir / checkpointing.SUMS_FILE).read_text().splitlines()]
+    largest = max(listed, key=lambda name: (step_dir / name).stat().st_size)
+    rng = np.random.default_rng(0)
+    # The probe's case (8 bytes of the largest file), then any listed file or the manifest itself.
+    targets = [largest, checkpointing.SUMS_FILE, *rng.choice(listed + [checkpointing.SUMS_FILE], size=10)]
+    for trial, name in enumerate(targets):
+        copy = tmp_path / f"trial{trial}"
+        shutil.copytree(pristine, copy)
+        _flip_bytes(copy / step_dir.name / name, rng, count=int(rng.choice([1, 8])))
+        with pytest.raises(CheckpointError, match="is damaged") as err:
+            load_pytree(copy, jax.eval_shape(make_state)) if kind == "model" else Checkpointer(copy, CONFIG).restore(
+                jax.eval_shape(make_state)
+            )
+        assert str(copy / step_dir.name) in str(err.value), name
+    assert_same(make_state(), load_pytree(pristine, jax.eval_shape(make_state)))
+
+
+def test_resume_falls_back_to_the_newest_intact_step(tmp_path, caplog):
+    with Checkpointer(tmp_path, CONFIG, max_to_keep=None) as ckpt:
+        for step in (1, 2, 3):
+            ckpt.save(step, make_state(seed=step))
+    _flip_bytes(tmp_path / "3" / "config" / "metadata", np.random.default_rng(0), count=1)
+    caplog.set_level(logging.WARNING)
+    with Checkpointer(tmp_path, CONFIG) as ckpt:
+        assert_same(make_state(seed=2), ckpt.restore(jax.eval_shape(make_state)))
+        with pytest.raises(CheckpointError, match=f"{tmp_path / '3'} is damaged: config/metadata"):
+            ckpt.restore(jax.eval_shape(make_state), step=3)
+        assert not ckpt.save(3, make_state())  # the damaged step is never overwritten...
+    assert (tmp_path / "3").is_dir()  # ...nor deleted
+    assert any(f"{tmp_path / '3'} is damaged" in r.getMessage() and "step 2" in r.getMessage() for r in caplog.records)
+    for step in (1, 2):
+        _flip_bytes(tmp_path / str(step) / "state" / "_METADATA", np.random.default_rng(step), count=1)
+    with Checkpointer(tmp_path, CONFIG) as ckpt, pytest.raises(CheckpointError, match="every checkpoint in"):
+        ckpt.restore(jax.eval_shape(make_state))
+
+
+def test_checkpoint_without_manifest_loads_with_a_warning(tmp_path, caplog):
+    save_pytree(tmp_path, {"c": np.arange(3.0)})
+    (tmp_path / "0" / checkpointing.SUMS_FILE).unlink()  # as written before manifests
+    caplog.set_level(logging.WARNING)
+    np.testing.assert_array_equal(load_pytree(tmp_path)["c"], np.arange(3.0))
+    assert any("used unverified" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # Orbax: "Event loop is closed"
+@pytest.mark.parametrize("async_save", [True, False])
+def test_disk_full_is_one_clear_error_and_orbax_stops(tmp_path, monkeypatch, async_save):
+    from etils import epath
+
+    def disk_full(path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(epath.Path, "write_text", disk_full)
+    monkeypatch.setattr(epath.Path, "write_bytes", disk_full)
+    ckpt = Checkpointer(tmp_path, CONFIG, async_save=async_save)
+    with pytest.raises(CheckpointError) as err:
+        ckpt.save(1, make_state())
+        ckpt.close()
+    assert str(err.value) == (
+        f"no space left on device while writing a checkpoint to {tmp_path}; free space or choose another --workdir."
+    )
+    ckpt.close()  # harmless after the failure
+    assert not [t for t in threading.enumerate() if type(t).__module__.startswith("orbax")]
+    assert not (tmp_path / "1").exists()
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # Orbax: "Event loop is closed"
@@ -241,6 +356,9 @@ def test_corrupt_metadata_raises_checkpoint_error(tmp_path):
     with Checkpointer(tmp_path, CONFIG) as ckpt:
         ckpt.save(3, make_state())
     (tmp_path / "3" / "state" / "_METADATA").write_bytes(b"not json")
+    with Checkpointer(tmp_path, CONFIG) as ckpt, pytest.raises(CheckpointError, match="3 is damaged: state/_METADATA"):
+        ckpt.restore(jax.eval_shape(make_state))
+    (tmp_path / "3" / checkpointing.SUMS_FILE).unlink()  # unchecked: Orbax's reading still refuses it
     with Checkpointer(tmp_path, CONFIG) as ckpt, pytest.raises(CheckpointError, match="step 3") as err:
         ckpt.restore(jax.eval_shape(make_state))
     assert err.value.__cause__ is not None
@@ -250,7 +368,7 @@ def test_save_pytree_refuses_to_overwrite(tmp_path):
     d = tmp_path / "ckpt"
     first = {"centroids": np.arange(6, dtype=np.float32).reshape(3, 2)}
     save_pytree(d, first, config={"n_clusters": 3})
-    with pytest.raises(FileExistsError, match="overwrite=True"):
+    with pytest.raises(FileExistsError, match="--overwrite"):
         save_pytree(d, {"centroids": np.zeros((3, 2), np.float32)})
     np.testing.assert_array_equal(load_pytree(d)["centroids"], first["centroids"])
     second = {"centroids": np.ones((4, 2), np.float32)}

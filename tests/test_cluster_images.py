@@ -2,6 +2,8 @@
 
 import csv
 import json
+import os
+import sys
 from pathlib import Path
 
 import binaries
@@ -9,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from experiments import features
+from experiments import cluster_images as ci
+from experiments import common, features
 
 
 def run(args, cwd, ok=True):
@@ -38,9 +41,16 @@ def snapshot(root: Path) -> dict:
 
 
 def read_assignments(path: Path) -> dict:
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8", errors="surrogateescape") as f:  # file names are bytes
         rows = list(csv.DictReader(f))
     return {Path(r["path"]).name: int(r["cluster"]) for r in rows}
+
+
+def assert_separated(got: dict, n: int = 8) -> None:
+    """Every circle in one cluster, every stripe in one other cluster."""
+    circles = {got[f"c{i}.png"] for i in range(n)}
+    stripes = {got[f"s{i}.jpg"] for i in range(n)}
+    assert len(circles) == len(stripes) == 1 and circles != stripes, got
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +70,7 @@ def test_separates_and_links_and_never_touches_originals(folder, tmp_path):
 
     got = read_assignments(wd / "assignments.csv")
     assert len(got) == 16 and "truncated.png" not in got and "text.jpg" not in got
-    circles = {got[f"c{i}.png"] for i in range(8)}
-    stripes = {got[f"s{i}.jpg"] for i in range(8)}
-    assert len(circles) == len(stripes) == 1 and circles != stripes  # the two kinds, apart
+    assert_separated(got)
     res = json.loads((wd / "results.json").read_text())
     assert res["n_images"] == 16 and res["n_clusters"] == 2 and res["cluster_sizes"] == [8, 8]
     assert sorted(Path(u["path"]).name for u in res["unreadable"]) == ["text.jpg", "truncated.png"]
@@ -89,12 +97,13 @@ def test_separates_and_links_and_never_touches_originals(folder, tmp_path):
     assert (
         res["algorithm"] == "gmm" and res["n_features"] == 4 and res["removed_previous"] == 16 + 1 + 1
     )  # links, csv, cluster_1/ (cluster_0/ holds a user file)
+    assert res["kept_previous"] == []
     assert (wd / "mine.txt").read_text() == "keep me"
     assert (wd / "cluster_0" / "also_mine.txt").read_text() == "keep me too"
     copies = [p for p in (wd / "cluster_0").iterdir() if p.suffix in (".png", ".jpg")]
     assert len(copies) == 8 and not any(p.is_symlink() for p in copies)
     got = read_assignments(wd / "assignments.csv")
-    assert len({got[f"c{i}.png"] for i in range(8)} | {got[f"s{i}.jpg"] for i in range(8)}) == 2
+    assert_separated(got)
     assert snapshot(folder) == before
 
 
@@ -124,7 +133,7 @@ def test_pretrained_encoder_gives_the_features(folder, tmp_path):
         tmp_path,
     )
     got = read_assignments(wd / "assignments.csv")
-    assert len({got[f"c{i}.png"] for i in range(8)} | {got[f"s{i}.jpg"] for i in range(8)}) == 2
+    assert_separated(got)
     res = json.loads((wd / "results.json").read_text())
     assert res["features"] == "pretrained" and res["n_features"] == 4
 
@@ -135,3 +144,202 @@ def test_pretrained_encoder_gives_the_features(folder, tmp_path):
     assert "encodes 256 features, but the data has 1024" in wrong.stderr and not (tmp_path / "w").exists()
     with pytest.raises(Exception, match="holds no trained autoencoder"):
         features.load_encoder(tmp_path / "nowhere")
+
+
+# ---------------------------------------------------------------------------
+# Output folder: --overwrite removes only what it can prove an earlier run made (issue 22)
+
+
+def tiny_originals(root: Path, names=("a.png", "b.png")) -> list[Path]:
+    """Small gray PNGs under root (names may be str or bytes), returned sorted as find_images returns them."""
+    root.mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(names):
+        Image.fromarray(np.full((4, 4), 40 * i, np.uint8)).save(root / os.fsdecode(name))
+    return ci.find_images(root, True)[0]
+
+
+def sorted_once(tmp_path, copy: bool):
+    """Originals a.png (cluster 0) and b.png (cluster 1) sorted into out/ by one run; (src, out, paths)."""
+    src, out = tmp_path / "src", tmp_path / "out"
+    paths = tiny_originals(src)
+    ci.write_outputs(out, src, paths, np.array([0, 1]), copy=copy, overwrite=False)
+    return src, out, paths
+
+
+def replace_with_own_file(p: Path) -> None:
+    p.unlink()
+    p.write_bytes(b"my own picture")
+
+
+def edit_copy(p: Path) -> None:
+    p.write_bytes(p.read_bytes() + b"edited")
+
+
+def repoint_link(p: Path) -> None:
+    p.unlink()
+    p.symlink_to(p.parent.parent / "elsewhere.png")
+
+
+@pytest.mark.parametrize(
+    ("copy", "change"),
+    [(False, replace_with_own_file), (True, replace_with_own_file), (True, edit_copy), (False, repoint_link)],
+)
+def test_overwrite_never_removes_what_it_cannot_prove_it_made(tmp_path, copy, change):
+    src, out, paths = sorted_once(tmp_path, copy)
+    mine = out / "cluster_0" / "a.png"
+    change(mine)
+    state = (os.path.islink(mine), mine.read_bytes() if not mine.is_symlink() else os.readlink(mine))
+    manifest = (out / ci.MANIFEST).read_bytes()
+
+    # The new run wants that very path: refused, before the work and again before any change, naming it.
+    with pytest.raises(ValueError, match="cluster_0/a.png where this run writes.*Nothing was changed"):
+        ci.check_names_free(out, ["a.png", "b.png"])
+    with pytest.raises(ValueError, match="cluster_0/a.png where this run writes"):
+        ci.write_outputs(out, src, paths, np.array([0, 1]), copy=copy, overwrite=True)
+    assert (out / ci.MANIFEST).read_bytes() == manifest and (out / "cluster_1" / "b.png").exists()
+
+    # A run that does not write there removes the rest and keeps (and reports) the changed entry.
+    other = tiny_originals(tmp_path / "src2", ["c.png", "d.png"])
+    got = ci.write_outputs(out, tmp_path / "src2", other, np.array([0, 0]), copy=copy, overwrite=True)
+    assert got["kept_previous"] == ["cluster_0/a.png"] and got["removed_previous"] == 3  # csv, b.png, cluster_1/
+    assert (os.path.islink(mine), mine.read_bytes() if not mine.is_symlink() else os.readlink(mine)) == state
+    assert sorted(p.name for p in (out / "cluster_0").iterdir()) == ["a.png", "c.png", "d.png"]
+    assert not (out / "cluster_1").exists()
+
+
+def test_overwrite_removes_its_own_links_and_copies(tmp_path):
+    src, out, paths = sorted_once(tmp_path, copy=True)
+    assert (out / "cluster_1" / "b.png").read_bytes() == paths[1].read_bytes()
+    ci.check_names_free(out, ["a.png", "b.png"])  # all provably ours: nothing to refuse
+    got = ci.write_outputs(out, src, paths, np.array([1, 0]), copy=False, overwrite=True)
+    assert got == {"removed_previous": 5, "kept_previous": []}
+    assert os.readlink(out / "cluster_1" / "a.png") == os.path.abspath(paths[0])
+    assert sorted(p.name for p in out.iterdir()) == [ci.MANIFEST, "assignments.csv", "cluster_0", "cluster_1"]
+
+
+def test_a_manifest_without_proofs_leaves_every_file_in_place(tmp_path):
+    # A manifest as earlier versions wrote it: names only. Their files may be the user's now: all kept.
+    src, out, paths = sorted_once(tmp_path, copy=False)
+    (out / "cluster_2").mkdir()
+    names = ["assignments.csv", "cluster_0", "cluster_1", "cluster_2", "cluster_0/a.png", "cluster_1/b.png"]
+    (out / ci.MANIFEST).write_text(json.dumps({"created": names}))
+    replace_with_own_file(out / "cluster_0" / "a.png")
+    with pytest.raises(ValueError, match="assignments.csv, cluster_0/a.png, cluster_1/b.png where this run writes"):
+        ci.write_outputs(out, src, paths, np.array([0, 1]), copy=False, overwrite=True)
+    removed, kept = ci.remove_previous(out)
+    assert removed == ["cluster_2"]  # an empty folder: nothing in it to lose
+    assert sorted(kept) == ["assignments.csv", "cluster_0/a.png", "cluster_1/b.png"]
+    assert (out / "cluster_0" / "a.png").read_bytes() == b"my own picture"
+    (out / ci.MANIFEST).write_text('{"created": [3]}')
+    with pytest.raises(ValueError, match="is not a manifest cluster_images can read; move it away"):
+        ci.check_output(out, (), overwrite=True)
+
+
+def test_a_crash_midway_leaves_no_assignments_and_stays_cleanable(tmp_path, monkeypatch):
+    src, out = tmp_path / "src", tmp_path / "out"
+    paths = tiny_originals(src)
+    real_symlink, made = os.symlink, []
+
+    def fail_on_second(target, link):
+        if made:
+            raise OSError("disk full")
+        made.append(link)
+        real_symlink(target, link)
+
+    monkeypatch.setattr(ci.os, "symlink", fail_on_second)
+    with pytest.raises(OSError, match="disk full"):
+        ci.write_outputs(out, src, paths, np.array([0, 1]), copy=False, overwrite=False)
+    monkeypatch.undo()
+    assert not (out / "assignments.csv").exists() and (out / "cluster_0" / "a.png").is_symlink()
+    got = ci.write_outputs(out, src, paths, np.array([0, 1]), copy=False, overwrite=True)
+    assert got == {"removed_previous": 3, "kept_previous": []}  # the link and both folders, by the manifest
+
+
+def test_a_file_name_that_is_not_utf8_is_sorted_and_listed_exactly(tmp_path):
+    if sys.platform != "linux":
+        pytest.skip("file names as raw bytes: Linux file systems")
+    src, out = tmp_path / "src", tmp_path / "out"
+    paths = tiny_originals(src, [b"caf\xe9.png", b"plain.png"])
+    ci.write_outputs(out, src, paths, np.array([0, 1]), copy=False, overwrite=False)
+    rows = (out / "assignments.csv").read_bytes().splitlines()
+    assert rows[1] == os.fsencode(paths[0].resolve()) + b",0" and rows[2].endswith(b"plain.png,1")
+    assert os.path.samefile(os.fsencode(out) + b"/cluster_0/caf\xe9.png", paths[0])
+    # The manifest (ASCII JSON) keeps the name exactly: the next --overwrite proves and removes the link.
+    got = ci.write_outputs(out, src, paths, np.array([1, 0]), copy=False, overwrite=True)
+    assert got == {"removed_previous": 5, "kept_previous": []}
+
+
+def test_the_whole_run_survives_names_that_are_not_utf8(tmp_path, capsys):
+    # results.json, the plot title and the summary line too, with the image folder's own name not UTF-8.
+    if sys.platform != "linux":
+        pytest.skip("file names as raw bytes: Linux file systems")
+    src = tmp_path / os.fsdecode(b"ph\xf6tos")
+    make_folder(src, n=3)
+    (src / os.fsdecode(b"caf\xe9.png")).write_bytes((src / "c0.png").read_bytes())
+    run_cfg = common.RunConfig(experiment="cluster_images", workdir=tmp_path / "run")
+    cfg = ci.Config(image_dir=src, output=tmp_path / "run", n_clusters=2, n_init=1, image_size=8)
+    ci.sort_images(run_cfg, cfg)
+    res = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert res["n_images"] == 7 and res["image_dir"] == str(src.resolve())
+    assert "ph\\xf6tos: 7 images" in capsys.readouterr().out
+    got = read_assignments(tmp_path / "run" / "assignments.csv")
+    assert_separated(got, n=3)
+    assert got[os.fsdecode(b"caf\xe9.png")] == got["c0.png"]
+
+
+# ---------------------------------------------------------------------------
+# Decoding: each mode scaled by its own range (issue 22)
+
+
+def save(tmp_path, name, array, mode=None):
+    path = tmp_path / name
+    im = Image.fromarray(array) if mode is None else Image.fromarray(array).convert(mode)
+    im.save(path)
+    return path
+
+
+RAMP = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
+
+
+@pytest.mark.parametrize(
+    ("name", "array", "expected"),
+    [
+        ("i16.png", (RAMP * 40000).astype(np.uint16), RAMP * 40000 / 65535),  # I;16: by 65535, not clipped at 255
+        ("i32.tif", (RAMP * 40000).astype(np.int32), RAMP * 40000 / 65535),  # I holding 16-bit values
+        ("unit.tif", RAMP * 0.5, RAMP * 0.5),  # F within [0, 1]: as it is
+        ("wide.tif", RAMP * 1000 - 300, RAMP),  # F outside: its own min and max
+        ("l.png", (RAMP * 255).astype(np.uint8), (RAMP * 255).astype(np.uint8) / 255),
+    ],
+)
+def test_images_are_scaled_by_their_modes_range(tmp_path, name, array, expected):
+    path = save(tmp_path, name, array)
+    gray = ci.load_image(path, 8, "gray")
+    np.testing.assert_allclose(gray, expected, atol=1e-4)
+    rgb = ci.load_image(path, 8, "rgb")
+    assert rgb.shape == (8, 8, 3) and np.allclose(rgb[..., 1], gray)
+    small = ci.load_image(path, 4, "gray")
+    assert small.dtype == np.float32 and 0 <= small.min() and small.max() <= 1 and small.std() > 0.1
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "P", "LA"])
+def test_eight_bit_modes_agree_with_their_gray(tmp_path, mode):
+    gray = (RAMP * 255).astype(np.uint8)
+    expected = ci.load_image(save(tmp_path, "l.png", gray), 8, "gray")
+    got = ci.load_image(save(tmp_path, f"x.{'png' if mode != 'P' else 'gif'}", gray, mode), 8, "gray")
+    np.testing.assert_allclose(got, expected, atol=2 / 255)
+
+
+def test_transparent_pixels_are_white(tmp_path):
+    rgba = np.zeros((8, 8, 4), np.uint8)  # black, fully transparent
+    assert ci.load_image(save(tmp_path, "t.png", rgba), 8, "gray").min() == 1.0
+
+
+def test_unsupported_modes_and_nonfinite_pixels_are_refused_by_name(tmp_path):
+    lab = tmp_path / "lab.tif"
+    Image.new("LAB", (8, 8)).save(lab)
+    with pytest.raises(ValueError, match="lab.tif: images of mode LAB are not supported"):
+        ci.load_image(lab, 8, "gray")
+    with pytest.raises(ValueError, match="nan.tif: the F image has NaN or infinite pixels"):
+        ci.load_image(save(tmp_path, "nan.tif", np.where(RAMP > 0.5, np.nan, RAMP).astype(np.float32)), 8, "gray")
+    x, ok, bad = ci.load_folder([lab], 8, "gray")  # in a folder: listed as unreadable and skipped
+    assert x.shape == (0, 64) and not ok and "mode LAB" in bad[0]["error"]

@@ -359,9 +359,15 @@ def test_npz(tmp_path):
 def test_npy_errors(tmp_path):
     np.save(tmp_path / "whole.npy", np.ones((50, 3), np.float32))
     raw = (tmp_path / "whole.npy").read_bytes()
-    for name, content in [("cut.npy", raw[:150]), ("empty.npy", b""), ("text.npz", b"not an archive")]:
+    cases = [
+        ("cut.npy", raw[:150], "is not a readable NumPy file"),
+        ("empty.npy", b"", r"is not a \.npy file: .*magic bytes \(it is empty\)"),
+        ("text.npy", b"1,2,3\n4,5,6\n", r"is not a \.npy file: .*magic bytes.*csv:<path>"),  # not 'pickled data'
+        ("text.npz", b"not an archive", r"is not a \.npz archive"),
+    ]
+    for name, content, match in cases:
         (tmp_path / name).write_bytes(content)
-        with pytest.raises(ValueError, match=rf"{name} is not a readable NumPy file"):
+        with pytest.raises(ValueError, match=rf"{name} {match}"):
             load(f"npy:{tmp_path / name}")
     x = np.ones((5, 3), np.float32)
     x[1, 2] = np.nan
@@ -454,3 +460,13 @@ def test_unknown_name_split_and_options():
         load("npy:x.npy", "train")
     with pytest.raises(ValueError, match="csv:<path> datasets only"):
         load("digits", label_column="y")
+
+
+def test_a_missing_or_misplaced_path_names_the_dataset_and_the_path(tmp_path):
+    (tmp_path / "file.npy").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match=r"dataset 'npy:.*nowhere\.npy': no such file .*nowhere\.npy"):
+        load(f"npy:{tmp_path / 'nowhere.npy'}")
+    with pytest.raises(NotADirectoryError, match=r"file\.npy is a file; idx:<dir> takes the folder"):
+        load(f"idx:{tmp_path / 'file.npy'}")
+    with pytest.raises(IsADirectoryError, match="is a folder; give the path of the file itself"):
+        load(f"csv:{tmp_path}")

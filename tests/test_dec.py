@@ -11,10 +11,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from binaries import kill_at_first_checkpoint, run
+from binaries import kill_at_first_checkpoint, run, steps_in
 from jax.test_util import check_grads
 
 from research import augment, checkpointing, data, metrics, nets, runlog
+from research.cluster import kmeans
 from research.deep import dec, pretrain, train
 
 
@@ -22,11 +23,11 @@ def bits(tree):
     return [np.asarray(a).tobytes() for a in jax.tree.leaves(tree)]
 
 
-def blobs(n_per=100, k=4, d=20, seed=0):
-    """k far-apart Gaussian blobs in d dimensions, scaled into [0, 1] like pixels."""
+def blobs(n_per=100, k=4, d=20, seed=0, noise=0.3):
+    """k Gaussian blobs in d dimensions (far apart at the default noise), scaled into [0, 1] like pixels."""
     rng = np.random.default_rng(seed)
     centroids = rng.normal(size=(k, d)) * 4
-    x = np.concatenate([c + rng.normal(size=(n_per, d)) * 0.3 for c in centroids])
+    x = np.concatenate([c + rng.normal(size=(n_per, d)) * noise for c in centroids])
     x = (x - x.min()) / (x.max() - x.min())
     return x.astype(np.float32), np.repeat(np.arange(k), n_per)
 
@@ -157,6 +158,70 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, pretrained, mon
         dec.fit(jax.random.key(5), model, params, x, cfg, workdir=tmp_path / "b", config={"k": 5})
 
 
+def killed_at_call(monkeypatch, module, name, call):
+    """Makes module.name raise KeyboardInterrupt (a kill) on its `call`-th call; returns the original."""
+    calls, original = [], getattr(module, name)
+
+    def dies(*args, **kw):
+        calls.append(1)
+        if len(calls) == call:
+            raise KeyboardInterrupt
+        return original(*args, **kw)
+
+    monkeypatch.setattr(module, name, dies)
+    return original
+
+
+def test_log_is_rewound_when_killed_before_the_first_checkpoint(tmp_path, pretrained, monkeypatch):
+    model, params, x, y = pretrained
+    cfg = CFG._replace(tol=0.0, max_iter=60, checkpoint_every=100)  # no checkpoint before the last step
+    log = runlog.MetricsLog(tmp_path)
+    advance = killed_at_call(monkeypatch, train, "advance", 2)
+    with pytest.raises(KeyboardInterrupt):
+        dec.fit(jax.random.key(5), model, params, x, cfg, y=y, workdir=tmp_path, log=log)
+    monkeypatch.setattr(train, "advance", advance)
+    assert [r["step"] for r in log.rows()] == [0, 20]
+    dec.fit(jax.random.key(5), model, params, x, cfg, y=y, workdir=tmp_path, log=log)
+    assert [r["step"] for r in log.rows()] == [0, 20, 40, 60]
+
+
+def test_stop_decision_after_a_kill_is_the_uninterrupted_runs(tmp_path, pretrained, monkeypatch):
+    model, params, x, y = pretrained
+    cfg = CFG._replace(checkpoint_every=1)  # tol 1e-3: these blobs stop at the first update after the start
+    straight = dec.fit(jax.random.key(5), model, params, x, cfg, y=y, workdir=tmp_path / "a")
+    assert straight.converged and straight.n_iter == 20
+    # Killed after the checkpoint at step 20, before the update there decides to stop.
+    log = runlog.MetricsLog(tmp_path / "b")
+    encode = killed_at_call(monkeypatch, pretrain, "encode", 2)
+    with pytest.raises(KeyboardInterrupt):
+        dec.fit(jax.random.key(5), model, params, x, cfg, y=y, workdir=tmp_path / "b", log=log)
+    monkeypatch.setattr(pretrain, "encode", encode)
+    assert checkpointing.Checkpointer(tmp_path / "b" / "train_ckpt").all_steps() == [20]
+    resumed = dec.fit(jax.random.key(5), model, params, x, cfg, y=y, workdir=tmp_path / "b", log=log)
+    assert resumed.converged and resumed.n_iter == straight.n_iter and resumed.n_updates == straight.n_updates
+    assert [h["step"] for h in resumed.history] == [20]  # resumed at the checkpoint, not started over
+    assert bits(resumed.params) == bits(straight.params) and np.array_equal(resumed.labels, straight.labels)
+    assert [r["step"] for r in log.rows()] == [0, 20]
+
+
+def test_a_stretch_lowers_kl_to_its_target_from_an_imperfect_start():
+    # Overlapping blobs: k-means on the codes gets about 3 in 4 right. One stretch of steps on the target P of
+    # the k-means start lowers KL(P || Q), the objective DEC minimises between two updates of P.
+    x, y = blobs(noise=3.0)
+    model = nets.build("mlp:32-2", x.shape[1])
+    params = pretrain.pretrain(jax.random.key(0), model, x, pretrain.PretrainConfig(epochs=30, batch_size=32))
+    cfg = CFG._replace(tol=0.0, max_iter=CFG.update_interval)
+    res = dec.fit(jax.random.key(2), model, params, x, cfg)
+    k_init, _ = jax.random.split(jax.random.key(2))  # the start dec.fit makes
+    start = kmeans.fit(k_init, pretrain.encode(model, params, x), 4, n_init=cfg.n_init)
+    assert np.array_equal(start.labels, res.init_labels) and metrics.acc(y, res.init_labels) < 0.9
+    q0 = dec.predict_proba(model, {"ae": params, "centroids": start.centroids}, x)
+    p = dec.target_distribution(jnp.asarray(q0))
+    q1 = dec.predict_proba(model, res.params, x)
+    kl_before, kl_after = (float(dec.kl_divergence(p, jnp.log(jnp.asarray(q)))) for q in (q0, q1))
+    assert kl_after < 0.8 * kl_before
+
+
 def test_bad_settings_are_named(pretrained):
     model, params, x, _ = pretrained
     with pytest.raises(ValueError, match="n_clusters"):
@@ -222,8 +287,12 @@ def test_dec_binary_pretrains_writes_its_outputs_and_resumes_after_sigkill(tmp_p
     # Killed once it has checkpointed (reusing the pretrained autoencoder), resumed: the same bits.
     victim = tmp_path / "killed"
     ae = [f"--pretrained={wd / 'autoencoder'}"]
-    kill_at_first_checkpoint([*flags, *ae, f"--workdir={victim}"], tmp_path, victim, victim / "train_ckpt")
-    run([*flags, *ae, f"--workdir={victim}"], tmp_path)
+    ckpt_dir = victim / "train_ckpt"
+    saved = kill_at_first_checkpoint([*flags, *ae, f"--workdir={victim}"], tmp_path, victim, ckpt_dir)
+    resumed = run([*flags, *ae, f"--workdir={victim}"], tmp_path)
+    # It resumed (a restart gives the same bits too): from the saved step, logging no update twice.
+    assert f"dec: resumed from step {saved} of {ckpt_dir}" in resumed.stderr and steps_in(ckpt_dir)
+    assert [r["step"] for r in runlog.MetricsLog(victim).rows() if r.get("stage") == "dec"] == list(range(0, 301, 30))
     assert bits(checkpointing.load_pytree(victim / "model")) == bits(checkpointing.load_pytree(wd / "model"))
     assert np.array_equal(np.load(victim / "labels.npy"), np.load(wd / "labels.npy"))
     # The same workdir with other settings is refused, not overwritten.

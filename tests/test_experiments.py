@@ -2,12 +2,15 @@
 
 import csv
 import json
+import subprocess
 
+import jax
 import numpy as np
-import pytest
-from binaries import run
+from binaries import run, start
 
-from research import checkpointing, report
+from research import checkpointing, data, report
+from research.cluster import kmeans
+from research.data import idx
 
 
 def test_kmeans_binary_on_digits(tmp_path):
@@ -47,10 +50,140 @@ def test_kmeans_binary_on_unlabelled_npy(tmp_path):
     assert not (wd / "plots" / "clusters.png").exists()  # no image shape, no image grid
 
 
-@pytest.mark.parametrize("flag, match", [("--n_clusters=5000", "larger than the number of samples")])
-def test_kmeans_binary_reports_bad_flags(tmp_path, flag, match):
-    out = run(["experiments.kmeans", "--dataset=digits", flag, f"--workdir={tmp_path / 'w'}"], tmp_path, ok=False)
-    assert out.returncode != 0 and match in out.stderr
+def test_kmeans_binary_refuses_more_clusters_than_samples(tmp_path):
+    out = run(
+        ["experiments.kmeans", "--dataset=digits", "--n_clusters=5000", f"--workdir={tmp_path / 'w'}"],
+        tmp_path,
+        ok=False,
+    )
+    assert out.returncode != 0 and "larger than the number of samples" in out.stderr
+    assert not (tmp_path / "w" / "results.json").exists()
+
+
+def write_trees_csv(path, n_per=60, seed=0):
+    """Three species of trees in four measured columns, plus an id and an uninformative site column."""
+    rng = np.random.default_rng(seed)
+    centroids = rng.normal(size=(3, 4)) * 6
+    with open(path, "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["id", "a", "b", "c", "d", "site", "species"])
+        for j, (c, name) in enumerate(zip(centroids, ("ash", "beech", "cedar"), strict=True)):
+            for i, row in enumerate(c + rng.normal(size=(n_per, 4))):
+                out.writerow([f"t{j}{i:02d}", *np.round(row, 4), rng.choice(["north", "south"]), name])
+
+
+def test_kmeans_binary_on_csv_random_init_unpruned_imbalanced(tmp_path):
+    write_trees_csv(tmp_path / "trees.csv")
+    wd = tmp_path / "run"
+    flags = ["--label_column=species", "--drop_columns=id", "--min_retention=0.5", "--init=random", "--prune=false"]
+    run(
+        ["experiments.kmeans", f"--dataset=csv:{tmp_path / 'trees.csv'}", "--n_init=2", *flags, f"--workdir={wd}"],
+        tmp_path,
+    )
+    config = json.loads((wd / "config.json").read_text())
+    assert config["init"] == "random" and config["prune"] is False and config["min_retention"] == 0.5
+    results = json.loads((wd / "results.json").read_text())
+    # The subset the library draws for this seed: classes kept with probability 0.5, 0.75 and 1.
+    ds = data.load(f"csv:{tmp_path / 'trees.csv'}", label_column="species", drop_columns=["id"])
+    sub = data.imbalanced(ds, 0.5, seed=0)
+    assert ds.x.shape == (180, 6)  # four standardized columns and the site's two one-hot columns; no id
+    assert results["min_retention"] == 0.5 and results["n_samples"] == len(sub.x) < 180 and results["acc"] > 0.9
+    assert np.asarray(checkpointing.load_pytree(wd / "ckpt")["centroids"]).shape == (3, 6)
+    # Random seeding, as the library gives it for this key: one restart lands in a poor local optimum here,
+    # which k-means++ seeding does not (both of its restarts reach 113.9).
+    ref = kmeans.fit(jax.random.key(0), sub.x, 3, n_init=2, init="random", prune=False)
+    np.testing.assert_allclose(results["inertia_per_init"], np.asarray(ref.inertia_per_init), rtol=1e-5)
+    assert max(results["inertia_per_init"]) > 1.5 * min(results["inertia_per_init"])
+    np.testing.assert_array_equal(np.load(wd / "labels.npy"), np.asarray(ref.labels))
+
+
+def write_digits_idx(folder):
+    """The digits as MNIST-named IDX files: the first 1500 as the train split (raw), the rest as test (gzip)."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = np.round(digits.images * 255 / 16).astype(np.uint8)
+    folder.mkdir()
+    for part, rows, suffix in (("train", slice(None, 1500), ""), ("t10k", slice(1500, None), ".gz")):
+        idx.write_idx(folder / f"{part}-images-idx3-ubyte{suffix}", images[rows])
+        idx.write_idx(folder / f"{part}-labels-idx1-ubyte{suffix}", digits.target[rows].astype(np.uint8))
+
+
+def finished(proc, workdir):
+    """results.json of a started binary, once it has exited successfully."""
+    _, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stderr[-4000:]
+    return json.loads((workdir / "results.json").read_text())
+
+
+def test_a_pretrained_autoencoder_feeds_n2d_and_dec_da(tmp_path):
+    # One small autoencoder (BCE loss, on digits read from IDX files), then two runs that take it with
+    # --pretrained, side by side: the N2D row of the README (autoencoder codes, neighbour embedding, GMM) and
+    # DEC-DA.
+    write_digits_idx(tmp_path / "idx")
+    dataset = f"--dataset=idx:{tmp_path / 'idx'}"
+    ae = tmp_path / "ae"
+    run(
+        ["experiments.autoencoder", dataset, "--loss=bce", "--arch=mlp:32-8", "--epochs=2", f"--workdir={ae}"], tmp_path
+    )
+    ae_results = json.loads((ae / "results.json").read_text())
+    assert ae_results["n_samples"] == 1797  # both splits, raw and gzipped
+    assert checkpointing.load_config(ae / "model")["loss"] == "bce"
+    # The loss trained on is the cross-entropy, well above the squared error it is reported beside (an MSE
+    # training loss would be about equal to it).
+    assert ae_results["final_loss"] > 2 * ae_results["reconstruction_mse"]
+
+    pipe = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    mc, dec = tmp_path / "mc", tmp_path / "dec"
+    n2d = ["--n_epochs=20", "--embed_dim=2", "--gmm_n_init=1", "--n_neighbors=5", "--covariance_type=diag"]
+    procs = [
+        start(
+            ["experiments.manifold_cluster", dataset, f"--pretrained={ae}", *n2d, f"--workdir={mc}"], tmp_path, **pipe
+        )
+    ]
+    dec_flags = ["--augment=affine", "--max_iter=10", "--update_interval=5", "--n_init=1", "--batch_size=64"]
+    procs.append(
+        start(["experiments.dec", dataset, f"--pretrained={ae}", *dec_flags, f"--workdir={dec}"], tmp_path, **pipe)
+    )
+    results = finished(procs[0], mc)
+    assert results["features"] == "pretrained" and results["pretrained"] == str(ae)
+    assert results["n_features"] == 8 and results["metric"] == "euclidean"  # the codes, by their default metric
+    assert results["n_samples"] == 1797 and 0 < results["acc"] <= 1
+    assert np.load(mc / "embedding.npy").shape == (1797, 2) and np.load(mc / "labels.npy").shape == (1797,)
+
+    results = finished(procs[1], dec)
+    assert results["mode"] == "dec-da" and results["n_iter"] == 10 and results["pretrained"] == str(ae)
+    assert json.loads((dec / "config.json").read_text())["augment"] == "affine"
+
+
+def test_reproduce_builds_the_imbalanced_table_from_its_runs(tmp_path):
+    # Every row's run is planted (their binaries have end-to-end tests of their own, --min_retention included):
+    # the table must find each under its subset's workdir, and run nothing.
+    root = tmp_path / "runs"
+    planted = {"autoencoder": {"reconstruction_mse": 0.01}}
+    for r_min, shift in (("0.3", 0.0), ("0.7", 0.1)):
+        for name, acc in (("kmeans", 0.5), ("ae_kmeans", 0.6), ("dec", 0.7)):
+            planted[f"{name}/digits-quick-rmin{r_min}"] = {"acc": acc + shift, "nmi": 0.5, "ari": 0.4}
+    for path, res in planted.items():
+        wd = root / (f"{path}/digits-quick-seed0" if path == "autoencoder" else f"{path}-seed0")
+        wd.mkdir(parents=True)
+        (wd / "results.json").write_text(json.dumps(res))
+    flags = ["--table=dec_imbalanced", "--quick", "--seeds=0", "--min_retention=0.3,0.7"]
+    out = run(["experiments.reproduce", *flags, f"--root={root}", f"--out={tmp_path / 'tables'}"], tmp_path)
+    assert "running" not in out.stdout
+    md = (tmp_path / "tables" / "dec_imbalanced_quick.md").read_text()
+    assert "| method | r_min = 0.3 | r_min = 0.7 |" in md
+    for row in (
+        "| k-means (pixels) | 0.5000 | 0.6000 |",
+        "| AE + k-means | 0.6000 | 0.7000 |",
+        "| DEC | 0.7000 | 0.8000 |",
+    ):
+        assert row in md, md
+    with open(tmp_path / "tables" / "dec_imbalanced_quick.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["min_retention"], r["row"]) for r in rows] == [
+        (r, name) for r in ("0.3", "0.7") for name in ("k-means (pixels)", "AE + k-means", "DEC")
+    ]
 
 
 def test_collect_gathers_seeds_beside_the_papers(tmp_path):

@@ -16,6 +16,7 @@ from sklearn.mixture import GaussianMixture
 
 from research import checkpointing
 from research.cluster import gmm
+from research.metrics import elbow_k
 
 K = 3
 
@@ -206,16 +207,57 @@ def test_collapse_in_every_restart_is_a_clear_error():
     assert np.isfinite(float(rescaled.lower_bound))
 
 
-def test_sample_follows_the_mixture():
-    x, _ = blobs()
-    p = gmm.fit(jax.random.key(0), x, K).params
-    xs, labels = gmm.sample(jax.random.key(1), p, 6000)
-    xs, labels = np.asarray(xs), np.asarray(labels)
-    assert xs.shape == (6000, 3) and labels.shape == (6000,)
-    np.testing.assert_allclose(np.bincount(labels, minlength=K) / 6000, np.asarray(p.weights_k), atol=0.03)
+def mixture(cov_type):
+    """Hand-made GMMParams (K=3, d=3) whose covariances differ by component and, for full and tied, are far from
+    diagonal, so that a transposed Cholesky factor, a square where a square root belongs, or one component's
+    covariance used for another would each give other sample covariances."""
+    rng = np.random.default_rng(7)
+    a = rng.normal(size=(K, 3, 3))
+    full = a @ np.swapaxes(a, 1, 2) + 0.3 * np.eye(3)  # correlations up to ~0.9
+    cov = {
+        "full": full,
+        "tied": full[:1],
+        "diag": np.array([[4.0, 0.25, 1.0], [0.36, 2.0, 0.5], [1.5, 0.8, 3.0]]),
+        "spherical": np.array([0.36, 2.0, 1.0]),
+    }[cov_type]
+    means = np.array([[0.0, 0.0, 0.0], [8.0, -3.0, 2.0], [-5.0, 6.0, 1.0]])
+    prec_chol = gmm._precision_cholesky(jnp.asarray(cov, jnp.float32), cov_type)
+    return gmm.GMMParams(np.array([0.5, 0.3, 0.2]), means, cov, prec_chol)
+
+
+def dense_covariances(p, cov_type):
+    """[K, d, d] whatever the type."""
+    cov = np.asarray(p.covariances, np.float64)
+    d = p.means_kd.shape[1]
+    return {
+        "full": lambda: cov,
+        "tied": lambda: np.repeat(cov, K, axis=0),
+        "diag": lambda: np.stack([np.diag(c) for c in cov]),
+        "spherical": lambda: cov[:, None, None] * np.eye(d),
+    }[cov_type]()
+
+
+@pytest.mark.parametrize("cov_type", gmm.COVARIANCE_TYPES)
+def test_sample_follows_the_mixture(cov_type):
+    p = mixture(cov_type)
+    n = 60_000
+    xs, labels = gmm.sample(jax.random.key(1), p, n)
+    xs, labels = np.asarray(xs, np.float64), np.asarray(labels)
+    assert xs.shape == (n, 3) and labels.shape == (n,)
+    w = np.asarray(p.weights_k)
+    np.testing.assert_allclose(np.bincount(labels, minlength=K) / n, w, atol=5 * np.sqrt(w * (1 - w) / n).max())
+    covs = dense_covariances(p, cov_type)
     for j in range(K):
-        np.testing.assert_allclose(xs[labels == j].mean(axis=0), np.asarray(p.means_kd)[j], atol=0.25)
-        np.testing.assert_allclose(np.cov(xs[labels == j].T), np.asarray(p.covariances)[j], atol=0.5)
+        m = int(np.sum(labels == j))
+        var = np.diag(covs[j])
+        # Five standard errors of each estimate: the mean's sqrt(var / m), a covariance entry's
+        # sqrt((S_ii S_jj + S_ij^2) / m).
+        np.testing.assert_allclose(xs[labels == j].mean(0), np.asarray(p.means_kd)[j], atol=5 * np.sqrt(var.max() / m))
+        tol = 5 * np.sqrt((np.outer(var, var) + covs[j] ** 2) / m)
+        assert np.all(np.abs(np.cov(xs[labels == j].T) - covs[j]) <= tol), (j, np.cov(xs[labels == j].T), covs[j])
+        if cov_type in ("full", "tied"):  # a transposed factor would be caught: L^T L is outside the tolerance
+            chol = np.linalg.cholesky(covs[j])
+            assert np.any(np.abs(chol.T @ chol - covs[j]) > 3 * tol)
 
 
 @pytest.mark.parametrize(
@@ -328,14 +370,17 @@ def test_choose_k_binary_on_digits(runs):
     wd, summary = finished(runs, "choose_k")
     results = json.loads((wd / "results.json").read_text())
     assert results["ks"] == [2, 3, 4] and len(results["per_k"]) == 3
-    assert set(results["suggested_k"]) == {"elbow", "silhouette", "bic"}
-    assert all(v in (2, 3, 4) for v in results["suggested_k"].values())
+    # Each rule's K is the one its own curve picks: the best silhouette, the lowest BIC, the elbow of the inertia.
+    per_k = results["per_k"]
+    assert [row["k"] for row in per_k] == [2, 3, 4]
+    best_silhouette = max(per_k, key=lambda row: row["silhouette"])["k"]
+    lowest_bic = min(per_k, key=lambda row: row["bic"])["k"]
+    elbow = elbow_k([2, 3, 4], [row["inertia"] for row in per_k])
+    assert results["suggested_k"] == {"elbow": elbow, "silhouette": best_silhouette, "bic": lowest_bic}
     assert (wd / "plots" / "choose_k.png").stat().st_size > 10_000
     assert "elbow=" in summary
 
 
 def test_elbow_is_the_point_farthest_from_the_chord():
-    from research.metrics import elbow_k
-
     assert elbow_k([1, 2, 3, 4, 5, 6], [100, 40, 20, 15, 12, 10]) == 3
     assert elbow_k([2, 3], [5, 4]) is None and elbow_k([2, 3, 4], [1, 1, 1]) is None

@@ -1,7 +1,5 @@
 """k-means: scikit-learn parity, pruning, determinism, bad inputs, compile-once, sharding."""
 
-import subprocess
-import sys
 import textwrap
 
 import binaries
@@ -207,12 +205,7 @@ def test_sharded_data_gives_the_same_result():
         print("ok")
         """
     )
-    env = binaries.env(XLA_FLAGS=f"{binaries.SMOKE_XLA_FLAGS} --xla_force_host_platform_device_count=2")
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300, check=False
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.strip().endswith("ok")
+    binaries.run_on_host_devices(code)
 
 
 def test_jax_input_is_accepted():

@@ -35,7 +35,7 @@ def test_step_matches_sklearn_update():
     counts = rng.integers(1, 50, K).astype(np.float64)
     batch = x[rng.integers(0, N, B)]
     state = minibatch_kmeans._init_state(jnp.asarray(centers, jnp.float32), jax.random.key(0))
-    state = state._replace(counts=jnp.asarray(counts, jnp.float32), step=jnp.int32(3))
+    state = state._replace(counts=jnp.asarray(counts, jnp.float32), step=jnp.int32(3), ewa=jnp.float32(50.0))
     cfg = minibatch_kmeans._Config(K, B, 1, 1, 10, 0.0, "k-means++", 3 * B, 0.0, N)  # no reassignment
     ours, _ = minibatch_kmeans._step(state, batch, minibatch_kmeans._const(cfg, N, 1.0))
 
@@ -46,8 +46,10 @@ def test_step_matches_sklearn_update():
     )
     np.testing.assert_allclose(np.asarray(ours.centers), new, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(np.asarray(ours.counts), ref_counts)
-    # sklearn's inertia is the batch's, against the centroids before the update; ours is folded into the EWA.
-    assert np.isfinite(inertia)
+    # scikit-learn's inertia is the batch's, against the centroids before the update; ours goes per sample into
+    # the smoothed inertia (weight 2 B / (n + 1)) that early stopping watches, as scikit-learn's does.
+    alpha = min(2.0 * B / (N + 1), 1.0)
+    assert float(ours.ewa) == pytest.approx(50.0 * (1 - alpha) + inertia / B * alpha, rel=1e-5)
 
 
 def test_quality_close_to_sklearn_and_full_kmeans():

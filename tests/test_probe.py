@@ -111,6 +111,17 @@ def test_cross_validate_augment_trains_only_on_training_copies(digits):
     np.testing.assert_allclose(twice.scores_n, ref.scores_n, atol=3e-2)
     assert twice.scores_n.shape == (750,) and 0.9 < twice.accuracy.mean() <= 1.0
     assert np.all(twice.precision > 0) and np.all(twice.recall > 0)
+    # The tolerance does catch a leak: the same folds fitted with the second copy of every row trained on, the
+    # held-out rows' copies included, move most scores by far more than 3e-2.
+    x2, y2 = np.concatenate([x, x]), np.tile(y01, 2)
+    leaked = np.zeros_like(ref.scores_n)
+    for f in range(3):
+        held = ref.fold_n == f
+        weight = np.concatenate([~held, np.ones_like(held)]).astype(np.float32)
+        fitted = probe.fit(x2, y2, binary=True, sample_weight=weight)
+        leaked[held] = np.asarray(probe.decision_function(fitted.params, x[held]))
+    moved = np.abs(leaked - ref.scores_n)
+    assert moved.max() > 10 * 3e-2 and np.mean(moved > 3e-2) > 0.5
 
 
 def test_jit_equals_no_jit_and_determinism(digits):

@@ -2,7 +2,9 @@
 
 import itertools
 import json
+import textwrap
 
+import binaries
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,6 +13,7 @@ from binaries import run
 
 from research import checkpointing
 from research.cluster import som
+from research.data import load
 
 GRID = (4, 5)
 
@@ -245,21 +248,62 @@ def test_bad_inputs_codebook_functions():
         som.cluster_units(jax.random.key(0), c, 7, x)
 
 
-def test_som_binary_on_digits(tmp_path):
+def test_sharded_data_gives_the_same_map_and_spherical_clusters():
+    # Two host devices need a fresh process (the device count is fixed when JAX starts), so one process checks
+    # both algorithms that route their gathers through research.sharding: the SOM (both modes) on an automatic
+    # mesh, spherical k-means on an explicit one, which asks how every contraction over samples is laid out.
+    # (The SOM on an explicit mesh fails, 6 Dec 2026: the PCA start's contraction over samples has no out_sharding,
+    # and _unblock's reshape of its empty [0, n] leading blocks raises IndexError. Not claimed here.)
+    code = textwrap.dedent(
+        """
+        import jax, numpy as np
+        from jax.sharding import NamedSharding, PartitionSpec as P
+        from sklearn.datasets import make_blobs
+        from research.cluster import som, spherical_kmeans
+        assert jax.device_count() == 2
+        x = make_blobs(200, 4, centers=4, cluster_std=3.0, random_state=1)[0].astype(np.float32)
+        runs = [
+            (jax.sharding.AxisType.Auto, lambda x: som.fit(jax.random.key(3), x, (3, 4), n_steps=200)),
+            (jax.sharding.AxisType.Auto, lambda x: som.fit(jax.random.key(3), x, (3, 4), mode="batch", n_epochs=3)),
+            (jax.sharding.AxisType.Explicit, lambda x: spherical_kmeans.fit(jax.random.key(3), x, 4, n_init=2)),
+        ]
+        for axis_type, fit in runs:
+            mesh = jax.make_mesh((2,), ("data",), axis_types=(axis_type,))
+            xs = jax.device_put(x, NamedSharding(mesh, P("data", None)))
+            one = fit(x)
+            with jax.set_mesh(mesh):
+                two = fit(xs)
+            assert len(two[1].sharding.device_set) == 2  # the per-sample output stayed on both devices
+            for a, b in zip(one, two):
+                np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
+        print("ok")
+        """
+    )
+    binaries.run_on_host_devices(code)
+
+
+def test_som_binary_batch_mode_on_digits(tmp_path):
+    # The batch mode (the online mode, the default, is what every in-process test above runs).
     wd = tmp_path / "run"
-    args = ["--dataset=digits", "--grid_rows=5", "--grid_cols=6", "--n_steps=600", f"--workdir={wd}", "--seed=2"]
-    out = run(["experiments.som", *args], tmp_path)
+    args = ["--dataset=digits", "--grid_rows=5", "--grid_cols=6", "--mode=batch", "--n_epochs=3", f"--workdir={wd}"]
+    out = run(["experiments.som", *args, "--seed=2"], tmp_path)
     results = json.loads((wd / "results.json").read_text())
     for key in ("quantization_error", "topographic_error", "acc", "nmi", "ari", "fit_seconds", "compile_seconds"):
         assert key in results, key
     assert results["grid"] == [5, 6] and results["n_clusters"] == 10 and results["quantization_error"] > 0
+    assert results["mode"] == "batch" and results["n_epochs"] == 3 and results["n_steps"] is None
     assert 0 <= results["topographic_error"] <= 1 and results["acc"] > 0.3
     config = json.loads((wd / "config.json").read_text())
-    assert config["grid_rows"] == 5 and config["mode"] == "online" and config["n_steps"] == 600
+    assert config["grid_rows"] == 5 and config["mode"] == "batch" and config["n_epochs"] == 3
     labels, winners = np.load(wd / "labels.npy"), np.load(wd / "winners.npy")
     assert labels.shape == winners.shape == (1797,) and winners.max() < 30
     assert (wd / "plots" / "umatrix.png").stat().st_size > 10_000
     assert (wd / "plots" / "clusters.png").exists()
     saved = checkpointing.load_pytree(wd / "ckpt")
     assert np.asarray(saved["codebook"]).shape == (5, 6, 64) and np.asarray(saved["unit_labels"]).shape == (5, 6)
-    assert out.stdout.strip().splitlines()[-1].startswith("som digits/all 5x6 online: QE=")
+    # The map is the library's batch SOM for the run's key: three epochs from the PCA plane.
+    key_fit, _ = jax.random.split(jax.random.key(2))
+    ref = som.fit(key_fit, load("digits").x, (5, 6), mode="batch", n_epochs=3)
+    np.testing.assert_allclose(np.asarray(saved["codebook"]), np.asarray(ref.codebook_hwd), atol=1e-5)
+    np.testing.assert_array_equal(winners, np.asarray(ref.winners_n))
+    assert out.stdout.strip().splitlines()[-1].startswith("som digits/all 5x6 batch: QE=")

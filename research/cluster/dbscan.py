@@ -1,4 +1,4 @@
-"""DBSCAN (Ester et al. 1996) as one jitted function, with scikit-learn's partition.
+"""DBSCAN (Ester et al. 1996) as one jitted function: scikit-learn's core points, noise and clusters of cores.
 
     r = dbscan.fit(x_nd, eps=0.3, min_samples=10)    # DBSCANResult(labels [n] (-1: noise), core_mask [n], n_clusters)
 

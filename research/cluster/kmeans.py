@@ -384,7 +384,8 @@ def _fit(key, x_nd, init_rkd, tol, max_iter, *, n_clusters, n_init, init, prune,
     centroids, labels = s.centers[best], labels_nr[:, best]
     # Report the winner's inertia by direct differences, free of the expansion's cancellation.
     inertia = jnp.sum((x_nd - sharding.lookup(centroids, labels)) ** 2)
-    return KMeansResult(centroids, labels, inertia, s.n_iter[best], s.converged[best], inertia_r), s.n_full
+    converged = s.converged[best] & jnp.isfinite(inertia)  # an overflowed objective never counts as converged
+    return KMeansResult(centroids, labels, inertia, s.n_iter[best], converged, inertia_r), s.n_full
 
 
 _INITS = ("k-means++", "random")
@@ -411,7 +412,9 @@ def _prepare(key, x, n_clusters, n_init, max_iter, tol, init, prune, prune_budge
         raise ValueError(f"prune_budget must be in (0, 1], got {prune_budget!r}.")
     x, n_clusters, n_init, max_iter, init_rkd, method = _check_args(x, n_clusters, n_init, max_iter, tol, init)
     n = x.shape[0]
-    args = (key, jnp.asarray(x), init_rkd, jnp.float32(tol), jnp.int32(max_iter))
+    x = jnp.asarray(x)
+    checks.check_squares_fit_float32(x)
+    args = (key, x, init_rkd, jnp.float32(tol), jnp.int32(max_iter))
     static = {
         "n_clusters": n_clusters,
         "n_init": n_init if init_rkd is None else init_rkd.shape[0],

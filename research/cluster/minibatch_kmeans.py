@@ -325,6 +325,12 @@ def _run(key, x, cfg: _Config, step=_step, assign=_assign):
     checks.release_mapped_pages(x)
 
     labels, inertia = _labels_inertia(x, state.centers, cfg.chunk, assign)
+    if not np.isfinite(inertia):  # float32 overflow: the distances of rows this large are meaningless
+        raise ValueError(
+            f"the inertia overflowed float32 (max |centroid| = {float(jnp.max(jnp.abs(state.centers))):.3g}): x "
+            "is too large for float32 k-means. Standardise the features (subtract the mean, divide by the "
+            "standard deviation) or rescale them."
+        )
     result = KMeansResult(
         centroids=state.centers,
         labels=jnp.asarray(labels),

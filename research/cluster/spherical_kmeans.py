@@ -41,7 +41,13 @@ class _Loop(NamedTuple):
 
 
 def _unit(v, axis=-1):
-    """v / |v| along `axis`; rows of norm 0 stay 0 (callers guard them)."""
+    """v / |v| along `axis`; rows of norm 0 stay 0 (callers guard them).
+
+    Each row is first divided by its largest |entry|, so the squared norm neither overflows (rows past ~1e19 in
+    float32) nor underflows (rows under ~1e-19): the direction of any finite nonzero row is found.
+    """
+    scale = jnp.max(jnp.abs(v), axis=axis, keepdims=True)
+    v = v / jnp.where(scale > 0, scale, 1.0)
     norm = jnp.sqrt(jnp.sum(v * v, axis=axis, keepdims=True))
     return v / jnp.where(norm > 0, norm, 1.0)
 
@@ -133,19 +139,17 @@ def _fit(key, x_nd, init_rkd, tol, max_iter, *, n_clusters, n_init, init):
 
 
 @jax.jit
-def _sq_norms(x_nd):
-    return jnp.sum(jnp.square(x_nd.astype(jnp.float32)), axis=-1)
+def _row_max_abs(x_nd):
+    return jnp.max(jnp.abs(x_nd.astype(jnp.float32)), axis=-1)
 
 
 def _check_no_zero_rows(x, name="x"):
-    """Raises ValueError naming the rows of x that have no direction (norm 0 in float32)."""
-    sq = _sq_norms(x)
-    zero = np.flatnonzero(np.asarray(sq) <= 0)
+    """Raises ValueError naming the rows of x that have no direction (all zeros in float32)."""
+    zero = np.flatnonzero(np.asarray(_row_max_abs(x)) <= 0)
     if zero.size:
         raise ValueError(
-            f"{name} has {zero.size} rows of norm 0 (first: {zero[:5].tolist()}), or too small to normalise in "
-            "float32; spherical k-means needs a direction for every row. Drop those rows (x[norms > 0]) "
-            "or rescale the data."
+            f"{name} has {zero.size} rows of norm 0 (first: {zero[:5].tolist()}); spherical k-means needs a "
+            "direction for every row. Drop those rows (x[norms > 0])."
         )
 
 
@@ -195,7 +199,7 @@ def fit_timed(key, x, n_clusters: int, **kwargs) -> timing.Timed:
 
 @jax.jit
 def _predict(c_kd, x_nd):
-    return jnp.argmax(jnp.dot(x_nd, _unit(c_kd).T, precision=_HIGHEST), axis=-1).astype(jnp.int32)
+    return jnp.argmax(jnp.dot(_unit(x_nd), _unit(c_kd).T, precision=_HIGHEST), axis=-1).astype(jnp.int32)
 
 
 def predict(centroids, x):

@@ -86,6 +86,7 @@ def load(
     *,
     label_column: str | None = None,
     drop_columns=(),
+    csv_encoding: str = "utf-8",
     mirrors=None,
     verify: bool = False,
     mmap: bool = False,
@@ -96,7 +97,7 @@ def load(
       name: "mnist", "digits", "idx:<dir>", "npy:<path>" or "csv:<path>".
       split: "train", "test" or "all" where the dataset has them; "all" otherwise.
       data_dir: a folder searched first for the MNIST files (itself and its mnist/).
-      label_column, drop_columns: for csv only, see `tabular.load_csv`.
+      label_column, drop_columns, csv_encoding: for csv only, see `tabular.load_csv` (its `encoding`).
       mirrors: MNIST mirror base URLs (a string or a sequence), instead of
         $JAXCLUSTER_MNIST_MIRROR (comma-separated) or `MNIST_MIRRORS`.
       verify: also check the SHA-256 of MNIST files found locally (downloads are
@@ -110,24 +111,42 @@ def load(
     DataNotFoundError (a FileNotFoundError) when MNIST cannot be found or fetched.
     """
     kind, _, arg = name.partition(":")
-    if kind != "csv" and (label_column is not None or tuple(drop_columns)):
-        raise ValueError(f"label_column and drop_columns apply to csv:<path> datasets only, not {name!r}.")
+    if kind != "csv" and (label_column is not None or tuple(drop_columns) or csv_encoding != "utf-8"):
+        raise ValueError(
+            f"label_column, drop_columns and csv_encoding apply to csv:<path> datasets only, not {name!r}."
+        )
     if name == "mnist":
         x, y, image_shape = _load_mnist(_check_split(name, split, SPLITS), data_dir, mirrors, verify)
     elif name == "digits":
         x, y, image_shape = _load_digits(_check_split(name, split, SPLITS))
     elif kind == "idx" and arg:
-        x, y, image_shape = _load_idx_dir(Path(arg).expanduser(), _check_split(name, split, SPLITS))
+        split = _check_split(name, split, SPLITS)
+        x, y, image_shape = _load_idx_dir(_existing(arg, name, folder=True), split)
     elif kind == "npy" and arg:
         _check_split(name, split, ("all",))
-        x, y, image_shape = _load_npy(Path(arg).expanduser(), mmap)
+        x, y, image_shape = _load_npy(_existing(arg, name), mmap)
     elif kind == "csv" and arg:
         _check_split(name, split, ("all",))
-        x, y, _ = tabular.load_csv(Path(arg).expanduser(), label_column=label_column, drop_columns=drop_columns)
+        x, y, _ = tabular.load_csv(
+            _existing(arg, name), label_column=label_column, drop_columns=drop_columns, encoding=csv_encoding
+        )
         image_shape = None
     else:
         raise ValueError(f"unknown dataset {name!r}; valid names and forms: {', '.join(available())}.")
     return _validated(name, x, y, image_shape)
+
+
+def _existing(arg: str, name: str, folder: bool = False) -> Path:
+    """The path of a dataset spec; FileNotFoundError (or NotADirectoryError / IsADirectoryError) naming it and
+    the dataset when it is not there or not the right kind."""
+    path = Path(arg).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"dataset {name!r}: no such {'folder' if folder else 'file'} {path}.")
+    if folder and not path.is_dir():
+        raise NotADirectoryError(f"dataset {name!r}: {path} is a file; idx:<dir> takes the folder of IDX files.")
+    if not folder and path.is_dir():
+        raise IsADirectoryError(f"dataset {name!r}: {path} is a folder; give the path of the file itself.")
+    return path
 
 
 def _check_split(name: str, split: str, valid: tuple[str, ...]) -> str:
@@ -182,8 +201,21 @@ def _load_digits(split: str):
 # ---------------------------------------------------------------- npy / npz
 
 
+# The first bytes of a .npy file and of a .npz (a zip archive).
+NPY_MAGIC, NPZ_MAGIC = b"\x93NUMPY", b"PK\x03\x04"
+
+
 def _np_load(path: Path, **kwargs):
     """np.load with a clear error for a file that is not a whole NumPy array (truncated, empty, another format)."""
+    expected = NPZ_MAGIC if path.suffix == ".npz" else NPY_MAGIC
+    with open(path, "rb") as f:
+        head = f.read(len(expected))
+    if head != expected:
+        kind = ".npz archive" if expected == NPZ_MAGIC else ".npy file"
+        raise ValueError(
+            f"{path} is not a {kind}: it does not start with NumPy's magic bytes{' (it is empty)' if not head else ''}. "
+            "Write it with np.save (x [n, ...]) or np.savez (x=..., y=...); text tables go through csv:<path>."
+        )
     try:
         return np.load(path, **kwargs)
     except FileNotFoundError:

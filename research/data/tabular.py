@@ -12,8 +12,11 @@ transforms are scikit-learn's, so they match what users would write themselves.
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -21,15 +24,20 @@ import numpy as np
 MISSING = frozenset({"", "na", "nan"})
 
 
-def load_csv(path, label_column: str | None = None, drop_columns=()) -> tuple[np.ndarray, np.ndarray | None, list]:
+def load_csv(
+    path, label_column: str | None = None, drop_columns=(), encoding: str = "utf-8"
+) -> tuple[np.ndarray, np.ndarray | None, list]:
     """Reads a CSV file with a header row into (x, y, feature_names).
 
     Args:
-      path: the CSV file (comma-separated, UTF-8, first row = column names).
+      path: the CSV file (comma-separated, first row = column names).
       label_column: a column to take out of the features and return as labels,
         encoded to 0..C-1 in sorted order of its values (numerically sorted when
         every value is a number, so "2" < "10").
       drop_columns: column names to ignore (ids, timestamps, free text).
+      encoding: the file's text encoding (Python's name: "utf-8", "latin-1", "cp1252", ...). UTF-8 is read
+        with or without a byte-order mark. Nothing is guessed: a file that does not decode is refused with
+        its name, the offending byte's position and what to pass instead.
 
     Returns:
       x: [N, D] float32, standardized numeric columns then one-hot columns.
@@ -37,11 +45,12 @@ def load_csv(path, label_column: str | None = None, drop_columns=()) -> tuple[np
       feature_names: D names; a one-hot column is named "column=value".
 
     Raises ValueError for an empty file, ragged rows, unknown or duplicate
-    column names, a missing label, an all-missing column or infinite values.
+    column names, a missing label, an all-missing column, infinite values, or
+    bytes that are not text in `encoding`.
     """
     if isinstance(drop_columns, str):
         drop_columns = [drop_columns]
-    header, rows = _read_rows(path)
+    header, rows = _read_rows(path, encoding)
     columns = {name: [row[i] for row in rows] for i, name in enumerate(header)}
     for name in [*drop_columns, *([label_column] if label_column is not None else [])]:
         if name not in columns:
@@ -55,10 +64,9 @@ def load_csv(path, label_column: str | None = None, drop_columns=()) -> tuple[np
     return x, y, names
 
 
-def _read_rows(path) -> tuple[list[str], list[list[str]]]:
+def _read_rows(path, encoding: str = "utf-8") -> tuple[list[str], list[list[str]]]:
     """Returns (header, data rows) with cells stripped; blank lines are skipped."""
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        lines = [row for row in csv.reader(f) if any(cell.strip() for cell in row)]
+    lines = [row for row in csv.reader(_decoded_lines(path, encoding)) if any(cell.strip() for cell in row)]
     if not lines:
         raise ValueError(f"{path}: the file is empty; expected a header row and at least one data row.")
     header = [cell.strip() for cell in lines[0]]
@@ -75,6 +83,26 @@ def _read_rows(path) -> tuple[list[str], list[list[str]]]:
                 "quote cells that contain commas."
             )
     return header, rows
+
+
+def _decoded_lines(path, encoding: str) -> list[str]:
+    """The file's text lines (line endings kept, as csv.reader wants them), or a ValueError naming the file."""
+    try:
+        codec = codecs.lookup(encoding).name
+    except LookupError:
+        raise ValueError(
+            f"unknown text encoding {encoding!r} for {path}; use a Python codec name, e.g. latin-1."
+        ) from None
+    data = Path(path).read_bytes()
+    try:
+        text = data.decode("utf-8-sig" if codec == "utf-8" else codec)
+    except UnicodeDecodeError as e:
+        raise ValueError(
+            f"{path} is not {encoding} text: byte 0x{data[e.start]:02x} at offset {e.start} does not decode. "
+            "Pass its encoding with --csv_encoding (e.g. --csv_encoding=latin-1 or cp1252) or convert the file "
+            "to UTF-8."
+        ) from None
+    return io.StringIO(text, newline="").readlines()
 
 
 def _is_missing(cell: str) -> bool:

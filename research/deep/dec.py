@@ -176,8 +176,7 @@ def _check(cfg: DECConfig, n: int) -> DECConfig:
             "augment (DEC-DA) transforms what the encoder sees while it trains; with frozen (DEC w/o backprop) the "
             "encoder does not train. Use one or the other."
         )
-    if cfg.batch_size > n:
-        raise ValueError(f"batch_size {cfg.batch_size} is larger than the data ({n} samples); lower --batch_size.")
+    train.check_batch_size(cfg.batch_size, n)
     return cfg
 
 
@@ -259,9 +258,9 @@ def _loop(step, state, data_x, z0, cfg, model, y, ckpt, log):
     if ckpt is not None and ckpt.latest_step() is not None:
         state = ckpt.restore(jax.eval_shape(lambda: state))
         logging.info("dec: resumed from step %d of %s", int(state["train"].step), ckpt.directory)
-        if log is not None:
-            # The resumed loop logs the update at the checkpoint's step again: drop it too.
-            log.rewind(int(state["train"].step) - 1, stage="dec")
+    if ckpt is not None and log is not None:
+        # The loop logs the update at its starting step again (step 0 without a checkpoint): drop it and later rows.
+        log.rewind(int(state["train"].step) - 1, stage="dec")
     data_key = train.default_data_key(state["train"])
     # XLA's CPU convolutions are much slower inside a scan (train.py); the frozen variant trains centroids only.
     scan = cfg.frozen or not isinstance(model, ConvAutoencoder)

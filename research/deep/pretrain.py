@@ -205,8 +205,7 @@ def pretrain(key, model, x, cfg: PretrainConfig | None = None, *, workdir=None, 
     x = jnp.asarray(as_matrix(x))
     n = x.shape[0]
     check_positive_int(cfg.batch_size, "batch_size")
-    if cfg.batch_size > n:
-        raise ValueError(f"batch_size {cfg.batch_size} is larger than the data ({n} samples); lower --batch_size.")
+    train.check_batch_size(cfg.batch_size, n)
     if cfg.loss not in LOSSES:
         raise ValueError(f"unknown loss {cfg.loss!r}; choose from {LOSSES}.")
     if log is None and workdir is not None:

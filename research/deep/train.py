@@ -152,6 +152,15 @@ def default_data_key(state: TrainState):
     return jax.random.fold_in(state.key, 1 << 30)
 
 
+def check_batch_size(batch_size: int, n: int) -> None:
+    """Refuses a batch larger than the data, in words for library and binary users alike."""
+    if batch_size > n:
+        raise ValueError(
+            f"batch_size {batch_size} is larger than the data ({n} samples); lower it (in the binaries: "
+            "--batch_size for DEC's stage, --ae_batch_size or the autoencoder binary's --batch_size for pretraining)."
+        )
+
+
 def run(
     step: Callable,
     state: TrainState,
@@ -176,8 +185,9 @@ def run(
       data: pytree of [n, ...] arrays, already on the device; batches gather rows of every leaf.
       log_every / checkpoint_every: in steps. A checkpoint is written at each multiple of `checkpoint_every`
         and at `num_steps`; a log row (loss, samples/s, time left) at each multiple of `log_every`.
-      log: a `research.runlog.MetricsLog`, or None. On resume, its rows of `stage` after the restored step
-        are dropped, so metrics.jsonl reads like the uninterrupted run's.
+      log: a `research.runlog.MetricsLog`, or None. With `ckpt`, its rows of `stage` after the starting step
+        (the restored one, or 0 when there is no checkpoint yet) are dropped, so metrics.jsonl reads like the
+        uninterrupted run's.
       data_key: the key of the epoch shuffles (default: fold_in(state.key, 1 << 30), set apart from the keys
         the steps fold in).
       on_chunk: called with the state after each chunk; its dict joins the log row.
@@ -189,13 +199,14 @@ def run(
     num_steps = check_positive_int(num_steps, "num_steps")
     batch_size = check_positive_int(batch_size, "batch_size")
     n = jax.tree.leaves(data)[0].shape[0]
-    if batch_size > n:
-        raise ValueError(f"batch_size {batch_size} is larger than the data ({n} samples); lower --batch_size.")
+    check_batch_size(batch_size, n)
     if ckpt is not None and ckpt.latest_step() is not None:
         state = ckpt.restore(jax.eval_shape(lambda: state))
         logging.info("%s: resumed from step %d of %s", stage, int(state.step), ckpt.directory)
-        if log is not None:
-            log.rewind(int(state.step), stage=stage)
+    if ckpt is not None and log is not None:
+        # Rows past the starting step came from an interrupted invocation (with no checkpoint yet, all of them):
+        # this one logs those steps again.
+        log.rewind(int(state.step), stage=stage)
     start = int(state.step)
     if start >= num_steps:
         return state
