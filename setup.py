@@ -9,19 +9,24 @@ setuptools.setup(
     packages=setuptools.find_packages(include=["research", "research.*", "experiments", "experiments.*"]),
     package_data={"experiments": ["configs/*.flags"]},
     python_requires=">=3.11",
+    # Lower bounds: the oldest versions the tests were run with (docs/reproducing.md says which tests); jax 0.7.1
+    # is the first with jax.set_mesh. absl-py and matplotlib: untested below the versions of constraints.txt.
     install_requires=[
-        "jax",
-        "flax",
-        "optax",
-        "numpy",
-        "scipy",
-        "scikit-learn",
-        "orbax-checkpoint",
+        "jax>=0.7.1",
+        "flax>=0.11.1",
+        "optax>=0.2.5",
+        "numpy>=1.26.4",
+        "scipy>=1.12",
+        "scikit-learn>=1.4.2",
+        "orbax-checkpoint>=0.11.40",
         "absl-py",
         "matplotlib",
     ],
     extras_require={
-        "test": ["pytest", "pytest-xdist", "ruff"],
+        # tensorboardX (and packaging, which tools/make_constraints.py reads setup.py with) for their tests.
+        "test": ["pytest", "pytest-xdist", "ruff", "packaging", "tensorboardX>=2.6.5"],
+        # --tensorboard: event files beside metrics.jsonl (research/tensorboard.py); pure Python, on protobuf.
+        "tensorboard": ["tensorboardX>=2.6.5"],
         "bench": [
             "faiss-cpu",
             "umap-learn",

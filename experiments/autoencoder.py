@@ -17,6 +17,7 @@ from experiments import common, features, stages  # noqa: F401 (features defines
 
 FLAGS = flags.FLAGS
 stages.define_autoencoder_flags()
+stages.define_tensorboard_flag()
 
 
 def main(argv):
@@ -30,7 +31,7 @@ def main(argv):
     run = common.run_config("autoencoder", cfg.arch + split + augmented)
     wd = common.prepare_workdir(run)
     ds = common.load_dataset(run)
-    _, _, _, results = stages.train_autoencoder(run, wd, ds, cfg)
+    _, _, _, results = stages.train_autoencoder(run, wd, ds, cfg, FLAGS.tensorboard)
     common.finish(
         run,
         results,

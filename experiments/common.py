@@ -36,7 +36,8 @@ run_main = cli.run_main
 flags.DEFINE_string(
     "dataset",
     "digits",
-    "Dataset: mnist, digits, idx:<dir>, npy:<path> or csv:<path>. digits is bundled and works offline.",
+    "Dataset: mnist, fashion_mnist, kmnist, usps, cifar10, stl10, 20newsgroups (downloaded once, checksummed, "
+    "cached; docs/data.md), digits, idx:<dir>, npy:<path> or csv:<path>. digits is bundled and works offline.",
 )
 flags.DEFINE_string(
     "data_dir",
@@ -64,7 +65,7 @@ cli.check("min_retention", lambda r: 0 < r <= 1, "must be in (0, 1]: the retenti
 
 # What the runs of the binaries write into their workdir, and so what --overwrite may remove (nothing else).
 RUN_OUTPUTS = ("results.json", "config.json", "metrics.jsonl", "labels.npy", "embedding.npy", "winners.npy")
-RUN_FOLDERS = ("ckpt", "model", "train_ckpt")
+RUN_FOLDERS = ("ckpt", "model", "train_ckpt", "tensorboard")
 
 
 def validate_n_clusters_flag() -> None:
@@ -201,7 +202,7 @@ def prepare_workdir(run: RunConfig) -> Path:
 
 
 def _other_settings(wd: Path, run: RunConfig) -> bool:
-    """Whether wd/config.json records a run of other settings (--overwrite and --workdir aside)."""
+    """Whether wd/config.json records a run of other settings (--overwrite, --workdir, --tensorboard aside)."""
     if not (wd / "config.json").is_file():
         return False
     try:
@@ -209,7 +210,7 @@ def _other_settings(wd: Path, run: RunConfig) -> bool:
     except ValueError:
         return True  # unreadable: nothing to resume from
     current = {"experiment": run.experiment, **run.flags}
-    ignored = ("overwrite", "workdir")
+    ignored = ("overwrite", "workdir", "tensorboard")
     return {k: v for k, v in stored.items() if k not in ignored} != {
         k: v for k, v in current.items() if k not in ignored
     }

@@ -64,6 +64,7 @@ stages.define_autoencoder_flags("ae_", old_names=[n for n in stages.FIELDS if n 
 for _old in ("optimizer", "learning_rate", "momentum", "batch_size"):
     flags.DEFINE_alias("dec_" + _old, _old)
 flags.DEFINE_alias("maxiter", "max_iter")
+stages.define_tensorboard_flag()
 NAMES = {"dec": "DEC", "idec": "IDEC", "frozen": "DEC w/o backprop", "dec-da": "DEC-DA", "idec-da": "IDEC-DA"}
 
 
@@ -96,18 +97,21 @@ def main(argv):
     val = None
     if FLAGS.validation_fraction:
         ds, val = data.split_validation(ds, FLAGS.validation_fraction, seed=run.seed)
-    model, ae_params, spec = stages.obtain_autoencoder(run, ds, ae_cfg, FLAGS.pretrained)
+    model, ae_params, spec = stages.obtain_autoencoder(run, ds, ae_cfg, FLAGS.pretrained, FLAGS.tensorboard)
     aug = stages.augmenter(ds.image_shape, FLAGS.augment, FLAGS.augment_shift, FLAGS.augment_rotation, "augment")
     k = common.n_clusters(ds, FLAGS.n_clusters)
     cfg = cfg._replace(n_clusters=k, loss=spec["loss"], augment=aug)
     mode += "-da" if aug is not None else ""
-    results = train_and_evaluate(run, cfg, ds, val, model, ae_params, spec, mode, FLAGS.pretrained)
+    results = train_and_evaluate(run, cfg, ds, val, model, ae_params, spec, mode, FLAGS.pretrained, FLAGS.tensorboard)
     summary = f"{run.experiment} {ds.name}/{run.split} K={k} ({mode}): {common.score_text(results)}"
     common.finish(run, results, f"{summary} after {results['n_iter']} steps -> {wd}")
 
 
-def train_and_evaluate(run, cfg: dec.DECConfig, ds, val, model, ae_params, spec, mode: str, pretrained) -> dict:
-    """DEC's clustering stage on ds from the autoencoder (model, ae_params); writes the workdir's outputs."""
+def train_and_evaluate(
+    run, cfg: dec.DECConfig, ds, val, model, ae_params, spec, mode: str, pretrained, tensorboard: bool = False
+) -> dict:
+    """DEC's clustering stage on ds from the autoencoder (model, ae_params); writes the workdir's outputs (with
+    `tensorboard`, its rows as event files in <workdir>/tensorboard/ too)."""
     wd = run.workdir
     t0 = time.perf_counter()
     res = dec.fit(
@@ -119,7 +123,7 @@ def train_and_evaluate(run, cfg: dec.DECConfig, ds, val, model, ae_params, spec,
         y=ds.y,
         workdir=wd,
         config={**run.flags, "autoencoder": spec},
-        log=runlog.MetricsLog(wd),
+        log=runlog.MetricsLog(wd, tensorboard=tensorboard),
     )
     results = {"fit_seconds_this_invocation": time.perf_counter() - t0}
     np.save(wd / "embedding.npy", res.embedding)

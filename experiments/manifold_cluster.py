@@ -17,8 +17,8 @@ import jax
 import numpy as np
 from absl import flags, logging
 
-from experiments import common, features
-from research import plots, timing
+from experiments import common, features, stages
+from research import plots, runlog, timing
 from research.cluster import gmm
 from research.deep import pretrain
 from research.embed import neighbors, pca, tsne
@@ -52,6 +52,7 @@ common.cli.at_least("knn_dims", 1)
 common.cli.at_least("knn_candidates", 1)
 common.cli.at_least("knn_bins", 0, "0: exact search")
 common.cli.at_least("gmm_n_init", 1)
+stages.define_tensorboard_flag()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,11 +77,12 @@ class Config:
 def main(argv):
     del argv
     cfg = common.config_from_flags(Config, metric=FLAGS.metric or ("euclidean" if FLAGS.pretrained else "cosine"))
-    fit_and_evaluate(common.run_config("manifold_cluster", "ae" if cfg.pretrained else ""), cfg)
+    fit_and_evaluate(common.run_config("manifold_cluster", "ae" if cfg.pretrained else ""), cfg, FLAGS.tensorboard)
 
 
-def fit_and_evaluate(run: common.RunConfig, cfg: Config) -> None:
-    """Embeds run's dataset (or its codes), fits the mixture to the embedding; writes the workdir's outputs."""
+def fit_and_evaluate(run: common.RunConfig, cfg: Config, tensorboard: bool = False) -> None:
+    """Embeds run's dataset (or its codes), fits the mixture to the embedding; writes the workdir's outputs.
+    With `tensorboard`, the scores also go to metrics.jsonl and <workdir>/tensorboard/ as one row."""
     wd = common.prepare_workdir(run)
     ds = common.load_dataset(run)
     k = common.n_clusters(ds, cfg.n_clusters)
@@ -147,12 +149,23 @@ def fit_and_evaluate(run: common.RunConfig, cfg: Config) -> None:
         "gmm_seconds": timed.run_seconds,
         "gmm_compile_seconds": timed.compile_seconds,
     }
+    if tensorboard:
+        _log_scores(wd, results)
     common.finish(
         run,
         results,
         f"manifold_cluster {ds.name}/{run.split} ({source}) K={k}: {common.score_text(results)} "
         f"kNN {knn_s:.1f}s embedding {embed_s:.1f}s GMM {timed.run_seconds:.1f}s -> {wd}",
     )
+
+
+def _log_scores(wd, results: dict) -> None:
+    """One row (stage "manifold", at the embedding's epoch count) of the scores and timings: this binary has no
+    training loop, so TensorBoard gets its end point, to compare runs by. A rerun replaces the row."""
+    log = runlog.MetricsLog(wd, tensorboard=True)
+    log.rewind(-1, stage="manifold")
+    names = ("acc", "nmi", "ari", "purity", "lower_bound", "knn_seconds", "embed_seconds", "gmm_seconds")
+    log.log(results["n_epochs"], stage="manifold", **{k: results[k] for k in names if k in results})
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from absl import flags, logging
 
 from experiments import common, features
 from research import augment, data, metrics, nets, plots, runlog
+from research import tensorboard as tb
 from research.cluster import kmeans
 from research.deep import pretrain
 from research.deep import train as trainloop
@@ -157,6 +158,18 @@ def define_autoencoder_flags(prefix: str = "", old_names=()) -> None:
         flags.DEFINE_alias(name, prefix + name)
 
 
+def define_tensorboard_flag() -> None:
+    """Defines --tensorboard (call once, at a binary's import); refused when the flags are parsed if tensorboardX
+    is missing, naming the install command."""
+    flags.DEFINE_boolean(
+        "tensorboard",
+        False,
+        "Also write every metrics.jsonl row as TensorBoard scalars, <stage>/<metric>, to <workdir>/tensorboard/ "
+        "(a pretraining stage's to <workdir>/autoencoder/tensorboard/). Needs pip install -e '.[tensorboard]'.",
+    )
+    common.cli.check("tensorboard", lambda v: not v or tb.available(), tb.MISSING)
+
+
 def autoencoder_config(prefix: str = "") -> AutoencoderConfig:
     """The AutoencoderConfig of the --<prefix>* flags (call from main() only)."""
     return AutoencoderConfig(**{f.name: FLAGS[prefix + f.name].value for f in dataclasses.fields(AutoencoderConfig)})
@@ -172,8 +185,11 @@ def augmenter(image_shape, kind: str, shift: float, rotation: float, flag: str):
     return augment.random_affine(image_shape, max_shift=shift, max_rotation=rotation)
 
 
-def train_autoencoder(run: common.RunConfig, wd: Path, ds: data.Dataset, cfg: AutoencoderConfig) -> tuple:
-    """Pretrains on ds.x into wd (resuming there); returns (model, params, spec, results). results.json last."""
+def train_autoencoder(
+    run: common.RunConfig, wd: Path, ds: data.Dataset, cfg: AutoencoderConfig, tensorboard: bool = False
+) -> tuple:
+    """Pretrains on ds.x into wd (resuming there); returns (model, params, spec, results). results.json last.
+    `tensorboard`: the progress rows also go to wd/tensorboard/ as event files."""
     model = nets.build(
         cfg.arch, ds.x.shape[1], image_shape=ds.image_shape, activation=cfg.activation, init=cfg.weight_init
     )
@@ -199,6 +215,7 @@ def train_autoencoder(run: common.RunConfig, wd: Path, ds: data.Dataset, cfg: Au
         cfg.pretrain_config(ds.image_shape),
         workdir=wd,
         config={**spec, **cfg.recorded(), "seed": run.seed},
+        log=runlog.MetricsLog(wd, tensorboard=tensorboard),
         on_chunk=probe,
     )
     seconds = time.perf_counter() - t0
@@ -229,10 +246,13 @@ def train_autoencoder(run: common.RunConfig, wd: Path, ds: data.Dataset, cfg: Au
     return model, params, spec, results
 
 
-def obtain_autoencoder(run: common.RunConfig, ds: data.Dataset, cfg: AutoencoderConfig, pretrained=None) -> tuple:
+def obtain_autoencoder(
+    run: common.RunConfig, ds: data.Dataset, cfg: AutoencoderConfig, pretrained=None, tensorboard: bool = False
+) -> tuple:
     """(model, params, spec): the encoder of the `pretrained` workdir when given, else the one pretrained with
-    `cfg` into <run.workdir>/autoencoder/ (trained now, or reused when a finished one with these settings is
-    there; one with other settings is refused, or with --overwrite replaced)."""
+    `cfg` into <run.workdir>/autoencoder/ (trained now, with `tensorboard` event files there too, or reused when
+    a finished one with these settings is there; one with other settings is refused, or with --overwrite
+    replaced)."""
     if pretrained:
         return features.load_encoder(pretrained, input_dim=ds.x.shape[1], dataset=ds.name)
     if cfg.batch_size > len(ds.x):  # the library's message would name the DEC stage's --batch_size
@@ -257,7 +277,7 @@ def obtain_autoencoder(run: common.RunConfig, ds: data.Dataset, cfg: Autoencoder
             return pretrain.load_model(ae_dir)
     stored = {"dataset": run.dataset, "split": run.split, "seed": run.seed, **dataclasses.asdict(cfg)}
     runlog.write_json(ae_dir / "config.json", {"experiment": "autoencoder", **stored})
-    return train_autoencoder(run, ae_dir, ds, cfg)[:3]
+    return train_autoencoder(run, ae_dir, ds, cfg, tensorboard)[:3]
 
 
 def _cluster_probe(model, ds: data.Dataset, key, cfg: AutoencoderConfig):

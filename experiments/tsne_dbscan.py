@@ -27,7 +27,9 @@ flags.DEFINE_float("perplexity", 30.0, "t-SNE perplexity (effective number of ne
 flags.DEFINE_integer("n_iter", 750, "Gradient steps.")
 flags.DEFINE_float("early_exaggeration", 12.0, "Attraction factor during the first --exaggeration_iter steps.")
 flags.DEFINE_integer("exaggeration_iter", 250, "Steps of early exaggeration.")
-flags.DEFINE_float("learning_rate", None, "Step size. Default: n / 12.")
+flags.DEFINE_float(
+    "learning_rate", None, "Step size of both phases. Default: n / 12 during early exaggeration, n / 4 after."
+)
 flags.DEFINE_integer("negative_samples", 16, "Points drawn per point and step for the far-field repulsion.")
 flags.DEFINE_enum("repulsion", "grid", list(tsne.REPULSIONS), "grid: particle-mesh (FFT); exact: all pairs.")
 flags.DEFINE_integer("grid", 256, "Mesh cells per side of the grid repulsion (finer: closer to exact, slower).")

@@ -1,4 +1,4 @@
-"""Tables for results/: a CSV of rows and a Markdown table side by side, and the machine they were measured on.
+"""Tables for results/: a CSV and a Markdown table side by side, and the machine and versions that made them.
 
   report.write_table(rows, [("method", "method"), ("fit s", "fit_seconds", ".2f")], "results/x",
                      caption="k-means on mnist.", notes=[f"Machine: {report.machine()}."])
@@ -21,6 +21,8 @@ from typing import Any, NamedTuple
 
 import jax
 
+from research import runlog
+
 
 def cpu_name() -> str:
     """The CPU's model name (from /proc/cpuinfo on Linux)."""
@@ -35,8 +37,9 @@ def cpu_name() -> str:
 
 
 def machine() -> str:
-    """'<cpu>, <n> cores; jax <version> on <backend>' for a table's caption."""
-    return f"{cpu_name()}, {os.cpu_count()} cores; jax {jax.__version__} on {jax.default_backend()}"
+    """'<cpu>, <n> cores; jax <version> on <backend>; flax <version>, ...' (runlog.LIBRARIES) for a table's note."""
+    others = ", ".join(f"{name} {v}" for name, v in runlog.library_versions().items() if name != "jax" and v)
+    return f"{cpu_name()}, {os.cpu_count()} cores; jax {jax.__version__} on {jax.default_backend()}; {others}"
 
 
 def command(module: str, argv: Sequence[str] | None = None) -> str:

@@ -12,6 +12,7 @@ import platform
 import sys
 import tempfile
 import time
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -70,31 +71,51 @@ def read_json(path):
         return json.load(f)
 
 
+# The distributions whose versions decide a result: recorded in results.json and named under every table.
+LIBRARIES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy", "scipy", "scikit-learn")
+
+
+def library_versions() -> dict:
+    """{distribution: installed version (None when absent)} for LIBRARIES."""
+    return {name: _installed(name) for name in LIBRARIES}
+
+
+def _installed(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def versions() -> dict:
     """Versions and device of this run, for results.json."""
-    import flax
     import jax
-    import sklearn
 
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "jax": jax.__version__,
-        "flax": flax.__version__,
-        "numpy": np.__version__,
-        "sklearn": sklearn.__version__,
+        **library_versions(),
         "backend": jax.default_backend(),
         "devices": [d.device_kind for d in jax.devices()],
     }
 
 
 class MetricsLog:
-    """Appends one JSON line per log step to metrics.jsonl and echoes it as a progress line."""
+    """Appends one JSON line per log step to metrics.jsonl and echoes it as a progress line.
 
-    def __init__(self, workdir):
+    With `tensorboard`, every row also goes to TensorBoard event files in <workdir>/tensorboard/
+    (research.tensorboard), rewritten from metrics.jsonl now and after a rewind, so both hold the same steps.
+    """
+
+    def __init__(self, workdir, tensorboard: bool = False):
         self.path = Path(workdir) / "metrics.jsonl"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._t0 = time.time()
+        self._events = None
+        if tensorboard:
+            from research import tensorboard as tb
+
+            self._events = tb.EventMirror(self.path.parent / "tensorboard", self.rows())
 
     def rows(self) -> list[dict]:
         """The rows logged so far (by this run and earlier invocations in the same workdir)."""
@@ -114,11 +135,15 @@ class MetricsLog:
         kept = [r for r in rows if not (r.get("step", 0) > step and all(r.get(k) == v for k, v in match.items()))]
         if len(kept) < len(rows) or not self.path.read_text().endswith("\n"):
             _write_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))
+        if self._events is not None and len(kept) < len(rows):
+            self._events.rewrite(kept)
 
     def log(self, step: int, **metrics) -> None:
         row = {"step": int(step), "time": round(time.time() - self._t0, 3), **_jsonable(metrics)}
         with open(self.path, "a") as f:
             f.write(json.dumps(row) + "\n")
+        if self._events is not None:
+            self._events.add(row)
         absl_logging.info("step %d: %s", step, " ".join(f"{k}={_fmt(v)}" for k, v in metrics.items()))
 
 

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import bz2
 import contextlib
 import functools
 import gzip
 import hashlib
 import http.server
+import io
+import json
 import os
+import pickle
+import tarfile
 import threading
+import types
 from pathlib import Path
 
 import numpy as np
 import pytest
+from binaries import run
 
-from research.data import DataNotFoundError, Dataset, available, idx, load, sources, tabular
+from research.data import DataNotFoundError, Dataset, available, cifar, fetch, idx, load, registry, stl10, tabular, text
 
 # Read before the autouse fixture clears it: CI points it at the real MNIST (../shared/datasets).
 REAL_DATA = os.environ.get("JAXCLUSTER_DATA")
@@ -33,12 +40,28 @@ MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch, tmp_path):
     """No real data, home, cache or network: every test sees only what it writes."""
-    for var in ("JAXCLUSTER_DATA", "JAXCLUSTER_MNIST_MIRROR"):
-        monkeypatch.delenv(var, raising=False)
+    monkeypatch.delenv("JAXCLUSTER_DATA", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.setenv("no_proxy", "*")  # the local http.server must not go through a proxy
-    monkeypatch.setattr(sources, "MNIST_MIRRORS", ((tmp_path / "no-mirror").as_uri() + "/",))
+    for name, spec in registry.DATASETS.items():
+        monkeypatch.delenv(fetch.mirror_env(name), raising=False)
+        monkeypatch.setitem(registry.DATASETS, name, spec._replace(mirrors=((tmp_path / "no-mirror").as_uri() + "/",)))
+
+    def offline(data_home, subset, download):  # scikit-learn's fetcher, with no network and no files
+        raise OSError("<urlopen error no network in tests>" if download else "20Newsgroups dataset not found")
+
+    monkeypatch.setattr(text, "_fetch", offline)
+
+
+def use_checksums(monkeypatch, name: str, sums: dict) -> None:
+    """Replaces dataset `name`'s checksums in the registry: {file name, or IDX stem: sha256 hex}."""
+    spec = registry.DATASETS[name]
+    files = []
+    for f in spec.files:
+        digest = sums.get(f.name, sums.get(f.name.removesuffix(".gz")))
+        files.append(f if digest is None else f._replace(checksum=f"sha256:{digest}"))
+    monkeypatch.setitem(registry.DATASETS, name, spec._replace(files=tuple(files)))
 
 
 def cache_dir(tmp_path) -> Path:
@@ -170,7 +193,7 @@ def test_mnist_verify_checks_local_files(tmp_path, monkeypatch):
     syn = write_mnist(tmp_path / "data")
     with pytest.raises(ValueError, match="train-images-idx3-ubyte.gz: checksum mismatch: expected sha256 ba8910"):
         load("mnist", "train", data_dir=tmp_path / "data", verify=True)
-    monkeypatch.setattr(sources, "MNIST_SHA256", syn["sha256"])
+    use_checksums(monkeypatch, "mnist", syn["sha256"])
     assert load("mnist", "all", data_dir=tmp_path / "data", verify=True).x.shape == (70, 784)
 
 
@@ -180,7 +203,7 @@ def test_mnist_rejects_files_that_are_not_mnist(tmp_path):
     with pytest.raises(ValueError, match="do not match the 20 images"):
         load("mnist", "test", data_dir=tmp_path / "data")
     idx.write_idx(tmp_path / "data" / "t10k-images-idx3-ubyte.gz", np.zeros((19, 8, 8), np.uint8))
-    with pytest.raises(ValueError, match="not MNIST"):
+    with pytest.raises(ValueError, match="not an MNIST-format dataset"):
         load("mnist", "test", data_dir=tmp_path / "data")
     idx.write_idx(tmp_path / "data" / "t10k-images-idx3-ubyte.gz", np.zeros((0, 28, 28), np.uint8))
     idx.write_idx(tmp_path / "data" / "t10k-labels-idx1-ubyte.gz", np.zeros(0, np.uint8))
@@ -193,17 +216,19 @@ def test_mnist_real_or_synthetic_all_split(tmp_path, monkeypatch):
     if REAL_DATA:
         root, sums = Path(REAL_DATA), MNIST_SHA256
         train_counts, test_counts = MNIST_TRAIN_COUNTS, MNIST_TEST_COUNTS
-        assert sources.MNIST_SHA256 == MNIST_SHA256
+        assert {f.name: f.checksum for f in registry.MNIST.files} == {
+            f"{stem}.gz": f"sha256:{digest}" for stem, digest in MNIST_SHA256.items()
+        }
     else:
         root = tmp_path / "data"
         syn = write_mnist(root / "mnist")
         sums = syn["sha256"]
         train_counts = np.bincount(syn["train-labels-idx1-ubyte"], minlength=10)
         test_counts = np.bincount(syn["t10k-labels-idx1-ubyte"], minlength=10)
-        monkeypatch.setattr(sources, "MNIST_SHA256", sums)
+        use_checksums(monkeypatch, "mnist", sums)
     monkeypatch.setenv("JAXCLUSTER_DATA", str(root))
     for stem, want in sums.items():
-        path = sources._find([root / "mnist"], stem)
+        path = fetch.find([root / "mnist"], f"{stem}.gz")
         assert path is not None, f"{stem} missing from {root / 'mnist'}"
         assert hashlib.sha256(idx.read_idx_bytes(path)).hexdigest() == want
 
@@ -242,7 +267,7 @@ def http_mirror(folder: Path):
 @pytest.mark.parametrize("how", ["file-argument", "file-env", "http"])
 def test_mnist_download_into_cache(tmp_path, monkeypatch, how):
     syn = write_mnist(tmp_path / "mirror")
-    monkeypatch.setattr(sources, "MNIST_SHA256", syn["sha256"])
+    use_checksums(monkeypatch, "mnist", syn["sha256"])
     with contextlib.ExitStack() as stack:
         if how == "http":
             mirrors = ["http://127.0.0.1:9/unreachable/", stack.enter_context(http_mirror(tmp_path / "mirror"))]
@@ -261,7 +286,7 @@ def test_mnist_download_into_cache(tmp_path, monkeypatch, how):
 
 def test_mnist_download_checksum_mismatch_writes_nothing(tmp_path, monkeypatch):
     syn = write_mnist(tmp_path / "mirror")
-    monkeypatch.setattr(sources, "MNIST_SHA256", {**syn["sha256"], "train-images-idx3-ubyte": "0" * 64})
+    use_checksums(monkeypatch, "mnist", {**syn["sha256"], "train-images-idx3-ubyte": "0" * 64})
     with pytest.raises(ValueError, match="checksum mismatch") as info:
         load("mnist", "train", mirrors=(tmp_path / "mirror").as_uri())
     message = str(info.value)
@@ -273,7 +298,7 @@ def test_mnist_download_checksum_mismatch_writes_nothing(tmp_path, monkeypatch):
 def test_mnist_download_skips_a_mirror_with_a_bad_copy(tmp_path, monkeypatch):
     syn = write_mnist(tmp_path / "good")
     write_mnist(tmp_path / "bad", seed=1)
-    monkeypatch.setattr(sources, "MNIST_SHA256", syn["sha256"])
+    use_checksums(monkeypatch, "mnist", syn["sha256"])
     ds = load("mnist", "train", mirrors=[(tmp_path / "bad").as_uri(), (tmp_path / "good").as_uri()])
     np.testing.assert_allclose(ds.x, syn["train-images-idx3-ubyte"].reshape(50, -1) / 255, rtol=1e-6)
     # No leftovers: only the two verified files, no temporary ones.
@@ -449,9 +474,14 @@ def test_csv_errors(tmp_path, content, kwargs, message):
 
 
 def test_unknown_name_split_and_options():
-    assert available() == ["mnist", "digits", "idx:<dir>", "npy:<path>", "csv:<path>"]
-    with pytest.raises(ValueError, match=r"unknown dataset 'cifar'.*mnist, digits, idx:<dir>, npy:<path>, csv:<path>"):
+    names = ["mnist", "fashion_mnist", "kmnist", "usps", "cifar10", "stl10", "20newsgroups", "digits"]
+    assert available() == [*names, "idx:<dir>", "npy:<path>", "csv:<path>"]
+    with pytest.raises(ValueError, match=r"unknown dataset 'cifar'.*mnist, fashion_mnist, .* npy:<path>, csv:<path>"):
         load("cifar")
+    with pytest.raises(
+        ValueError, match="unknown split 'unlabeled' for dataset 'cifar10'; valid splits: train, test, all"
+    ):
+        load("cifar10", "unlabeled")
     with pytest.raises(ValueError, match="unknown dataset 'npy:'"):
         load("npy:")
     with pytest.raises(ValueError, match="unknown split 'val' for dataset 'digits'; valid splits: train, test, all"):
@@ -470,3 +500,235 @@ def test_a_missing_or_misplaced_path_names_the_dataset_and_the_path(tmp_path):
         load(f"idx:{tmp_path / 'file.npy'}")
     with pytest.raises(IsADirectoryError, match="is a folder; give the path of the file itself"):
         load(f"csv:{tmp_path}")
+
+
+# ---------------------------------------------------------------- the registry's other datasets
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_tar(path: Path, members: dict) -> Path:
+    """A .tar.gz at `path` holding {member name: bytes}."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.mark.parametrize("name", ["fashion_mnist", "kmnist"])
+def test_idx_datasets_share_mnists_files_and_checks(tmp_path, monkeypatch, name):
+    syn = write_mnist(tmp_path / "data" / name)
+    ds = load(name, "all", data_dir=tmp_path / "data")
+    assert ds.name == name and ds.x.shape == (70, 784) and ds.image_shape == (28, 28)
+    np.testing.assert_array_equal(ds.y[:50], syn["train-labels-idx1-ubyte"])
+
+    # Their published sums are of the .gz as served: a good .gz verifies, a changed one is refused by path.
+    folder = tmp_path / "data" / name
+    use_checksums(monkeypatch, name, {p.name: sha256_of(p) for p in folder.iterdir()})
+    assert load(name, "test", data_dir=tmp_path / "data", verify=True).x.shape == (20, 784)
+    idx.write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.ones(20, np.uint8))
+    with pytest.raises(ValueError, match=rf"{name}/t10k-labels-idx1-ubyte.gz: checksum mismatch: expected sha256"):
+        load(name, "test", data_dir=tmp_path / "data", verify=True)
+    # A decompressed copy reads, but cannot be checked against the .gz's sum.
+    (folder / "t10k-labels-idx1-ubyte").write_bytes(
+        gzip.decompress((folder / "t10k-labels-idx1-ubyte.gz").read_bytes())
+    )
+    (folder / "t10k-labels-idx1-ubyte.gz").unlink()
+    assert load(name, "test", data_dir=tmp_path / "data").y.sum() == 20
+    with pytest.raises(ValueError, match=r"t10k-labels-idx1-ubyte: cannot be verified: the published sha256 is of"):
+        load(name, "test", data_dir=tmp_path / "data", verify=True)
+
+
+def test_fashion_mnist_downloads_into_its_own_cache_and_offline_names_its_files(tmp_path, monkeypatch):
+    write_mnist(tmp_path / "mirror")
+    mirror = tmp_path / "mirror"
+    use_checksums(monkeypatch, "fashion_mnist", {p.name: sha256_of(p) for p in mirror.iterdir()})
+    with pytest.raises(DataNotFoundError) as info:
+        load("fashion_mnist", "test")
+    message = str(info.value)
+    assert "fashion_mnist file t10k-images-idx3-ubyte.gz was not found" in message
+    assert "$JAXCLUSTER_DATA/fashion_mnist" in message and "JAXCLUSTER_FASHION_MNIST_MIRROR" in message
+    assert str(tmp_path / "xdg" / "jaxcluster" / "fashion_mnist") in message
+    assert not (tmp_path / "xdg").exists()
+
+    monkeypatch.setenv("JAXCLUSTER_FASHION_MNIST_MIRROR", mirror.as_uri())
+    assert load("fashion_mnist", "test").x.shape == (20, 784)
+    cached = tmp_path / "xdg" / "jaxcluster" / "fashion_mnist"
+    assert sorted(p.name for p in cached.iterdir()) == ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
+    assert all((cached / n).read_bytes() == (mirror / n).read_bytes() for n in ["t10k-images-idx3-ubyte.gz"])
+
+
+def cifar_batch(images_hwc: np.ndarray, labels) -> bytes:
+    """One batch as the published files hold it: bytes keys, data [N, 3072] in R, G, B planes."""
+    data = images_hwc.transpose(0, 3, 1, 2).reshape(len(images_hwc), -1)
+    return pickle.dumps({b"batch_label": b"x", b"data": data, b"labels": [int(v) for v in labels]}, protocol=2)
+
+
+def write_cifar10(folder: Path, n=4, seed=0) -> dict:
+    rng = np.random.default_rng(seed)
+    members, images, labels = {}, {}, {}
+    for i, member in enumerate([*cifar.MEMBERS["train"], *cifar.MEMBERS["test"]]):
+        images[member] = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+        labels[member] = (np.arange(n) + i) % 10
+        members[member] = cifar_batch(images[member], labels[member])
+    # An image whose channels and rows are told apart: red on the top row only, blue everywhere.
+    images[member][0] = 0
+    images[member][0, 0, :, 0] = 255
+    images[member][0, :, :, 2] = 255
+    members[member] = cifar_batch(images[member], labels[member])
+    path = write_tar(folder / "cifar-10-python.tar.gz", {"cifar-10-batches-py/batches.meta": b"", **members})
+    return {"path": path, "images": images, "labels": labels}
+
+
+def test_cifar10_pickled_batches_come_back_hwc(tmp_path, monkeypatch):
+    syn = write_cifar10(tmp_path / "data" / "cifar10")
+    train = load("cifar10", "train", data_dir=tmp_path / "data")
+    test = load("cifar10", "test", data_dir=tmp_path / "data")
+    assert train.x.shape == (20, 3072) and test.x.shape == (4, 3072) and test.image_shape == (32, 32, 3)
+    assert train.x.dtype == np.float32 and 0 <= train.x.min() and train.x.max() <= 1
+    test_member = cifar.MEMBERS["test"][0]
+    np.testing.assert_array_equal(test.y, syn["labels"][test_member])
+    np.testing.assert_allclose(test.x.reshape(-1, 32, 32, 3), syn["images"][test_member] / 255, rtol=1e-6)
+    upright = test.x[0].reshape(32, 32, 3)
+    assert upright[0, :, 0].min() == 1 and upright[1:, :, 0].max() == 0 and upright[..., 2].min() == 1
+    assert len(load("cifar10", "all", data_dir=tmp_path / "data").x) == 24
+
+    use_checksums(monkeypatch, "cifar10", {"cifar-10-python.tar.gz": "0" * 64})
+    with pytest.raises(ValueError, match=r"cifar10/cifar-10-python.tar.gz: checksum mismatch: expected sha256 0+,"):
+        load("cifar10", "test", data_dir=tmp_path / "data", verify=True)
+    use_checksums(monkeypatch, "cifar10", {"cifar-10-python.tar.gz": sha256_of(syn["path"])})
+    assert len(load("cifar10", "test", data_dir=tmp_path / "data", verify=True).x) == 4
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+@pytest.mark.parametrize(
+    "members, message",
+    [
+        ({cifar.MEMBERS["test"][0]: pickle.dumps({b"data": _Evil()}, protocol=2)}, r"refusing .*system"),
+        ({cifar.MEMBERS["test"][0]: pickle.dumps({b"data": np.zeros((2, 5), np.uint8), b"labels": [0, 1]})}, "N, 3072"),
+        ({"cifar-10-batches-py/data_batch_1": b""}, r"lacks cifar-10-batches-py/test_batch"),
+        (None, "not a readable CIFAR-10 archive"),
+    ],
+)
+def test_cifar10_refuses_code_bad_batches_and_broken_archives(tmp_path, members, message):
+    path = tmp_path / "cifar10" / "cifar-10-python.tar.gz"
+    if members is None:
+        write_cifar10(tmp_path / "cifar10")
+        path.write_bytes(path.read_bytes()[:300])
+    else:
+        write_tar(path, members)
+    with pytest.raises(ValueError, match=message) as info:
+        load("cifar10", "test", data_dir=tmp_path)
+    assert str(path) in str(info.value)
+
+
+def stl10_bytes(images_hwc: np.ndarray) -> bytes:
+    """*_X.bin as published: each image's planes stored column-major, [C, W, H]."""
+    return images_hwc.transpose(0, 3, 2, 1).tobytes()
+
+
+def test_stl10_column_major_images_come_back_upright(tmp_path):
+    rng = np.random.default_rng(0)
+    images = {part: rng.integers(0, 256, (n, 96, 96, 3), dtype=np.uint8) for part, n in [("train", 3), ("test", 2)]}
+    images["unlabeled"] = rng.integers(0, 256, (4, 96, 96, 3), dtype=np.uint8)
+    # Asymmetric: an "L" in red (left column, bottom row), green in the top-right corner only.
+    images["train"][0] = 0
+    images["train"][0, :, 0, 0] = images["train"][0, -1, :, 0] = 255
+    images["train"][0, :10, -10:, 1] = 255
+    labels = {"train": np.array([1, 10, 5], np.uint8), "test": np.array([2, 3], np.uint8)}
+    members = {stl10.MEMBERS[part][0]: stl10_bytes(a) for part, a in images.items()}
+    members |= {stl10.MEMBERS[part][1]: y.tobytes() for part, y in labels.items()}
+    write_tar(tmp_path / "stl10" / "stl10_binary.tar.gz", members)
+
+    train = load("stl10", "train", data_dir=tmp_path)
+    assert train.image_shape == (96, 96, 3) and train.x.shape == (3, 96 * 96 * 3)
+    np.testing.assert_array_equal(train.y, [0, 9, 4])
+    np.testing.assert_allclose(train.x.reshape(-1, 96, 96, 3), images["train"] / 255, rtol=1e-6)
+    img = train.x[0].reshape(96, 96, 3)
+    assert img[:, 0, 0].min() == 1 and img[-1, :, 0].min() == 1 and img[:-1, 1:, 0].max() == 0
+    assert img[:10, -10:, 1].min() == 1 and img[10:, :, 1].max() == 0 and img[:, :-10, 1].max() == 0
+    full = load("stl10", "all", data_dir=tmp_path)
+    np.testing.assert_array_equal(full.y, [0, 9, 4, 1, 2])  # train then test, never the unlabeled images
+    unlabeled = load("stl10", "unlabeled", data_dir=tmp_path)
+    assert unlabeled.y is None and unlabeled.x.shape == (4, 27648)
+
+    members[stl10.MEMBERS["test"][1]] = b"\x01\x02\x03"
+    write_tar(tmp_path / "stl10" / "stl10_binary.tar.gz", members)
+    with pytest.raises(ValueError, match=r"stl10_binary.tar.gz:stl10_binary/test_y.bin: expected 2 labels"):
+        load("stl10", "test", data_dir=tmp_path)
+
+
+def test_usps_bzip2_libsvm(tmp_path):
+    rng = np.random.default_rng(0)
+    values = {"usps.bz2": rng.uniform(-1, 1, (3, 256)).round(6), "usps.t.bz2": rng.uniform(-1, 1, (2, 256)).round(6)}
+    values["usps.bz2"][0, :16] = 1  # the top row white
+    values["usps.bz2"][0, 16] = 0  # left out of the file below: a zero
+    labels = {"usps.bz2": [1, 10, 4], "usps.t.bz2": [7, 2]}
+    for name, v in values.items():
+        lines = [
+            f"{y} " + " ".join(f"{j + 1}:{x:.6f}" for j, x in enumerate(row) if x != 0)
+            for y, row in zip(labels[name], v)
+        ]
+        (tmp_path / "usps").mkdir(exist_ok=True)
+        (tmp_path / "usps" / name).write_bytes(bz2.compress(("\n".join(lines) + "\n").encode()))
+
+    ds = load("usps", "all", data_dir=tmp_path)
+    assert ds.x.shape == (5, 256) and ds.image_shape == (16, 16) and ds.x.dtype == np.float32
+    np.testing.assert_array_equal(ds.y, [0, 9, 3, 6, 1])
+    np.testing.assert_allclose(ds.x, (np.concatenate(list(values.values())) + 1) / 2, atol=1e-6)
+    assert ds.x[0, 16] == 0.5 and ds.x[0].reshape(16, 16)[0].min() == 1
+
+    (tmp_path / "usps" / "usps.t.bz2").write_bytes(bz2.compress(b"11 1:0.5\n"))
+    with pytest.raises(ValueError, match=r"usps.t.bz2: USPS labels must be integers 1..10"):
+        load("usps", "test", data_dir=tmp_path)
+    (tmp_path / "usps" / "usps.t.bz2").write_bytes(b"BZh9 not really")
+    with pytest.raises(ValueError, match=r"usps.t.bz2: corrupt bzip2 stream"):
+        load("usps", "test", data_dir=tmp_path)
+
+
+def test_tfidf_keeps_the_most_frequent_terms_as_unit_rows():
+    docs = ["the cat sat on the mat", "the dog sat", "cats and dogs and cats", "a mat a mat a mat"]
+    x = text.tfidf(docs, max_features=3)
+    assert x.shape == (4, 3) and x.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(x, axis=1)[x.any(axis=1)], 1, rtol=1e-6)
+    assert text.tfidf(docs).shape == (4, 6)  # every term but the stop words the, on, and, a
+    with pytest.raises(ValueError, match="no terms in the 1 documents"):
+        text.tfidf(["the and a"])
+
+
+def test_20newsgroups_reads_sklearns_file_offline_and_says_where_to_put_it(tmp_path, monkeypatch):
+    with pytest.raises(DataNotFoundError, match=r"20news-bydate_py3.pkz was not found") as info:
+        load("20newsgroups", "test", data_dir=tmp_path / "data")
+    assert "$JAXCLUSTER_DATA/20newsgroups" in str(info.value) and str(tmp_path / "data") in str(info.value)
+
+    (tmp_path / "data" / "20newsgroups").mkdir(parents=True)
+    (tmp_path / "data" / "20newsgroups" / "20news-bydate_py3.pkz").write_bytes(b"")
+    calls = []
+
+    def fake_fetch(data_home, subset, download):
+        calls.append((data_home, subset, download))
+        return types.SimpleNamespace(data=["hockey puck goal", "space shuttle orbit", "goal hockey"], target=[3, 1, 3])
+
+    monkeypatch.setattr(text, "_fetch", fake_fetch)
+    ds = load("20newsgroups", "test", data_dir=tmp_path / "data")
+    assert calls == [(tmp_path / "data" / "20newsgroups", "test", False)]
+    assert ds.x.shape == (3, 6) and ds.image_shape is None
+    np.testing.assert_array_equal(ds.y, [3, 1, 3])
+
+
+def test_kmeans_binary_on_cifar10_files(tmp_path):
+    write_cifar10(tmp_path / "data" / "cifar10", n=6)
+    args = ["--dataset=cifar10", "--split=test", f"--data_dir={tmp_path / 'data'}", "--n_clusters=3", "--n_init=1"]
+    run(["experiments.kmeans", *args, f"--workdir={tmp_path / 'run'}"], cwd=tmp_path)
+    assert (tmp_path / "run" / "plots" / "clusters.png").stat().st_size > 0
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["dataset"] == "cifar10" and results["n_samples"] == 6

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from binaries import kill_at_first_checkpoint, run, steps_in
 from jax.test_util import check_grads
+from test_environment import expected as expected_scalars
+from test_environment import scalars as tensorboard_scalars
 
 from research import augment, checkpointing, data, metrics, nets, runlog
 from research.cluster import kmeans
@@ -270,8 +272,13 @@ SMALL = [*AE, "--update_interval=30", "--n_init=5"]
 
 def test_dec_binary_pretrains_writes_its_outputs_and_resumes_after_sigkill(tmp_path):
     flags = ["experiments.dec", *SMALL, "--max_iter=300", "--tol=0", "--checkpoint_updates=2"]
-    out = run([*flags, f"--workdir={tmp_path / 'straight'}"], tmp_path)
+    out = run([*flags, "--tensorboard", f"--workdir={tmp_path / 'straight'}"], tmp_path)
     wd = tmp_path / "straight"
+    # --tensorboard: each stage's events hold exactly its metrics.jsonl rows.
+    for folder in (wd, wd / "autoencoder"):
+        rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+        assert tensorboard_scalars(folder / "tensorboard") == expected_scalars(rows)
+    assert {tag for tag, _ in tensorboard_scalars(wd / "tensorboard")} >= {"dec/acc", "dec/nmi", "dec/delta_label"}
     results = json.loads((wd / "results.json").read_text())
     assert results["mode"] == "dec" and results["n_iter"] == 300 and not results["converged"]
     assert results["acc"] > 0.5 and "init_acc" in results

@@ -163,6 +163,22 @@ def test_kl_divergence_ranks_a_tsne_picture_above_noise():
     assert tsne.kl_divergence(x, emb, perplexity=10.0, n_samples=100) != good  # a subset of 100 rows
 
 
+def test_objective_is_the_dense_kl_and_all_rows_use_every_point():
+    x, _ = blobs()
+    y = np.random.default_rng(1).normal(size=(len(x), 2)).astype(np.float32)
+    g = tsne.tsne_graph(neighbors.knn(x, 30), 10.0)
+    p = np.zeros((len(x), len(x)))
+    p[np.asarray(g.rows), np.asarray(g.cols)] = np.asarray(g.weights, np.float64)
+    q = 1.0 / (1.0 + ((y[:, None].astype(np.float64) - y[None]) ** 2).sum(-1))
+    np.fill_diagonal(q, 0.0)
+    q /= q.sum()
+    on = p > 0
+    expect = float(np.sum(p[on] * np.log(p[on] / q[on])))
+    assert tsne.objective(y, g) == pytest.approx(expect, rel=1e-4)
+    # Every row: the objective on exact neighbours.
+    assert tsne.kl_divergence(x, y, perplexity=10.0, n_samples=None) == pytest.approx(expect, rel=1e-4)
+
+
 @pytest.mark.parametrize("scale", [0.01, 3.0])
 def test_grid_repulsion_matches_the_exact_sums(scale):
     rng = np.random.default_rng(0)

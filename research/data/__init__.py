@@ -1,6 +1,7 @@
 """Datasets as float32 matrices: `load(name, split, data_dir) -> Dataset(x, y, image_shape, name)`."""
 
-from research.data.sources import DataNotFoundError, Dataset, available, load
+from research.data.fetch import DataNotFoundError
+from research.data.sources import Dataset, available, load
 from research.data.subsets import imbalanced, split_validation
 
 __all__ = ["DataNotFoundError", "Dataset", "available", "imbalanced", "load", "split_validation"]

@@ -1,32 +1,32 @@
-"""The dataset registry: `load(name, split, data_dir) -> Dataset`.
+"""The dataset entry point: `load(name, split, data_dir) -> Dataset`.
 
-  mnist         splits train (60k), test (10k), all (70k: train then test). Local files first; else downloaded
-                once from a mirror into the user cache, SHA-256-verified.
+  mnist, fashion_mnist, kmnist   28x28 gray IDX files; splits train (60k), test (10k), all (train then test).
+  usps                           16x16 gray digits (LIBSVM bz2): train 7291, test 2007, all.
+  cifar10                        32x32 RGB (python pickles in a tar.gz): train 50k, test 10k, all.
+  stl10                          96x96 RGB (binary in a tar.gz): train 5k, test 8k, all; unlabeled (100k) on request.
+  20newsgroups                   TF-IDF of the 20 Newsgroups posts (2000 terms), through scikit-learn's fetcher.
   digits        scikit-learn's bundled 8x8 digits (1797), offline; train = the first 1500, test = the other 297.
   idx:<dir>     a folder with the four MNIST-named IDX files (labels optional).
   npy:<path>    a .npy [N, ...] (labels from <stem>_labels.npy) or a .npz with "x" and optional "y"; with
                 mmap=True a float32 C-order .npy stays memory-mapped (read-only).
   csv:<path>    a CSV table, see `tabular.load_csv`. Split: all.
 
-Images are flattened and uint8 pixels scaled to [0, 1]; every dataset is checked (finite, non-empty, one label
-per sample) before it is returned. The search order, the mirrors and the checksums: docs/data.md.
+The downloadable datasets are found locally or fetched and checked by `fetch` from the table in `registry`.
+Images are flattened (HWC for colour) and uint8 pixels scaled to [0, 1]; every dataset is checked (finite,
+non-empty, one label per sample) before it is returned. Search order, mirrors, checksums: docs/data.md.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
-import os
-import tempfile
-import urllib.request
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
 from research.checks import as_matrix, as_streamed_matrix, check_labels
-from research.data import idx, tabular
+from research.data import cifar, fetch, idx, registry, stl10, tabular, text, usps
 
 log = logging.getLogger(__name__)
 
@@ -49,34 +49,10 @@ class Dataset(NamedTuple):
 SPLITS = ("train", "test", "all")
 DIGITS_TRAIN = 1500
 
-# split -> (images file, labels file); the standard names, stored with or without ".gz".
-MNIST_FILES = {
-    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-}
-# SHA-256 of the DECOMPRESSED files: mirrors gzip them differently, the content is the same.
-MNIST_SHA256 = {
-    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
-    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
-    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
-    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
-}
-# Tried in order; each serves "<base><file>.gz". Overridden by `mirrors=` or $JAXCLUSTER_MNIST_MIRROR.
-MNIST_MIRRORS = (
-    "https://ossci-datasets.s3.amazonaws.com/mnist/",
-    "https://storage.googleapis.com/cvdf-datasets/mnist/",
-)
-MIRROR_ENV = "JAXCLUSTER_MNIST_MIRROR"
-DATA_ENV = "JAXCLUSTER_DATA"
-
-
-class DataNotFoundError(FileNotFoundError):
-    """Data files are neither on disk nor downloadable; the message says where to put them."""
-
 
 def available() -> list[str]:
     """The dataset names and forms that `load` accepts."""
-    return ["mnist", "digits", "idx:<dir>", "npy:<path>", "csv:<path>"]
+    return [*registry.DATASETS, text.NEWSGROUPS, "digits", "idx:<dir>", "npy:<path>", "csv:<path>"]
 
 
 def load(
@@ -94,29 +70,33 @@ def load(
     """Loads a dataset by name (see the module docstring and `available()`).
 
     Args:
-      name: "mnist", "digits", "idx:<dir>", "npy:<path>" or "csv:<path>".
-      split: "train", "test" or "all" where the dataset has them; "all" otherwise.
-      data_dir: a folder searched first for the MNIST files (itself and its mnist/).
+      name: one of `available()`: a registered dataset, "digits", "idx:<dir>", "npy:<path>" or "csv:<path>".
+      split: "train", "test" or "all" where the dataset has them ("unlabeled" for stl10); "all" otherwise.
+      data_dir: a folder searched first for a dataset's files (itself and its <name>/).
       label_column, drop_columns, csv_encoding: for csv only, see `tabular.load_csv` (its `encoding`).
-      mirrors: MNIST mirror base URLs (a string or a sequence), instead of
-        $JAXCLUSTER_MNIST_MIRROR (comma-separated) or `MNIST_MIRRORS`.
-      verify: also check the SHA-256 of MNIST files found locally (downloads are
-        always checked).
+      mirrors: mirror base URLs (a string or a sequence) of a registered dataset, instead of
+        $JAXCLUSTER_<NAME>_MIRROR (comma-separated) or the table's (`registry.DATASETS`).
+      verify: also check the checksums of files found locally (downloads are always checked).
       mmap: npy:<path> only: return a float32 C-order .npy as a read-only
         np.memmap [N, D] instead of a copy in memory, for data larger than
         memory (mini-batch algorithms read it in pieces). Other .npy files and
         .npz load into memory as usual, with a warning; other sources ignore it.
 
     Raises ValueError for an unknown name or split and for invalid data, and
-    DataNotFoundError (a FileNotFoundError) when MNIST cannot be found or fetched.
+    DataNotFoundError (a FileNotFoundError) when a dataset's files cannot be found or fetched.
     """
     kind, _, arg = name.partition(":")
     if kind != "csv" and (label_column is not None or tuple(drop_columns) or csv_encoding != "utf-8"):
         raise ValueError(
             f"label_column, drop_columns and csv_encoding apply to csv:<path> datasets only, not {name!r}."
         )
-    if name == "mnist":
-        x, y, image_shape = _load_mnist(_check_split(name, split, SPLITS), data_dir, mirrors, verify)
+    if name in registry.DATASETS:
+        spec = registry.DATASETS[name]
+        split = _check_split(name, split, (*spec.parts, "all"))
+        x, y, image_shape = _load_registered(spec, split, data_dir, mirrors, verify)
+    elif name == text.NEWSGROUPS:
+        x, y = text.load_20newsgroups(_check_split(name, split, SPLITS), data_dir)
+        image_shape = None
     elif name == "digits":
         x, y, image_shape = _load_digits(_check_split(name, split, SPLITS))
     elif kind == "idx" and arg:
@@ -275,34 +255,16 @@ def _decompressed(path: str, mtime_ns: int, size: int, inode: int) -> bytes:
     return idx.read_idx_bytes(path)
 
 
-def _read(path: Path, sha256: str | None = None) -> np.ndarray:
-    """Reads an IDX file (through the cache), checking its SHA-256 when one is given."""
+def _read(path: Path) -> np.ndarray:
+    """Reads an IDX file through the cache of decompressed bytes."""
     st = path.stat()
-    data = _decompressed(str(path), st.st_mtime_ns, st.st_size, st.st_ino)
-    if sha256 is not None:
-        actual = hashlib.sha256(data).hexdigest()
-        if actual != sha256:
-            raise ValueError(f"{path}: checksum mismatch: expected sha256 {sha256}, got {actual}.")
-    return idx.parse_idx(data, path)
+    return idx.parse_idx(_decompressed(str(path), st.st_mtime_ns, st.st_size, st.st_ino), path)
 
 
-def _find(dirs, stem: str) -> Path | None:
-    """The first `stem.gz` or `stem` file in `dirs`, in order; None if there is none."""
-    for d in dirs:
-        for candidate in (d / f"{stem}.gz", d / stem):
-            if candidate.is_file():
-                return candidate
-    return None
-
-
-def _parts(split: str) -> list[str]:
-    return ["train", "test"] if split == "all" else [split]
-
-
-def _read_pair(image_path: Path, label_path: Path | None, sums=(None, None)):
+def _read_pair(image_path: Path, label_path: Path | None):
     """(images [N, ...], labels [N] or None) from two IDX files, checked against each other."""
-    images = _read(image_path, sums[0])
-    labels = None if label_path is None else _read(label_path, sums[1])
+    images = _read(image_path)
+    labels = None if label_path is None else _read(label_path)
     if labels is not None and (labels.ndim != 1 or len(labels) != len(images)):
         raise ValueError(
             f"{label_path}: labels of shape {labels.shape} do not match the {len(images)} images in {image_path}."
@@ -329,112 +291,44 @@ def _load_idx_dir(folder: Path, split: str):
     if not folder.is_dir():
         raise FileNotFoundError(f"idx:{folder}: no such folder.")
     pairs = []
-    for part in _parts(split):
-        image_stem, label_stem = MNIST_FILES[part]
-        image_path = _find([folder], image_stem)
+    for part in ["train", "test"] if split == "all" else [split]:
+        image_name, label_name = registry.MNIST.parts[part]
+        image_path = fetch.find([folder], image_name)
         if image_path is None:
-            raise FileNotFoundError(f"{folder}: no {image_stem} or {image_stem}.gz for split {part!r}.")
-        pairs.append(_read_pair(image_path, _find([folder], label_stem)))
+            raise FileNotFoundError(
+                f"{folder}: no {image_name} or {image_name.removesuffix('.gz')} for split {part!r}; idx:<dir> "
+                "needs MNIST's file names."
+            )
+        pairs.append(_read_pair(image_path, fetch.find([folder], label_name)))
     return _stack(pairs, folder)
 
 
-# ---------------------------------------------------------------- MNIST: find, download, cache
+# ---------------------------------------------------------------- registered datasets
 
 
-def mnist_cache_dir() -> Path:
-    """Where downloads go: $XDG_CACHE_HOME/jaxcluster/mnist, by default ~/.cache/jaxcluster/mnist."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "jaxcluster" / "mnist"
+def _load_registered(spec: registry.Spec, split: str, data_dir, mirrors, verify: bool):
+    """A table dataset's split: each file found or downloaded (`fetch.locate`), then read by its format."""
+    parts = ["train", "test"] if split == "all" else [split]
+    names = dict.fromkeys(name for part in parts for name in spec.parts[part])
+    paths = {name: fetch.locate(spec, name, data_dir, mirrors, verify) for name in names}
+    return _stack(READERS[spec.reader](paths, parts), spec.name)
 
 
-def mnist_search_dirs(data_dir=None) -> list[Path]:
-    """The folders searched for MNIST files, in order (the cache dir last)."""
-    dirs = [Path(data_dir).expanduser(), Path(data_dir).expanduser() / "mnist"] if data_dir else []
-    if os.environ.get(DATA_ENV):
-        dirs.append(Path(os.environ[DATA_ENV]).expanduser() / "mnist")
-    return dirs + [mnist_cache_dir()]
-
-
-def _mirrors(mirrors) -> list[str]:
-    """Mirror base URLs: the argument, else $JAXCLUSTER_MNIST_MIRROR (comma-separated), else MNIST_MIRRORS."""
-    if mirrors is None:
-        mirrors = os.environ.get(MIRROR_ENV) or MNIST_MIRRORS
-    if isinstance(mirrors, str):
-        mirrors = mirrors.split(",")
-    return [m.strip() for m in mirrors if m.strip()]
-
-
-def _load_mnist(split: str, data_dir, mirrors, verify: bool):
-    """MNIST from the first folder holding each file, downloading what no folder has."""
-    dirs = mnist_search_dirs(data_dir)
+def _read_idx_parts(paths: dict, parts: list[str]):
+    """[(images [N, 28, 28] uint8, labels [N])] per part from MNIST-format files (MNIST, Fashion-MNIST, KMNIST)."""
     pairs = []
-    for part in _parts(split):
-        stems = MNIST_FILES[part]
-        paths = [_find(dirs, stem) or _download(stem, _mirrors(mirrors), dirs) for stem in stems]
-        sums = [MNIST_SHA256[stem] if verify else None for stem in stems]
-        images, labels = _read_pair(*paths, sums)
+    for part in parts:
+        image_path, label_path = (paths[name] for name in registry.MNIST.parts[part])
+        images, labels = _read_pair(image_path, label_path)
         bad_labels = labels.dtype != np.uint8 or (labels.size and labels.max() > 9)
         if images.dtype != np.uint8 or images.shape[1:] != (28, 28) or bad_labels:
             raise ValueError(
-                f"{paths[0]}, {paths[1]}: not MNIST: expected uint8 images [N, 28, 28] and uint8 labels 0..9, "
-                f"got {images.dtype} images of shape {images.shape} and {labels.dtype} labels."
+                f"{image_path}, {label_path}: not an MNIST-format dataset: expected uint8 images [N, 28, 28] and "
+                f"uint8 labels 0..9, got {images.dtype} images of shape {images.shape} and {labels.dtype} labels; "
+                "replace them with the published files."
             )
         pairs.append((images, labels))
-    return _stack(pairs, "mnist")
+    return pairs
 
 
-def _download(stem: str, mirrors: list[str], searched: list[Path]) -> Path:
-    """Fetches `stem`.gz from the first mirror whose copy has the right SHA-256, into the cache."""
-    failures, mismatches = [], []
-    for base in mirrors:
-        url = f"{base.rstrip('/')}/{stem}.gz"
-        log.info("Downloading %s", url)
-        try:
-            with urllib.request.urlopen(url, timeout=60) as response:
-                payload = response.read()
-            data = idx.maybe_gunzip(payload, url)
-        except (OSError, ValueError) as e:  # URLError and HTTPError are OSErrors; ValueError: bad URL or gzip.
-            failures.append(f"{url} ({e})")
-            continue
-        actual = hashlib.sha256(data).hexdigest()
-        if actual != MNIST_SHA256[stem]:
-            mismatches.append(
-                f"{url}: checksum mismatch for {stem}: expected sha256 {MNIST_SHA256[stem]}, got {actual}"
-            )
-            continue
-        path = mnist_cache_dir() / (f"{stem}.gz" if payload != data else stem)
-        _write_atomic(path, payload)
-        return path
-    if mismatches:
-        raise ValueError("; ".join(mismatches) + ". Nothing was written to the cache.")
-    raise DataNotFoundError(_not_found_message(stem, searched, failures))
-
-
-def _write_atomic(path: Path, payload: bytes) -> None:
-    """Writes via a temporary file in the same folder and a rename: never a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-def _not_found_message(stem: str, searched: list[Path], failures: list[str]) -> str:
-    tried = "\n".join(f"    {f}" for f in failures) or "    (no mirrors configured)"
-    return (
-        f"MNIST file {stem} (or {stem}.gz) was not found and could not be downloaded.\n"
-        "Supply the four MNIST files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
-        "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) in one of three ways:\n"
-        "  1. --data_dir=DIR (load(..., data_dir=DIR)): a folder holding them, in DIR or DIR/mnist;\n"
-        f"  2. ${DATA_ENV}/mnist: set {DATA_ENV} to a folder whose mnist/ holds them"
-        f" (now {os.environ.get(DATA_ENV, 'unset')});\n"
-        f"  3. the cache dir {mnist_cache_dir()} (where downloads are saved).\n"
-        f"Looked in: {', '.join(str(d) for d in searched)}.\n"
-        f"Tried these URLs (set {MIRROR_ENV} or pass mirrors= to use another mirror):\n{tried}"
-    )
+READERS = {"idx": _read_idx_parts, "usps": usps.read_parts, "cifar10": cifar.read_parts, "stl10": stl10.read_parts}

@@ -154,8 +154,10 @@ def generalizability(model, params, x_train, x_val, alpha: float = 1.0) -> dict:
 
 # --- training ---------------------------------------------------------------------------------------------------------
 
-# Settings a resumed run may change: where it writes and how often it logs.
-IGNORED_KEYS = frozenset({"workdir", "overwrite", "data_dir", "verbosity", "checkpoint_updates", "log_every"})
+# Settings a resumed run may change: where it writes and how often (and whether to TensorBoard) it logs.
+IGNORED_KEYS = frozenset(
+    {"workdir", "overwrite", "data_dir", "verbosity", "checkpoint_updates", "log_every", "tensorboard"}
+)
 
 
 def _check(cfg: DECConfig, n: int) -> DECConfig:
