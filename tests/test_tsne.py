@@ -209,3 +209,5 @@ def test_same_key_same_bits_and_bad_settings():
         tsne.tsne(jax.random.key(0), x, dim=3, perplexity=5.0, repulsion="grid")
     with pytest.raises(ValueError, match="repulsion"):
         tsne.tsne(jax.random.key(0), x, perplexity=5.0, repulsion="fmm")
+    with pytest.raises(ValueError, match="init='random'"):  # more dimensions than features: no PCA start
+        tsne.tsne(jax.random.key(0), x[:, :2], dim=3, perplexity=5.0, repulsion="exact")

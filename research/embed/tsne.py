@@ -220,6 +220,11 @@ def _layout(key, x, dim, init, g: Graph | None = None):
             return jnp.asarray(z, jnp.float32)
         init = "pca"
     if init == "pca":
+        if dim > x.shape[1]:
+            raise ValueError(
+                f"init='pca' starts from the first {dim} principal components, but x has {x.shape[1]} features; "
+                "use init='random' (or 'spectral') for an embedding with more dimensions than the data."
+            )
         return pca.fit_transform(key, x, dim)[1]
     if init == "random":
         return jax.random.normal(key, (n, dim), jnp.float32)
