@@ -2,11 +2,12 @@ r"""How many clusters? k-means and a GMM for each K in a range; elbow, silhouett
 
   python -m experiments.choose_k --dataset=digits
   python -m experiments.choose_k --dataset=mnist --data_dir=../shared/datasets --pca_components=50 --k_max=20
+  python -m experiments.choose_k --dataset=mnist --data_dir=../shared/datasets --pretrained=<autoencoder workdir>
 
-For each K in --k_min..--k_max: k-means (--n_init restarts) and a Gaussian mixture (--covariance_type)
-started from that k-means' labels; the curves and the K each rule suggests come from
-research.cluster.select (elbow of the inertia, best silhouette on --silhouette_sample_size points, lowest
-BIC). Writes config.json, results.json (per-K inertia, silhouette, bic, aic, lower bound, label metrics of
+On the pixels, their PCA or autoencoder codes (--features, --pretrained), for each K in --k_min..--k_max:
+k-means (--n_init restarts) and a Gaussian mixture (--covariance_type) started from that k-means' labels; the
+curves and the K each rule suggests come from research.cluster.select (elbow of the inertia, best silhouette on
+--silhouette_sample_size points, lowest BIC). Writes config.json, results.json (per-K inertia, silhouette, bic, aic, lower bound, label metrics of
 both models when labels are known, the suggested K's) and plots/choose_k.png (three panels).
 """
 
@@ -31,14 +32,13 @@ flags.DEFINE_enum("covariance_type", "full", list(gmm.COVARIANCE_TYPES), "GMM co
 flags.DEFINE_integer("gmm_max_iter", 100, "GMM EM iterations at most.")
 flags.DEFINE_float("reg_covar", 1e-6, "GMM: added to every covariance's diagonal (> 0).")
 flags.DEFINE_integer("silhouette_sample_size", 10000, "Silhouette on this many random points (0: all of them).")
-flags.DEFINE_integer("pca_components", 0, "Cluster this many principal components (0: the data as loaded).")
 common.cli.at_least("k_min", 1)
 common.cli.at_least("k_max", 1)
 common.cli.at_least("n_init", 1)
 common.cli.at_least("gmm_max_iter", 1)
 common.cli.positive_finite("reg_covar")
 common.cli.at_least("silhouette_sample_size", 0, "0: all of them")
-common.cli.at_least("pca_components", 0, "0: no PCA")
+features.define_flags()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,27 +52,25 @@ class Config:
     gmm_max_iter: int
     reg_covar: float
     silhouette_sample_size: int  # 0: every point
-    pca_components: int  # 0: the data as loaded
+    features: features.Config
 
 
 def main(argv):
     del argv
-    cfg = common.config_from_flags(Config)
+    cfg = common.config_from_flags(Config, features=features.config_from_flags())
     if not 1 <= cfg.k_min <= cfg.k_max:
         raise app.UsageError(f"need 1 <= --k_min <= --k_max, got {cfg.k_min} and {cfg.k_max}.")
     choose(common.run_config("choose_k"), cfg)
 
 
 def choose(run: common.RunConfig, cfg: Config) -> None:
-    """The three curves over K on run's dataset (its PCA when cfg.pca_components > 0); writes the outputs."""
+    """The three curves over K on the cfg.features of run's dataset; writes the outputs."""
     wd = common.prepare_workdir(run)
     ds = common.load_dataset(run)
     if cfg.k_max > ds.x.shape[0]:
         raise app.UsageError(f"--k_max={cfg.k_max} is larger than the number of samples ({ds.x.shape[0]}).")
     key_pca, key_fit = jax.random.split(run.key())
-    z = np.asarray(ds.x, np.float32)
-    if cfg.pca_components:
-        (z,), _, _ = features.pca_features(key_pca, z, n_components=cfg.pca_components)
+    (z,), _, info = features.extract(cfg.features, key_pca, ds.x, dataset=ds.name)
     ks = list(range(cfg.k_min, cfg.k_max + 1))
     t_start = time.perf_counter()
     el = select.elbow(key_fit, z, ks, n_init=cfg.n_init)
@@ -106,14 +104,14 @@ def choose(run: common.RunConfig, cfg: Config) -> None:
         b.bic,
         wd / "plots" / "choose_k.png",
         suggested=suggested,
-        title=f"choosing K on {ds.name}" + (f" (PCA-{z.shape[1]})" if cfg.pca_components else ""),
+        title=f"choosing K on {ds.name} ({features.name(cfg.features)})",
     )
     results = {
         "dataset": ds.name,
         "split": run.split,
         "seed": run.seed,
         "n_samples": int(z.shape[0]),
-        "n_features": int(z.shape[1]),
+        **info,
         "ks": ks,
         "per_k": rows,
         "suggested_k": suggested,

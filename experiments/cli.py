@@ -129,3 +129,17 @@ def list_of(name: str, kind, ok=None, meaning: str = "", nonempty: bool = False,
     what = "whole numbers" if kind is int else "numbers"
     some = "a non-empty" if nonempty else "a"
     check(name, valid, f"must be {some} comma-separated list of {what}{f' {meaning}' if meaning else ''}", flag_values)
+
+
+def only_when(names, switch: str, applies, when: str, flag_values=FLAGS) -> None:
+    """Refuses --names given on the command line while --switch's value fails `applies`, since the run would
+    ignore them; `when` says where they apply, e.g. "with --mode=batch". Every such flag given is named."""
+
+    def used(values) -> bool:
+        unused = [f"--{n}" for n in names if flag_values[n].present and not applies(values[switch])]
+        if unused:
+            verb, them = ("applies", "it") if len(unused) == 1 else ("apply", "them")
+            raise flags.ValidationError(f"{', '.join(unused)} {verb} only {when}; drop {them} or change --{switch}")
+        return True
+
+    flags.register_multi_flags_validator([switch, *names], used, flag_values=flag_values)

@@ -64,7 +64,15 @@ flags.DEFINE_float(
 cli.check("min_retention", lambda r: 0 < r <= 1, "must be in (0, 1]: the retention rate of the smallest class")
 
 # What the runs of the binaries write into their workdir, and so what --overwrite may remove (nothing else).
-RUN_OUTPUTS = ("results.json", "config.json", "metrics.jsonl", "labels.npy", "embedding.npy", "winners.npy")
+RUN_OUTPUTS = (
+    "results.json",
+    "config.json",
+    "metrics.jsonl",
+    "labels.npy",
+    "embedding.npy",
+    "winners.npy",
+    "decision_scores.npy",
+)
 RUN_FOLDERS = ("ckpt", "model", "train_ckpt", "tensorboard")
 
 

@@ -1,18 +1,26 @@
-"""Features for the binaries that cluster or probe something other than the raw rows.
+"""Features for the binaries that cluster, embed or probe something other than the raw rows.
 
-One place for: the `--pretrained` flag (a finished autoencoder run whose encoder gives the
-features), loading that encoder, and PCA. Every extractor is fitted on one matrix (e.g. the
-training images) and applied to it and to any others (e.g. the test images), so nothing is
-learnt from held-out data.
+The one place for: the `--pretrained` flag (a finished autoencoder run whose encoder gives the features),
+`--features` / `--pca_components` (`define_flags`, for the binaries that cluster or embed), loading that
+encoder, PCA, and the `features` entry of results.json. Every extractor is fitted on one matrix (e.g. the
+training images) and applied to it and to any others (e.g. the test images), so nothing is learnt from
+held-out data.
+
+    cfg = features.config_from_flags()                # in main(): pixels, pca or pretrained (codes)
+    (z,), params, info = features.extract(cfg, key, ds.x, dataset=ds.name)
+    results |= info                                   # {"features": "pretrained", "n_features": 10, ...}
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
+import jax
 import numpy as np
 from absl import flags, logging
 
+from experiments import cli
 from research import augment
 from research.deep import pretrain
 from research.embed import pca
@@ -26,6 +34,94 @@ flags.DEFINE_string(
 )
 
 KINDS = ("pixels", "pca")
+DEFAULT_PCA = 50
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """What a binary works on: kind "pixels" (the rows as loaded), "pca" (their `pca_components` principal
+    components) or "pretrained" (the codes of the encoder saved in the `pretrained` workdir)."""
+
+    kind: str = "pixels"
+    pca_components: int = DEFAULT_PCA
+    pretrained: str | None = None
+
+
+def define_flags(flag_values=FLAGS) -> None:
+    """Defines --features and --pca_components (call once, at a clustering or embedding binary's import); the
+    combinations of them and --pretrained that would leave one unused are refused when the flags are parsed."""
+    flags.DEFINE_enum(
+        "features",
+        None,
+        list(KINDS),
+        "What to cluster: pixels (the rows as loaded) or pca (their --pca_components principal components). "
+        "Default: the codes of --pretrained when it is given, pca when --pca_components is, else pixels.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_integer(
+        "pca_components",
+        None,
+        f"Principal components of the rows (giving it implies --features=pca). Default: {DEFAULT_PCA}.",
+        flag_values=flag_values,
+    )
+    cli.at_least("pca_components", 1, "leave it unset for no PCA", flag_values)
+    names = ["features", "pca_components", "pretrained"]
+    flags.register_multi_flags_validator(names, _one_source, flag_values=flag_values)
+
+
+def _one_source(values) -> bool:
+    """Refuses --features or --pca_components beside --pretrained, and --pca_components with --features=pixels."""
+    kind, n, pretrained = values["features"], values["pca_components"], values["pretrained"]
+    if pretrained and (kind or n is not None):
+        given = f"--features={kind}" if kind else "--pca_components"
+        raise flags.ValidationError(
+            f"{given} does not apply to the codes of --pretrained; drop it to cluster the codes, or drop --pretrained"
+        )
+    if kind == "pixels" and n is not None:
+        raise flags.ValidationError("--pca_components applies only with --features=pca; drop one of the two")
+    return True
+
+
+def config_from_flags(flag_values=FLAGS) -> Config:
+    """The Config of --features, --pca_components and --pretrained (call from main() only)."""
+    if flag_values.pretrained:
+        return Config("pretrained", pretrained=flag_values.pretrained)
+    n = flag_values.pca_components
+    return Config(flag_values.features or ("pca" if n else "pixels"), n or DEFAULT_PCA)
+
+
+def name(cfg: Config) -> str:
+    """A short name of the features for titles: "pixels", "PCA-50" or "autoencoder codes"."""
+    return {"pixels": "pixels", "pca": f"PCA-{cfg.pca_components}", "pretrained": "autoencoder codes"}[cfg.kind]
+
+
+def describe(cfg: Config, dim: int) -> dict:
+    """The results.json entries that say what was clustered, in every binary's words: `features` (the kind),
+    `n_features` (their dimension) and `pca_components` or the encoder's workdir, `pretrained`."""
+    extra = {"pca": {"pca_components": cfg.pca_components}, "pretrained": {"pretrained": str(cfg.pretrained)}}
+    return {"features": cfg.kind, "n_features": int(dim), **extra.get(cfg.kind, {})}
+
+
+def extract(cfg: Config, key, fit_x, *others, dataset: str | None = None):
+    """The features of fit_x and of each of `others`: ([z_fit, *z_others], params, info).
+
+    params: what a checkpoint keeps to redo them ({"pca": {...}} for PCA, else nothing); info: results.json's
+    entries, `describe`'s and the PCA's explained variance and seconds. `key` is used by the
+    randomized PCA solver only; `dataset` names the data for the warning about an encoder trained on other data.
+    """
+    xs = (fit_x, *others)
+    if cfg.kind == "pretrained":
+        model, params, _ = load_encoder(cfg.pretrained, input_dim=np.shape(fit_x)[1], dataset=dataset)
+        out, kept, info = [pretrain.encode(model, params, x) for x in xs], {}, {}
+    elif cfg.kind == "pca":
+        key = jax.random.key(0) if key is None else key
+        out, p, info = pca_features(key, *xs, n_components=cfg.pca_components)
+        kept = {"pca": {k: np.asarray(v) for k, v in p._asdict().items()}}
+    elif cfg.kind == "pixels":
+        out, kept, info = [np.asarray(x, np.float32) for x in xs], {}, {}
+    else:
+        raise ValueError(f"unknown features {cfg.kind!r}; valid: {', '.join(KINDS)} or --pretrained=<workdir>.")
+    return out, kept, describe(cfg, np.shape(out[0])[1]) | info
 
 
 def load_encoder(workdir, input_dim: int | None = None, dataset: str | None = None):
@@ -42,12 +138,6 @@ def load_encoder(workdir, input_dim: int | None = None, dataset: str | None = No
     return model, params, spec
 
 
-def pretrained_features(workdir, fit_x, *others):
-    """The codes of fit_x and of each of `others` under the encoder saved in `workdir`."""
-    model, params, _ = load_encoder(workdir, input_dim=np.shape(fit_x)[1])
-    return [pretrain.encode(model, params, x) for x in (fit_x, *others)]
-
-
 def pca_features(key, fit_x, *others, n_components: int):
     """PCA fitted on fit_x, applied to every input: ([z_fit, *z_others], PCAResult, info for results.json)."""
     t0 = time.perf_counter()
@@ -58,34 +148,16 @@ def pca_features(key, fit_x, *others, n_components: int):
     return out, p, {"pca_explained_variance": explained, "pca_seconds": time.perf_counter() - t0}
 
 
-def optional_pca(key, x, n_components: int):
-    """(z, params, info): x as float32 when n_components is 0, else its PCA, whose params are {"pca": {...}} (for
-    a checkpoint) and info its results.json entries."""
-    if not n_components:
-        return np.asarray(x, np.float32), {}, {}
-    (z,), p, info = pca_features(key, x, n_components=n_components)
-    return z, {"pca": {name: np.asarray(v) for name, v in p._asdict().items()}}, info
-
-
-def compute(kind: str, fit_x, *others, key=None, pca_components: int = 50, pretrained=None):
+def compute(kind: str, fit_x, *others, key=None, pca_components: int = DEFAULT_PCA, pretrained=None):
     """Features of fit_x and of each of `others`: ([z_fit, *z_others], info dict for results.json).
 
-    kind: "pixels" (the rows as they are) or "pca" (`pca_components` components fitted on
-    fit_x; `key` is used by the randomized solver only). `pretrained` (a run's workdir), when
-    given, takes precedence over kind.
+    kind: "pixels" or "pca" (`pca_components` components fitted on fit_x); `pretrained` (a run's workdir), when
+    given, takes precedence over kind (the binaries of `define_flags` refuse both at once). The info holds the
+    PCA's entries or the encoder's workdir; `extract` also describes the features.
     """
-    if pretrained:
-        return pretrained_features(pretrained, fit_x, *others), {"pretrained": str(pretrained)}
-    if kind == "pixels":
-        return [np.asarray(x, np.float32) for x in (fit_x, *others)], {}
-    if kind == "pca":
-        import jax
-
-        out, _, info = pca_features(
-            jax.random.key(0) if key is None else key, fit_x, *others, n_components=pca_components
-        )
-        return out, info
-    raise ValueError(f"unknown features {kind!r}; valid: {', '.join(KINDS)} or --pretrained=<workdir>.")
+    cfg = Config("pretrained", pretrained=str(pretrained)) if pretrained else Config(kind, pca_components)
+    out, _, info = extract(cfg, key, fit_x, *others)
+    return out, {k: info[k] for k in ("pca_explained_variance", "pca_seconds", "pretrained") if k in info}
 
 
 def standardize(fit_z, *others):

@@ -1,7 +1,8 @@
-r"""Gaussian mixture on a dataset (optionally after PCA): fit, evaluate, save params, draw clusters and density.
+r"""Gaussian mixture on a dataset's pixels, PCA or autoencoder codes: fit, evaluate, save params, draw the clusters.
 
   python -m experiments.gmm --dataset=digits --pca_components=2
   python -m experiments.gmm --dataset=mnist --data_dir=../shared/datasets --pca_components=50 --n_init=3
+  python -m experiments.gmm --dataset=mnist --data_dir=../shared/datasets --pretrained=checkpoints/autoencoder/...
 
 Outputs (results.json, labels.npy, ckpt/, plots/; a density plot when the fitted features are 2-D) and every
 flag: docs/experiments.md#gmm, docs/flags.md.
@@ -29,20 +30,19 @@ flags.DEFINE_integer("max_iter", 100, "EM iterations per restart at most.")
 flags.DEFINE_float("tol", 1e-3, "Stop when the mean log-likelihood changes by less than this.")
 flags.DEFINE_float("reg_covar", 1e-6, "Added to every covariance's diagonal (> 0).")
 flags.DEFINE_enum("init_params", "kmeans", list(gmm.INIT_PARAMS), "Initial responsibilities.")
-flags.DEFINE_integer("pca_components", 0, "Fit on this many principal components (0: on the data as loaded).")
 common.cli.at_least("n_init", 1)
 common.cli.at_least("max_iter", 1)
 common.cli.positive_finite("tol", allow_zero=True)
 common.cli.positive_finite("reg_covar")
-common.cli.at_least("pca_components", 0, "0: no PCA")
+features.define_flags()
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """A run's settings (the flags of the same names): K, the PCA before the fit, and gmm.fit's keywords."""
+    """A run's settings (the flags of the same names): K, the features fitted, and gmm.fit's keywords."""
 
     n_clusters: int | None
-    pca_components: int
+    features: features.Config
     covariance_type: str
     n_init: int
     max_iter: int
@@ -53,21 +53,22 @@ class Config:
 
 def main(argv):
     del argv
-    fit_and_evaluate(common.run_config("gmm"), common.config_from_flags(Config))
+    fit_and_evaluate(common.run_config("gmm"), common.config_from_flags(Config, features=features.config_from_flags()))
 
 
 def fit_and_evaluate(run: common.RunConfig, cfg: Config) -> None:
-    """Fits the mixture to run's dataset (its PCA when cfg.pca_components > 0); writes the workdir's outputs."""
+    """Fits the mixture to the cfg.features of run's dataset; writes the workdir's outputs."""
     wd = common.prepare_workdir(run)
     ds = common.load_dataset(run)
     k = common.n_clusters(ds, cfg.n_clusters)
     key_pca, key_fit = jax.random.split(run.key())
-    z, params, pca_info = features.optional_pca(key_pca, ds.x, cfg.pca_components)
+    (z,), params, info = features.extract(cfg.features, key_pca, ds.x, dataset=ds.name)
     timed = gmm.fit_timed(key_fit, z, k, **common.keyword_args(gmm.fit, cfg))
     res = timed.out
     params["gmm"] = {name: np.asarray(v) for name, v in res.params._asdict().items()}
-    title = f"GMM ({cfg.covariance_type}), {ds.name}, K={k}" + (f", PCA-{z.shape[1]}" if pca_info else "")
+    title = f"GMM ({cfg.covariance_type}), {ds.name}, {features.name(cfg.features)}, K={k}"
     config = {"n_components": k, "covariance_type": cfg.covariance_type, "dim": int(z.shape[1])}
+    config |= features.describe(cfg.features, z.shape[1])
     results = common.save_clustering(run, ds, res.labels, params, config, title)
     if z.shape[1] == 2:
         plots.density_contours(
@@ -79,8 +80,6 @@ def fit_and_evaluate(run: common.RunConfig, cfg: Config) -> None:
             title=title,
         )
     results |= {
-        "n_features": int(z.shape[1]),
-        "pca_components": cfg.pca_components,
         "n_components": k,
         "covariance_type": cfg.covariance_type,
         "n_init": cfg.n_init,
@@ -89,7 +88,7 @@ def fit_and_evaluate(run: common.RunConfig, cfg: Config) -> None:
         "bic": gmm.bic(res.params, z),
         "aic": gmm.aic(res.params, z),
         **common.fit_fields(res, timed),
-        **pca_info,
+        **info,
     }
     common.finish(
         run,

@@ -3,6 +3,7 @@ r"""k-means on a dataset: fit, evaluate, save centroids, draw the cluster grid.
   python -m experiments.kmeans --dataset=digits
   python -m experiments.kmeans --dataset=mnist --data_dir=../shared/datasets --n_init=10
   python -m experiments.kmeans --dataset=npy:/data/big.npy --minibatch_size=1024   # memory-mapped, streamed
+  python -m experiments.kmeans --dataset=mnist --pretrained=<autoencoder workdir>    # on its codes
 
 Outputs (results.json, labels.npy, ckpt/ with the centroids, plots/clusters.png) and every flag:
 docs/experiments.md#kmeans, docs/flags.md.
@@ -12,10 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
 import numpy as np
 from absl import flags
 
-from experiments import common
+from experiments import common, features
 from research.cluster import kmeans, minibatch_kmeans
 
 FLAGS = flags.FLAGS
@@ -30,13 +32,15 @@ flags.DEFINE_integer(
     "minibatch_size",
     0,
     "0: full k-means. > 0: mini-batch k-means with batches of this many rows (n_init = seeding candidates, "
-    "max_iter = epochs at most, early stop on the smoothed batch inertia; tol and prune unused); a float32 "
+    "max_iter = epochs at most, early stop on the smoothed batch inertia; --tol and --prune are refused); a float32 "
     "--dataset=npy:<path> is then memory-mapped, not loaded.",
 )
 common.cli.at_least("n_init", 1)
 common.cli.at_least("max_iter", 1)
 common.cli.positive_finite("tol", allow_zero=True)
 common.cli.at_least("minibatch_size", 0, "0: full k-means")
+common.cli.only_when(["tol", "prune"], "minibatch_size", lambda b: b == 0, "to full k-means (--minibatch_size=0)")
+features.define_flags()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,28 +54,37 @@ class Config:
     init: str
     prune: bool
     minibatch_size: int
+    features: features.Config
 
 
 def main(argv):
     del argv
-    fit_and_evaluate(common.run_config("kmeans"), common.config_from_flags(Config))
+    fit_and_evaluate(
+        common.run_config("kmeans"), common.config_from_flags(Config, features=features.config_from_flags())
+    )
 
 
 def fit_and_evaluate(run: common.RunConfig, cfg: Config) -> None:
-    """k-means (mini-batch when cfg.minibatch_size > 0) on run's dataset; writes the workdir's outputs."""
+    """k-means (mini-batch when cfg.minibatch_size > 0) on the cfg.features of run's dataset (a memory-mapped
+    file's pixels are streamed); writes the workdir's outputs."""
     wd = common.prepare_workdir(run)
-    ds = common.load_dataset(run, mmap=cfg.minibatch_size > 0)
+    ds = common.load_dataset(run, mmap=cfg.minibatch_size > 0 and cfg.features.kind == "pixels")
     k = common.n_clusters(ds, cfg.n_clusters)
+    # The fit keeps the root key, as before features could be chosen; a memory-mapped file's pixels stay mapped.
+    key_fit, key_features = run.key(), jax.random.fold_in(run.key(), 1)
+    (z,), params, info = features.extract(cfg.features, key_features, ds.x, dataset=ds.name)
     if cfg.minibatch_size:
         timed = minibatch_kmeans.fit_timed(
-            run.key(), ds.x, k, batch_size=cfg.minibatch_size, n_init=cfg.n_init, max_iter=cfg.max_iter, init=cfg.init
+            key_fit, z, k, batch_size=cfg.minibatch_size, n_init=cfg.n_init, max_iter=cfg.max_iter, init=cfg.init
         )
     else:
-        timed = kmeans.fit_timed(run.key(), ds.x, k, **common.keyword_args(kmeans.fit, cfg))
+        timed = kmeans.fit_timed(key_fit, z, k, **common.keyword_args(kmeans.fit, cfg))
     res = timed.out
-    params, config = {"centroids": np.asarray(res.centroids)}, {"n_clusters": k, "dim": ds.x.shape[1]}
-    results = common.save_clustering(run, ds, res.labels, params, config, f"k-means, {ds.name}, K={k}")
-    results |= {
+    params |= {"centroids": np.asarray(res.centroids)}
+    config = {"n_clusters": k, "dim": z.shape[1]} | features.describe(cfg.features, z.shape[1])
+    title = f"k-means, {ds.name}, {features.name(cfg.features)}, K={k}"
+    results = common.save_clustering(run, ds, res.labels, params, config, title)
+    results |= info | {
         "n_clusters": k,
         "n_init": cfg.n_init,
         "minibatch_size": cfg.minibatch_size,

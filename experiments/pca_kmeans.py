@@ -29,6 +29,11 @@ common.cli.at_least("pca_components", 1, "no PCA: experiments.kmeans")
 common.cli.at_least("n_init", 1)
 common.cli.at_least("max_iter", 1)
 common.cli.positive_finite("tol", allow_zero=True)
+common.cli.check(
+    "pretrained",
+    lambda v: not v,
+    "pca_kmeans clusters principal components of the rows; for autoencoder codes run experiments.kmeans --pretrained",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +58,8 @@ def fit_and_evaluate(run: common.RunConfig, cfg: Config) -> None:
     wd = common.prepare_workdir(run)
     ds = common.load_dataset(run)
     key_pca, key_fit = jax.random.split(run.key())
-    z, params, pca_info = features.optional_pca(key_pca, ds.x, cfg.pca_components)
+    pca = features.Config("pca", cfg.pca_components)
+    (z,), params, pca_info = features.extract(pca, key_pca, ds.x, dataset=ds.name)
     k = common.n_clusters(ds, cfg.n_clusters)
     timed = kmeans.fit_timed(key_fit, z, k, **common.keyword_args(kmeans.fit, cfg))
     res = timed.out
@@ -62,13 +68,12 @@ def fit_and_evaluate(run: common.RunConfig, cfg: Config) -> None:
         ds,
         res.labels,
         {"centroids": np.asarray(res.centroids), **params},
-        {"n_clusters": k, "pca_components": cfg.pca_components, "dim": ds.x.shape[1]},
+        {"n_clusters": k, "dim": ds.x.shape[1]} | features.describe(pca, z.shape[1]),
         f"PCA-{cfg.pca_components} + k-means, {ds.name}, K={k}",
     )
     results |= {
         "n_clusters": k,
         "n_init": cfg.n_init,
-        "pca_components": cfg.pca_components,
         **pca_info,
         **common.fit_fields(res, timed),
     }

@@ -6,7 +6,9 @@ PUBLISHED: dataset -> run key -> the papers' figures (ACC %, NMI % where given, 
 experiment, plus `mode=<m>` for DEC's variants and `features=pretrained` for manifold clustering on an
 autoencoder's codes (collect builds it from a run's results.json). They apply to runs on the whole
 dataset clustered into PUBLISHED_K clusters. MEASURED: reference figures of peer libraries measured on this
-machine by bench/ (not published), for the rows that have no published figure.
+machine by bench/ (not published), for the rows that have no published figure. PROBE: the source notes'
+test accuracies of supervised linear probes (experiments.linear_probe, train 60k / test 10k), by the same kind
+of run key.
 """
 
 from __future__ import annotations
@@ -54,6 +56,14 @@ MEASURED = {
             ),
         ),
         "tsne_dbscan": (Figure("87.4 to 95.4", "openTSNE 2-D + our GMM, 3 runs on this machine"),),
+    }
+}
+
+# The notes' logistic regression on raw MNIST pixels (train 60k), its test accuracy.
+PROBE = {
+    "mnist": {
+        "linear_probe": (Figure("92.43", "the notes, softmax regression"),),
+        "linear_probe augment=shift": (Figure("92.79", "the notes, softmax regression + one-pixel shifts"),),
     }
 }
 

@@ -3,6 +3,7 @@ r"""Self-organizing map on a dataset: fit, evaluate, group the units into cluste
   python -m experiments.som --dataset=digits
   python -m experiments.som --dataset=mnist --data_dir=../shared/datasets --grid_rows=16 --grid_cols=16 \
       --mode=online --n_steps=140000 --sigma=4
+  python -m experiments.som --dataset=mnist --pretrained=<autoencoder workdir> --mode=batch   # a map of its codes
 
 A sample's cluster is that of its best-matching unit, the units clustered by k-means on the codebook. Outputs
 (results.json, labels.npy, winners.npy, ckpt/, plots/umatrix.png) and every flag: docs/experiments.md#som,
@@ -18,7 +19,7 @@ import jax
 import numpy as np
 from absl import flags
 
-from experiments import common
+from experiments import common, features
 from research import plots
 from research.cluster import som
 
@@ -44,6 +45,9 @@ common.cli.at_least("n_epochs", 1)
 common.cli.positive_finite("sigma")
 common.cli.positive_finite("learning_rate")
 common.cli.at_least("plot_points", 0)
+common.cli.only_when(["n_epochs"], "mode", lambda m: m == "batch", "with --mode=batch")
+common.cli.only_when(["n_steps", "learning_rate"], "mode", lambda m: m == "online", "with --mode=online")
+features.define_flags()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,37 +65,40 @@ class Config:
     init: str
     n_clusters: int | None
     plot_points: int
+    features: features.Config
 
 
 def main(argv):
     del argv
-    cfg = common.config_from_flags(Config, grid=(FLAGS.grid_rows, FLAGS.grid_cols))
+    grid = (FLAGS.grid_rows, FLAGS.grid_cols)
+    cfg = common.config_from_flags(Config, grid=grid, features=features.config_from_flags())
     fit_and_evaluate(common.run_config("som"), cfg)
 
 
 def fit_and_evaluate(run: common.RunConfig, cfg: Config) -> None:
-    """Fits the map to run's dataset, clusters its units; writes the workdir's outputs."""
+    """Fits the map to the cfg.features of run's dataset, clusters its units; writes the workdir's outputs."""
     grid = cfg.grid
     wd = common.prepare_workdir(run)
     ds = common.load_dataset(run)
     k = common.n_clusters(ds, cfg.n_clusters)
     if grid[0] >= 1 and grid[1] >= 1 and k > grid[0] * grid[1]:  # fail before the fit, not after it
         raise ValueError(f"--n_clusters={k} exceeds the {grid[0] * grid[1]} units of the map; use a larger grid.")
-    key_fit, key_cluster = jax.random.split(run.key())
-    timed = som.fit_timed(key_fit, ds.x, grid, **common.keyword_args(som.fit, cfg))
+    key_fit, key_cluster = jax.random.split(run.key())  # as before features could be chosen
+    (z,), params, info = features.extract(cfg.features, jax.random.fold_in(run.key(), 1), ds.x, dataset=ds.name)
+    timed = som.fit_timed(key_fit, z, grid, **common.keyword_args(som.fit, cfg))
     res = timed.out
     t0 = time.perf_counter()
-    groups = som.cluster_units(key_cluster, res.codebook_hwd, k, ds.x)
+    groups = som.cluster_units(key_cluster, res.codebook_hwd, k, z)
     cluster_seconds = time.perf_counter() - t0
     winners = np.asarray(res.winners_n)
     np.save(wd / "winners.npy", winners)
-    title = f"SOM {grid[0]}x{grid[1]} ({cfg.mode}), {ds.name}"
+    title = f"SOM {grid[0]}x{grid[1]} ({cfg.mode}), {ds.name}, {features.name(cfg.features)}"
     results = common.save_clustering(
         run,
         ds,
         groups.labels_n,
-        {"codebook": np.asarray(res.codebook_hwd), "unit_labels": np.asarray(groups.unit_labels_hw)},
-        {"grid": list(grid), "dim": ds.x.shape[1], "n_clusters": k},
+        params | {"codebook": np.asarray(res.codebook_hwd), "unit_labels": np.asarray(groups.unit_labels_hw)},
+        {"grid": list(grid), "dim": z.shape[1], "n_clusters": k} | features.describe(cfg.features, z.shape[1]),
         f"{title}, K={k}",
     )
     plots.umatrix(
@@ -103,7 +110,7 @@ def fit_and_evaluate(run: common.RunConfig, cfg: Config) -> None:
         seed=run.seed,
         title=title,
     )
-    results |= {
+    results |= info | {
         "grid": list(grid),
         "mode": cfg.mode,
         "n_steps": (cfg.n_steps or som.default_n_steps(grid)) if cfg.mode == "online" else None,

@@ -2,6 +2,7 @@ r"""Spherical k-means on a dataset: cluster the directions of the rows (cosine s
 
   python -m experiments.spherical_kmeans --dataset=digits
   python -m experiments.spherical_kmeans --dataset=mnist --data_dir=../shared/datasets --n_init=10
+  python -m experiments.spherical_kmeans --dataset=mnist --pretrained=<autoencoder workdir>   # on its codes
 
 Writes config.json, results.json (acc, nmi, ari, inertia = summed cosine
 distance, mean_cosine, fit_seconds, compile_seconds, ...), labels.npy, ckpt/
@@ -12,10 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
 import numpy as np
 from absl import flags
 
-from experiments import common
+from experiments import common, features
 from research.cluster import spherical_kmeans
 
 FLAGS = flags.FLAGS
@@ -28,6 +30,7 @@ flags.DEFINE_enum("init", "k-means++", ["k-means++", "random"], "Seeding (k-mean
 common.cli.at_least("n_init", 1)
 common.cli.at_least("max_iter", 1)
 common.cli.positive_finite("tol", allow_zero=True)
+features.define_flags()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,26 +42,30 @@ class Config:
     max_iter: int
     tol: float
     init: str
+    features: features.Config
 
 
 def main(argv):
     del argv
-    fit_and_evaluate(common.run_config("spherical_kmeans"), common.config_from_flags(Config))
+    fit_and_evaluate(
+        common.run_config("spherical_kmeans"), common.config_from_flags(Config, features=features.config_from_flags())
+    )
 
 
 def fit_and_evaluate(run: common.RunConfig, cfg: Config) -> None:
-    """Spherical k-means on run's dataset; writes the workdir's outputs."""
+    """Spherical k-means on the cfg.features of run's dataset; writes the workdir's outputs."""
     wd = common.prepare_workdir(run)
     ds = common.load_dataset(run)
     k = common.n_clusters(ds, cfg.n_clusters)
-    timed = spherical_kmeans.fit_timed(run.key(), ds.x, k, **common.keyword_args(spherical_kmeans.fit, cfg))
+    # The fit keeps the root key, as before features could be chosen.
+    (z,), params, info = features.extract(cfg.features, jax.random.fold_in(run.key(), 1), ds.x, dataset=ds.name)
+    timed = spherical_kmeans.fit_timed(run.key(), z, k, **common.keyword_args(spherical_kmeans.fit, cfg))
     res = timed.out
-    params, config = (
-        {"centroids": np.asarray(res.centroids)},
-        {"n_clusters": k, "dim": ds.x.shape[1], "metric": "cosine"},
-    )
-    results = common.save_clustering(run, ds, res.labels, params, config, f"spherical k-means, {ds.name}, K={k}")
-    results |= {
+    params |= {"centroids": np.asarray(res.centroids)}
+    config = {"n_clusters": k, "dim": z.shape[1], "metric": "cosine"} | features.describe(cfg.features, z.shape[1])
+    title = f"spherical k-means, {ds.name}, {features.name(cfg.features)}, K={k}"
+    results = common.save_clustering(run, ds, res.labels, params, config, title)
+    results |= info | {
         "n_clusters": k,
         "n_init": cfg.n_init,
         **common.fit_fields(res, timed),  # inertia: the sum of (1 - cosine similarity to the centroid)

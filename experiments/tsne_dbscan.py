@@ -2,6 +2,11 @@ r"""t-SNE to 2-D, then DBSCAN on the picture (the seeds' pipeline).
 
   python -m experiments.tsne_dbscan --dataset=digits                            # offline
   python -m experiments.tsne_dbscan --dataset=mnist --data_dir=../shared/datasets
+  python -m experiments.tsne_dbscan --dataset=mnist --data_dir=../shared/datasets \
+      --pretrained=<autoencoder workdir> --max_samples=5000     # the codes of 5000 random digits
+
+--features / --pretrained choose what is embedded (pixels, PCA or autoencoder codes); the figures show the
+digits' images whatever the features. --max_samples embeds a random subset (drawn from --seed).
 
 The kNN graph (3 x perplexity neighbours) is exact up to --knn_dims features, else approximate. DBSCAN's radius
 is --eps, or with --eps=0 the --eps_quantile quantile of the distances to the --min_samples-th neighbour in
@@ -17,7 +22,7 @@ import jax
 import numpy as np
 from absl import flags, logging
 
-from experiments import common
+from experiments import common, features
 from research import metrics, plots, timing
 from research.cluster import dbscan
 from research.embed import neighbors, tsne
@@ -40,6 +45,13 @@ flags.DEFINE_float("eps_quantile", 0.9, "With --eps=0: this quantile of the dist
 flags.DEFINE_integer("min_samples", 10, "DBSCAN: points within eps (itself included) that make a core point.")
 flags.DEFINE_list("sweep_perplexities", ["5", "30", "100"], "Perplexities of the sweep figure (empty: none).")
 flags.DEFINE_integer("sweep_samples", 3000, "Points drawn for the sweep figure.")
+flags.DEFINE_integer(
+    "max_samples",
+    None,
+    "Embed a random subset of this many samples (drawn from --seed; their labels and images go with them). "
+    "Default: all of them.",
+)
+features.define_flags()
 common.cli.positive_finite("perplexity")
 common.cli.at_least("n_iter", 1)
 common.cli.positive_finite("early_exaggeration")
@@ -59,6 +71,11 @@ common.cli.list_of(
     "> 0",
 )
 common.cli.at_least("sweep_samples", 1)
+common.cli.at_least("max_samples", 2)
+common.cli.only_when(["eps_quantile"], "eps", lambda eps: eps == 0, "with --eps=0 (eps chosen from the distances)")
+common.cli.only_when(["grid"], "repulsion", lambda r: r in ("grid", "auto"), "with --repulsion=grid")
+common.cli.only_when(["negative_samples"], "repulsion", lambda r: r == "sampled", "with --repulsion=sampled")
+common.cli.only_when(["sweep_samples"], "sweep_perplexities", any, "with some --sweep_perplexities")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,12 +98,15 @@ class Config:
     min_samples: int
     sweep_perplexities: tuple[float, ...]
     sweep_samples: int
+    max_samples: int | None
+    features: features.Config
 
 
 def main(argv):
     del argv
     sweep = tuple(float(p) for p in FLAGS.sweep_perplexities if p)
-    fit_and_evaluate(common.run_config("tsne_dbscan"), common.config_from_flags(Config, sweep_perplexities=sweep))
+    cfg = common.config_from_flags(Config, sweep_perplexities=sweep, features=features.config_from_flags())
+    fit_and_evaluate(common.run_config("tsne_dbscan"), cfg)
 
 
 def embed(key, x, cfg: Config, perplexity: float):
@@ -106,14 +126,27 @@ def choose_eps(z_n2, min_samples: int, quantile: float) -> float:
     return float(np.quantile(np.asarray(kth), quantile))
 
 
+def subsample(ds, n: int | None, seed: int):
+    """(ds restricted to n random rows in their original order, with their labels; the rows' indices), or ds
+    and None when n is None or not below the number of rows."""
+    if n is None or n >= len(ds.x):
+        return ds, None
+    rows = np.sort(np.random.default_rng(seed).permutation(len(ds.x))[:n])
+    return ds._replace(x=ds.x[rows], y=None if ds.y is None else ds.y[rows]), rows
+
+
 def fit_and_evaluate(run: common.RunConfig, cfg: Config) -> None:
-    """Embeds run's dataset, clusters the picture, draws the figures; writes the workdir's outputs."""
+    """Embeds the cfg.features of run's dataset (or of cfg.max_samples random rows of it), clusters the picture,
+    draws the figures with the rows' images; writes the workdir's outputs."""
     wd = common.prepare_workdir(run)
-    ds = common.load_dataset(run)
-    x = np.asarray(ds.x, np.float32)
-    k_embed, k_sweep = jax.random.split(run.key())
-    if cfg.perplexity >= x.shape[0] / 3:
-        raise SystemExit(f"--perplexity={cfg.perplexity} is too large for {x.shape[0]} points; use < n / 3.")
+    ds, rows = subsample(common.load_dataset(run), cfg.max_samples, run.seed)
+    k_embed, k_sweep = jax.random.split(run.key())  # as before features could be chosen
+    if cfg.perplexity >= ds.x.shape[0] / 3:
+        raise ValueError(
+            f"--perplexity={cfg.perplexity} is too large for {ds.x.shape[0]} points; use < n / 3 "
+            "(or a larger --max_samples)."
+        )
+    (x,), fparams, info = features.extract(cfg.features, jax.random.fold_in(run.key(), 1), ds.x, dataset=ds.name)
     z, embed_s = timing.wall(embed, k_embed, x, cfg, cfg.perplexity)
     z = np.asarray(z)
     logging.info("t-SNE (kNN graph included): %.1f s", embed_s)
@@ -121,8 +154,12 @@ def fit_and_evaluate(run: common.RunConfig, cfg: Config) -> None:
     res, dbscan_s = timing.wall(dbscan.fit, z, eps, cfg.min_samples, block_size=256)
     labels = np.asarray(res.labels)
     np.save(wd / "embedding.npy", z)
-    title = f"t-SNE (perplexity {cfg.perplexity:g}) + DBSCAN (eps {eps:.3g}, min_samples {cfg.min_samples}), {ds.name}"
-    params, config = {"core_mask": np.asarray(res.core_mask)}, {"eps": eps, "min_samples": cfg.min_samples}
+    title = (
+        f"t-SNE (perplexity {cfg.perplexity:g}) + DBSCAN (eps {eps:.3g}, min_samples {cfg.min_samples}), "
+        f"{ds.name}, {features.name(cfg.features)}"
+    )
+    params = fparams | {"core_mask": np.asarray(res.core_mask)} | ({} if rows is None else {"rows": rows})
+    config = {"eps": eps, "min_samples": cfg.min_samples} | features.describe(cfg.features, x.shape[1])
     results = common.save_clustering(run, ds, labels, params, config, title)
     clustered = labels >= 0
     if ds.y is not None and clustered.any():
@@ -133,7 +170,7 @@ def fit_and_evaluate(run: common.RunConfig, cfg: Config) -> None:
     plots.embedding_panels(z, panels, wd / "plots" / "embedding.png", title=title)
     if ds.image_shape is not None:
         plots.embedding_thumbnails(
-            z, x, ds.image_shape, wd / "plots" / "thumbnails.png", labels_n=ds.y, seed=run.seed, title=title
+            z, ds.x, ds.image_shape, wd / "plots" / "thumbnails.png", labels_n=ds.y, seed=run.seed, title=title
         )
     if cfg.sweep_perplexities:
         pick = np.sort(np.random.default_rng(run.seed).permutation(len(x))[: cfg.sweep_samples])
@@ -145,7 +182,8 @@ def fit_and_evaluate(run: common.RunConfig, cfg: Config) -> None:
             wd / "plots" / "perplexity.png",
             title=f"t-SNE of {len(pick)} points of {ds.name} at several perplexities",
         )
-    results |= {
+    results |= info | {
+        "max_samples": cfg.max_samples,
         "perplexity": cfg.perplexity,
         "eps": eps,
         "min_samples": cfg.min_samples,

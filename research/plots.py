@@ -112,38 +112,72 @@ def confusion_matrix(conf, path, *, class_names=None, title: str | None = None) 
     return _save(fig, path)
 
 
-def precision_recall_curve(precision, recall, thresholds, path, *, title: str | None = None, chosen=None) -> Path:
-    """Two panels: precision and recall against the decision threshold, and precision against recall.
-
-    precision, recall: [m + 1] and thresholds [m] as `research.probe.precision_recall_curve`
-    (or scikit-learn's) returns them. `chosen`: an optional (precision, recall) point to mark,
-    e.g. the classifier's at threshold 0.
-    """
+def _check_pr(precision, recall, thresholds):
     precision, recall, thresholds = np.asarray(precision), np.asarray(recall), np.asarray(thresholds)
     if not (len(precision) == len(recall) == len(thresholds) + 1):
         raise ValueError(
             f"need precision and recall of length len(thresholds) + 1; got {len(precision)}, {len(recall)}, "
             f"{len(thresholds)}."
         )
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.6))
-    ax1.plot(thresholds, precision[:-1], label="precision")
-    ax1.plot(thresholds, recall[:-1], label="recall")
-    ax1.axvline(0.0, color="gray", lw=0.8, ls=":")
-    ax1.set_xlabel("threshold on the decision function")
-    ax1.set_ylim(0, 1.02)
-    ax1.legend(fontsize=8)
-    ax2.plot(recall, precision)
-    if chosen is not None:
-        ax2.plot([chosen[1]], [chosen[0]], "o", color="C3", label="threshold 0")
-        ax2.legend(fontsize=8)
-    ax2.set_xlabel("recall")
-    ax2.set_ylabel("precision")
-    ax2.set_xlim(0, 1.02)
-    ax2.set_ylim(0, 1.02)
-    for ax in (ax1, ax2):
-        ax.grid(alpha=0.3)
+    return precision, recall, thresholds
+
+
+def _unit_axes(ax, xlabel: str, ylabel: str) -> None:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+
+
+def precision_recall_vs_threshold(
+    precision, recall, thresholds, path, *, marked=None, title: str | None = None
+) -> Path:
+    """Precision and recall against the decision threshold (as `research.probe.precision_recall_curve` or
+    scikit-learn's return them: [m + 1], [m + 1], [m]); `marked`: thresholds to draw as vertical lines,
+    {label: threshold} (e.g. 0, the classifier's own, and the one for a target precision)."""
+    precision, recall, thresholds = _check_pr(precision, recall, thresholds)
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    ax.plot(thresholds, precision[:-1], label="precision")
+    ax.plot(thresholds, recall[:-1], label="recall")
+    for i, (label, t) in enumerate((marked or {}).items()):
+        ax.axvline(t, color=f"C{i + 2}", lw=0.9, ls=":", label=label)
+    ax.set_xlabel("threshold on the decision function")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     if title:
-        fig.suptitle(title, fontsize=9)
+        ax.set_title(title, fontsize=9)
+    return _save(fig, path)
+
+
+def pr_curve(precision, recall, path, *, points=None, title: str | None = None) -> Path:
+    """Precision against recall; `points`: {label: (precision, recall)} to mark (classifiers at chosen
+    thresholds)."""
+    fig, ax = plt.subplots(figsize=(4.2, 4.0))
+    ax.plot(np.asarray(recall), np.asarray(precision))
+    for i, (label, (p, r)) in enumerate((points or {}).items()):
+        ax.plot([r], [p], "o", color=f"C{i + 2}", label=label)
+    if points:
+        ax.legend(fontsize=8)
+    _unit_axes(ax, "recall", "precision")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return _save(fig, path)
+
+
+def roc_curve(fpr, tpr, auc: float, path, *, points=None, title: str | None = None) -> Path:
+    """The ROC curve (true against false positive rate) with its area in the legend and the chance diagonal;
+    `points`: {label: (fpr, tpr)} to mark."""
+    fig, ax = plt.subplots(figsize=(4.2, 4.0))
+    ax.plot(np.asarray(fpr), np.asarray(tpr), label=f"AUC = {auc:.4f}")
+    ax.plot([0, 1], [0, 1], color="gray", lw=0.8, ls="--", label="chance")
+    for i, (label, (f, t)) in enumerate((points or {}).items()):
+        ax.plot([f], [t], "o", color=f"C{i + 2}", label=label)
+    ax.legend(fontsize=8, loc="lower right")
+    _unit_axes(ax, "false positive rate", "true positive rate (recall)")
+    if title:
+        ax.set_title(title, fontsize=9)
     return _save(fig, path)
 
 

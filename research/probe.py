@@ -7,6 +7,8 @@ The objective is scikit-learn's, C * sum_i w_i CE_i + ||W||^2 / 2 (multinomial, 
 its scaling and gradient tolerance. Solvers, each one jitted `lax.while_loop`: `lbfgs` (optax, zoom line
 search, one pass over the data per iteration that accepts its first step) and full-batch `adam`. Parameters
 start at zero: the same data gives the same bits. Every sum is over the sample axis, so sharded x runs as is.
+Protocols: `cross_validate` (stratified k-fold, out-of-fold scores) with `cv_summary` / `binary_cv_summary`,
+`threshold_for_precision`, `roc_curve`, `stratified_holdout`, `sorted_weights`.
 
 Design and benchmark: docs/design/linear_probe.md.
 """
@@ -355,19 +357,25 @@ def check_split_labels(y_train, y_test, positive_class=None) -> np.ndarray:
     return classes
 
 
-def evaluate(x_train, y_train, x_test, y_test, *, positive_class=None, **fit_kwargs) -> tuple[timing.Timed, dict]:
+def evaluate(
+    x_train, y_train, x_test=None, y_test=None, *, positive_class=None, **fit_kwargs
+) -> tuple[timing.Timed, dict]:
     """Fits a probe to the training rows and scores it on the test rows: (the fit's Timed, scores for JSON).
 
     Multinomial over the classes of y_train (any sortable labels; the test labels must be among them), or with
     `positive_class` the binary one-vs-rest probe "is it positive_class". Scores: test_accuracy, confusion and,
     multinomial, train_accuracy, classes and `class_scores`; binary, test_precision / recall / f1 of the positive
-    class and test_baseline_never_positive_accuracy. fit_kwargs: `fit`'s (C, solver, max_iter, tol, ...).
+    class and test_baseline_never_positive_accuracy. Without test rows, the multinomial's train_accuracy and
+    classes alone. fit_kwargs: `fit`'s (C, solver, max_iter, tol, ...).
     """
-    y_train, y_test = np.asarray(y_train), np.asarray(y_test)
+    y_train = np.asarray(y_train)
+    y_test = y_train[:0] if y_test is None else np.asarray(y_test)
     classes = check_split_labels(y_train, y_test, positive_class)
     if positive_class is not None:
         y01, y01_test = (y_train == positive_class).astype(np.int64), (y_test == positive_class).astype(np.int64)
         timed = fit_timed(x_train, y01, binary=True, **fit_kwargs)
+        if x_test is None:
+            return timed, {}
         rep = report(y01_test, np.asarray(predict(timed.out.params, x_test)), 2)
         return timed, {
             "test_accuracy": rep["accuracy"],
@@ -377,8 +385,10 @@ def evaluate(x_train, y_train, x_test, y_test, *, positive_class=None, **fit_kwa
         }
     y_fit, y_eval = np.searchsorted(classes, y_train), np.searchsorted(classes, y_test)
     timed = fit_timed(x_train, y_fit, n_classes=len(classes), **fit_kwargs)
-    rep = report(y_eval, np.asarray(predict(timed.out.params, x_test)), len(classes))
     train_accuracy = float(np.mean(np.asarray(predict(timed.out.params, x_train)) == y_fit))
+    if x_test is None:
+        return timed, {"train_accuracy": train_accuracy, "classes": classes}
+    rep = report(y_eval, np.asarray(predict(timed.out.params, x_test)), len(classes))
     return timed, {
         "test_accuracy": rep["accuracy"],
         "train_accuracy": train_accuracy,
@@ -388,19 +398,110 @@ def evaluate(x_train, y_train, x_test, y_test, *, positive_class=None, **fit_kwa
     }
 
 
-def binary_cv_summary(cv: CVResult, y01) -> dict:
-    """A binary `cross_validate` (y01: its [n] 0/1 labels) for JSON: the mean and per-fold scores, and the mean
-    scores of the always-negative classifier (right on every negative, never finds a positive)."""
-    folds = len(cv.accuracy)
-    baseline = np.array([1.0 - np.mean(np.asarray(y01)[cv.fold_n == f]) for f in range(folds)])
+def sorted_weights(params: ProbeParams, names, class_names=None) -> list | dict:
+    """Each input column's learned weight, largest first: [[name, weight], ...] for a binary probe; for a
+    multinomial one {class name: that list} (class_names[i] names logit column i)."""
+    W_dc = np.asarray(params.W_dc, np.float64)
+    if W_dc.shape[0] != len(names):
+        raise ValueError(f"{len(names)} names for a probe of {W_dc.shape[0]} input columns.")
+
+    def ranked(w_d):
+        return [[str(names[i]), float(w_d[i])] for i in np.argsort(-w_d, kind="stable")]
+
+    if W_dc.shape[1] == 1:
+        return ranked(W_dc[:, 0])
+    return {str(c): ranked(W_dc[:, j]) for j, c in enumerate(class_names)}
+
+
+def cv_scores(y, fold_n, predictions_n, n_classes: int) -> dict:
+    """Scores of out-of-fold predictions, as scikit-learn's cross_val_score and cross_val_predict give them.
+
+    y, fold_n, predictions_n: [n] labels, the fold each row was held out in, its out-of-fold prediction.
+    Returns "accuracy" (the mean over folds) and "accuracy_per_fold" [k], then of the pooled predictions:
+    "confusion" [c, c] and "precision", "recall", "f1": the positive class's (1) when n_classes == 2, else
+    macro averages.
+    """
+    y, fold_n, predictions_n = (np.asarray(a) for a in (y, fold_n, predictions_n))
+    per_fold = np.array([np.mean(predictions_n[fold_n == f] == y[fold_n == f]) for f in np.unique(fold_n)])
+    rep = report(y, predictions_n, n_classes)
+    pick = (lambda v: float(v[1])) if n_classes == 2 else (lambda v: float(np.mean(v)))
     return {
-        "folds": folds,
-        **{m: float(np.mean(getattr(cv, m))) for m in ("accuracy", "precision", "recall", "f1")},
-        **{f"{m}_per_fold": getattr(cv, m) for m in ("accuracy", "precision", "recall")},
-        "baseline_never_positive": {"accuracy": float(baseline.mean()), "precision": 0.0, "recall": 0.0},
+        "accuracy": float(per_fold.mean()),
+        "accuracy_per_fold": per_fold,
+        "confusion": rep["confusion"],
+        **{m: pick(rep[m]) for m in ("precision", "recall", "f1")},
+    }
+
+
+def cv_summary(cv: CVResult, y, n_classes: int) -> dict:
+    """A `cross_validate` of labels y [n] for JSON: `cv_scores` of its out-of-fold predictions and the folds' fits."""
+    return {
+        "folds": len(cv.accuracy),
+        **cv_scores(y, cv.fold_n, cv.predictions_n, n_classes),
         "n_iter_per_fold": cv.n_iter,
         "converged_per_fold": cv.converged,
     }
+
+
+def binary_cv_summary(cv: CVResult, y01, target_precision: float | None = None) -> dict:
+    """A binary `cross_validate` (y01: its [n] 0/1 labels) for JSON, as the "is it a 5" walkthrough scores it.
+
+    `cv_summary`, then "baseline_never_positive": the classifier that always answers 0, scored through the
+    same folds (`cv_scores`), and with `target_precision` "at_target_precision": `threshold_for_precision`
+    of the out-of-fold decision scores.
+    """
+    y01 = np.asarray(y01)
+    out = cv_summary(cv, y01, 2)
+    out["baseline_never_positive"] = cv_scores(y01, cv.fold_n, np.zeros_like(y01), 2)
+    if target_precision is not None:
+        out["at_target_precision"] = threshold_for_precision(y01, cv.scores_n, target_precision)
+    return out
+
+
+def threshold_for_precision(y01, scores, target: float) -> dict:
+    """The lowest threshold whose predictions (score >= threshold) reach precision >= target on (y01, scores).
+
+    Returns {"target", "threshold", "precision", "recall"}; threshold, precision and recall are None when no
+    threshold reaches the target.
+    """
+    precision, recall, thresholds = precision_recall_curve(y01, scores)
+    reached = np.flatnonzero(precision[:-1] >= target)  # the last pair (1, 0) has no threshold
+    if not len(reached):
+        return {"target": float(target), "threshold": None, "precision": None, "recall": None}
+    i = reached[0]
+    return {"target": float(target), "threshold": float(thresholds[i]), "precision": float(precision[i])} | {
+        "recall": float(recall[i])
+    }
+
+
+def roc_curve(y01, scores) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """(false positive rate, true positive rate, thresholds, area under the curve): scikit-learn's roc_curve and
+    roc_auc_score of [n] 0/1 truth and [n] decision scores."""
+    from sklearn import metrics
+
+    fpr, tpr, thresholds = metrics.roc_curve(y01, scores)
+    return fpr, tpr, thresholds, float(metrics.roc_auc_score(y01, scores))
+
+
+def stratified_holdout(key, y, fraction: float) -> np.ndarray:
+    """A stratified hold-out: [n] bool, True for the round(fraction * n_c) rows of each class c held out.
+
+    Within each class the rows are drawn by `key`. Every class keeps at least one training row, and the test
+    rows are at least one: a fraction that cannot give both is refused.
+    """
+    y = np.asarray(y)
+    if not 0 < fraction < 1:
+        raise ValueError(f"test_fraction must be in (0, 1), got {fraction!r}.")
+    perm = np.asarray(jax.random.permutation(key, len(y)))
+    test = np.zeros(len(y), bool)
+    for c in np.unique(y):
+        rows = perm[y[perm] == c]
+        test[rows[: min(round(fraction * len(rows)), len(rows) - 1)]] = True
+    if not test.any():
+        raise ValueError(
+            f"test_fraction={fraction} of {len(y)} rows holds out none of them; raise it or use cross-validation."
+        )
+    return test
 
 
 def precision_recall_curve(y01, scores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -1,5 +1,6 @@
 """Linear probe: scikit-learn parity, binary mode, cross-validation, jit, determinism, bad inputs, the binary."""
 
+import csv
 import json
 
 import jax
@@ -7,10 +8,18 @@ import numpy as np
 import pytest
 from binaries import run
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+from sklearn.metrics import (
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
 from sklearn.metrics import precision_recall_curve as sk_pr_curve
 
 from research import data, probe
+from research.data import tabular
 
 
 @pytest.fixture(scope="module")
@@ -181,6 +190,149 @@ def test_bad_inputs_elsewhere():
         probe.cross_validate(jax.random.key(0), x, y, 1)
 
 
+def test_five_detector_scores_are_sklearns_on_the_out_of_fold_predictions(digits):
+    train, _ = digits
+    y01 = (train.y == 5).astype(int)  # 1500 rows: the binary parity test's shapes, compiled already
+    cv = probe.cross_validate(jax.random.key(0), train.x, y01, 3, binary=True, C=1.0)
+    s = probe.binary_cv_summary(cv, y01, target_precision=0.995)
+    pred = cv.predictions_n  # cross_val_predict's: each row predicted by the fold that did not train on it
+    np.testing.assert_array_equal(pred, (cv.scores_n > 0).astype(int))
+    np.testing.assert_array_equal(s["confusion"], confusion_matrix(y01, pred))
+    assert s["precision"] == pytest.approx(precision_score(y01, pred))
+    assert s["recall"] == pytest.approx(recall_score(y01, pred))
+    assert s["f1"] == pytest.approx(f1_score(y01, pred))
+    for f in range(3):  # cross_val_score's: accuracy per fold
+        held = cv.fold_n == f
+        assert s["accuracy_per_fold"][f] == pytest.approx(np.mean(pred[held] == y01[held]))
+    # The never-5 classifier through the same folds: right on every negative, no positive found.
+    base = s["baseline_never_positive"]
+    np.testing.assert_array_equal(base["confusion"], [[np.sum(y01 == 0), 0], [np.sum(y01), 0]])
+    assert base["accuracy"] == pytest.approx(np.mean([1 - y01[cv.fold_n == f].mean() for f in range(3)]))
+    assert s["accuracy"] > base["accuracy"] and base["precision"] == base["recall"] == 0
+    # The threshold for the target precision reaches it, is above the probe's own (0: precision < 0.995 there)
+    # and is the lowest that does: the next lower score's threshold falls short.
+    at = s["at_target_precision"]
+    assert precision_score(y01, cv.scores_n >= at["threshold"]) == pytest.approx(at["precision"])
+    assert at["precision"] >= 0.995 > s["precision"] and at["threshold"] > 0
+    assert at["recall"] == pytest.approx(recall_score(y01, cv.scores_n >= at["threshold"]))
+    lower = cv.scores_n[cv.scores_n < at["threshold"]].max()
+    assert precision_score(y01, cv.scores_n >= lower) < 0.995
+    assert probe.threshold_for_precision(y01, np.zeros(1500), 0.5)["threshold"] is None  # no threshold reaches it
+
+
+def test_stratified_holdout_keeps_the_class_ratios():
+    y = np.repeat([0, 1, 2], [100, 30, 7])
+    held = probe.stratified_holdout(jax.random.key(0), y, 0.2)
+    np.testing.assert_array_equal(np.bincount(y[held]), [20, 6, 1])  # round(0.2 * n_c) of each class
+    assert not np.array_equal(held, probe.stratified_holdout(jax.random.key(1), y, 0.2))
+    assert np.bincount(y[probe.stratified_holdout(jax.random.key(0), y, 0.95)]).tolist() == [95, 28, 6]
+    with pytest.raises(ValueError, match="holds out none"):
+        probe.stratified_holdout(jax.random.key(0), np.array([0, 0, 1, 1]), 0.1)
+
+
+# ---------------------------------------------------------------------------
+# Tables: the Titanic walkthrough on a generated table with its columns and kinds of missing cells
+
+TITANIC_DROP = "PassengerId,Name,Ticket,Cabin"
+
+
+def titanic_like(path, n=240, seed=0):
+    """PassengerId, Survived, Pclass, Name, Sex, Age (a fifth missing), SibSp, Parch, Ticket, Fare, Cabin (mostly
+    missing), Embarked (2 missing). Survivors: the women of the first two classes, 5% of the labels flipped."""
+    rng = np.random.default_rng(seed)
+    pclass = rng.choice([1, 2, 3], n, p=[0.3, 0.3, 0.4])
+    female = rng.random(n) < 0.5
+    survived = (female & (pclass < 3)) ^ (rng.random(n) < 0.05)
+    embarked = rng.choice(["S", "C", "Q"], n, p=[0.7, 0.2, 0.1])
+    embarked[[3, 17]] = ""
+    header = [
+        "PassengerId",
+        "Survived",
+        "Pclass",
+        "Name",
+        "Sex",
+        "Age",
+        "SibSp",
+        "Parch",
+        "Ticket",
+        "Fare",
+        "Cabin",
+        "Embarked",
+    ]
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        for i in range(n):
+            age = "" if rng.random() < 0.2 else round(rng.uniform(1, 70), 1)
+            fare = round(rng.uniform(5, 15) * (4 - pclass[i]) ** 2, 2)
+            cabin = f"C{i}" if rng.random() < 0.2 else ""
+            name = f"Person{i}, {'Mrs' if female[i] else 'Mr'}. A"
+            sex = "female" if female[i] else "male"
+            sibsp, parch, ticket = rng.integers(0, 4), rng.integers(0, 3), f"T{rng.integers(1000, 9999)}"
+            w.writerow(
+                [i + 1, int(survived[i]), pclass[i], name, sex, age, sibsp, parch, ticket, fare, cabin, embarked[i]]
+            )
+    return path
+
+
+def test_table_preprocessing_is_fitted_on_the_rows_given(tmp_path):
+    path = titanic_like(tmp_path / "t.csv")
+    t = tabular.read_table(path, "Survived", TITANIC_DROP.split(","), categorical_columns=["Pclass"])
+    assert t.numeric == ("Age", "SibSp", "Parch", "Fare") and t.categorical == ("Pclass", "Sex", "Embarked")
+    assert t.classes == ("0", "1")
+    rows = np.arange(240) < 150
+    tf = tabular.fit_transform(t, rows)
+    ages = t.cells[rows, 0].astype(float)
+    embarked = [e for e in t.cells[rows, 6] if e is not None]
+    fills = tabular.fill_values(tf, t)
+    assert fills["Age"] == np.nanmedian(ages) != np.nanmedian(t.cells[:, 0].astype(float))
+    assert fills["Embarked"] == max(set(embarked), key=embarked.count) == "S"
+    names = tabular.feature_names(tf, t)
+    assert names == ["Age", "SibSp", "Parch", "Fare", "Pclass=1", "Pclass=2", "Pclass=3", "Sex=female", "Sex=male"] + [
+        "Embarked=C",
+        "Embarked=Q",
+        "Embarked=S",
+    ]
+    x = tabular.transform_rows(tf, t, rows)
+    np.testing.assert_allclose(x[:, 0].mean(), 0, atol=1e-5)  # scaled with these rows' statistics
+    np.testing.assert_array_equal(x[:, 4:7].sum(1), 1)  # one class each, every row
+    missing = [i for i in range(150) if t.cells[i, 6] is None]
+    assert len(missing) == 2 and np.all(x[missing, names.index("Embarked=S")] == 1)  # the most frequent
+    with pytest.raises(ValueError, match="cannot be categorical too"):
+        tabular.read_table(path, "Survived", ["Name"], categorical_columns=["Name"])
+
+
+def test_linear_probe_binary_on_a_titanic_like_table(tmp_path):
+    path, wd = titanic_like(tmp_path / "titanic.csv"), tmp_path / "w"
+    flags = ["--label_column=Survived", f"--drop_columns={TITANIC_DROP}", "--categorical_columns=Pclass"]
+    args = ["experiments.linear_probe", f"--dataset=csv:{path}", *flags, "--test_fraction=0.25", f"--workdir={wd}"]
+    out = run([*args, "--seed=3"], tmp_path)
+    res = json.loads((wd / "results.json").read_text())
+    t = tabular.read_table(path, "Survived", TITANIC_DROP.split(","), categorical_columns=["Pclass"])
+    # The stratified hold-out: a quarter of each class, as the binary draws it from the seed.
+    held = probe.stratified_holdout(jax.random.fold_in(jax.random.key(3), 1), t.y, 0.25)
+    assert res["n_test"] == held.sum() == 60 and res["n_train"] == 180
+    conf, cv = np.array(res["confusion"]), res["cv"]
+    np.testing.assert_array_equal(conf.sum(1), np.bincount(t.y[held]))  # the test rows' classes, by row
+    assert abs(conf.sum(1)[1] / 60 - res["train_positive_fraction"]) < 1 / 60  # same survival rate
+    assert np.array(cv["confusion"]).sum() == 180 and cv["folds"] == 3
+    # Imputation fitted on the training rows only: Age's median, Embarked's most frequent value.
+    ages = t.cells[~held, t.numeric.index("Age")].astype(float)
+    assert res["fill_values"]["Age"] == pytest.approx(np.nanmedian(ages)) and res["fill_values"]["Embarked"] == "S"
+    assert res["positive_class"] == 1 and res["label_classes"] == ["0", "1"]  # two classes: "is it Survived=1"
+    # Every input column's weight, largest first; only real columns (one-hot ones named column=value).
+    names, w = zip(*res["weights"])
+    assert list(w) == sorted(w, reverse=True) and len(names) == res["n_features"] == 12
+    assert set(names) == {"Age", "SibSp", "Parch", "Fare", "Sex=female", "Sex=male"} | {
+        f"{c}={v}" for c, vs in (("Pclass", "123"), ("Embarked", "CQS")) for v in vs
+    }
+    assert names[0] == "Sex=female" and names[-1] in ("Sex=male", "Pclass=3")
+    assert res["test_accuracy"] > 0.85 > res["test_baseline_never_positive_accuracy"] > 0.5
+    assert cv["accuracy"] > cv["baseline_never_positive"]["accuracy"]
+    assert "'is it Survived=1' test acc=" in out.stdout and "+" in out.stdout.split("largest first:")[1]
+    assert np.load(wd / "decision_scores.npy").shape == (180,)
+
+
 # ---------------------------------------------------------------------------
 # The binary, end to end
 
@@ -195,6 +347,9 @@ def test_linear_probe_binary_multiclass(tmp_path):
     assert (wd / "plots" / "confusion.png").stat().st_size > 10_000
     assert json.loads((wd / "config.json").read_text())["C"] == 10.0
     assert out.stdout.strip().splitlines()[-1].startswith("linear_probe digits test acc=")
+    cv = res["cv"]  # 3 folds of the multinomial probe by default; their out-of-fold scores kept
+    assert cv["folds"] == 3 and np.array(cv["confusion"]).sum() == 1500 and 0.9 < cv["accuracy"] <= 1
+    assert np.load(wd / "decision_scores.npy").shape == (1500, 10)
 
 
 def test_linear_probe_binary_one_vs_rest_with_shift(tmp_path):
@@ -208,8 +363,16 @@ def test_linear_probe_binary_one_vs_rest_with_shift(tmp_path):
     assert cv["accuracy"] > cv["baseline_never_positive"]["accuracy"] > 0.85
     assert 0.5 < cv["precision"] <= 1 and 0.5 < cv["recall"] <= 1
     assert 0 < res["test_recall"] <= 1 and res["test_baseline_never_positive_accuracy"] > 0.85
-    assert (wd / "plots" / "precision_recall.png").stat().st_size > 10_000
-    assert "always 'not 5'" in out.stdout
+    for name in ("pr_curve", "roc_curve", "precision_recall_vs_threshold"):
+        assert (wd / "plots" / f"{name}.png").stat().st_size > 10_000
+    scores = np.load(wd / "decision_scores.npy")  # out of fold, on the 1500 originals
+    assert scores.shape == (1500,) and np.array(cv["confusion"]).sum() == 1500
+    assert np.array(cv["baseline_never_positive"]["confusion"])[:, 1].sum() == 0
+    y01 = (data.load("digits", "train").y == 5).astype(int)
+    assert cv["roc_auc"] == pytest.approx(roc_auc_score(y01, scores)) and cv["roc_auc"] > 0.95
+    at = cv["at_target_precision"]  # --target_precision=0.9 by default
+    assert at["target"] == 0.9 and precision_score(y01, scores >= at["threshold"]) >= 0.9
+    assert "always 'not 5'" in out.stdout and "precision >= 0.9 from threshold" in out.stdout
 
 
 def test_linear_probe_binary_reports_bad_flags(tmp_path):
@@ -219,6 +382,10 @@ def test_linear_probe_binary_reports_bad_flags(tmp_path):
     )
     assert out.returncode != 0 and "--split is not used by linear_probe" in out.stderr
     assert not (tmp_path / "w").exists()  # refused before anything was written
+    args = ["experiments.linear_probe", "--dataset=digits", "--test_fraction=0.2", f"--workdir={tmp_path / 'w'}"]
+    out = run(args, tmp_path, False)
+    assert out.returncode == 2 and out.stderr.startswith("error: --test_fraction: dataset 'digits' has its own test")
+    assert not (tmp_path / "w").exists()
 
 
 def test_linear_probe_binary_on_a_pretrained_encoder(tmp_path, digits):

@@ -1,8 +1,12 @@
-"""CSV files -> a float32 feature matrix, for clustering users' own tables.
+"""CSV files -> a float32 feature matrix, for clustering users' own tables and for linear probes on them.
 
-A column is numeric when every non-missing cell parses as a float; it is then
-median-imputed and standardized. Every other column is categorical:
-most-frequent-imputed and one-hot encoded. Clustering is distance-based, so
+  x, y, names = tabular.load_csv(path, label_column="Survived", drop_columns=["Name"])   # fitted on all rows
+  t = tabular.read_table(path, ...); tf = tabular.fit_transform(t, train_rows)          # fitted on some rows
+  x_train, x_test = tabular.transform_rows(tf, t, train_rows), tabular.transform_rows(tf, t, test_rows)
+
+A column is numeric when every non-missing cell parses as a float (unless named
+in categorical_columns); it is then median-imputed and standardized. Every other
+column is categorical: most-frequent-imputed and one-hot encoded. Clustering is distance-based, so
 unscaled columns would let the one with the largest units decide the clusters;
 this is why numeric columns are always standardized.
 
@@ -17,6 +21,7 @@ import csv
 import io
 import math
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -24,10 +29,27 @@ import numpy as np
 MISSING = frozenset({"", "na", "nan"})
 
 
+class Table(NamedTuple):
+    """A CSV file's cells sorted by kind, before any fitting.
+
+    cells: [N, F] object: the numeric columns first (floats, NaN where missing), then the categorical ones
+      (strings, None where missing).
+    numeric, categorical: the names of those columns, in that order.
+    y: [N] int64 labels 0..C-1, or None without a label column.
+    classes: the C label values (as written in the file) that y's indices stand for, or None.
+    """
+
+    cells: np.ndarray
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    y: np.ndarray | None
+    classes: tuple[str, ...] | None
+
+
 def load_csv(
-    path, label_column: str | None = None, drop_columns=(), encoding: str = "utf-8"
+    path, label_column: str | None = None, drop_columns=(), encoding: str = "utf-8", categorical_columns=()
 ) -> tuple[np.ndarray, np.ndarray | None, list]:
-    """Reads a CSV file with a header row into (x, y, feature_names).
+    """Reads a CSV file with a header row into (x, y, feature_names), the transform fitted on every row.
 
     Args:
       path: the CSV file (comma-separated, first row = column names).
@@ -38,6 +60,8 @@ def load_csv(
       encoding: the file's text encoding (Python's name: "utf-8", "latin-1", "cp1252", ...). UTF-8 is read
         with or without a byte-order mark. Nothing is guessed: a file that does not decode is refused with
         its name, the offending byte's position and what to pass instead.
+      categorical_columns: columns to one-hot encode even when their values are numbers (codes such as a
+        ticket class 1/2/3).
 
     Returns:
       x: [N, D] float32, standardized numeric columns then one-hot columns.
@@ -48,20 +72,62 @@ def load_csv(
     column names, a missing label, an all-missing column, infinite values, or
     bytes that are not text in `encoding`.
     """
-    if isinstance(drop_columns, str):
-        drop_columns = [drop_columns]
+    table = read_table(path, label_column, drop_columns, encoding, categorical_columns)
+    transform = fit_transform(table)
+    return transform_rows(transform, table), table.y, feature_names(transform, table)
+
+
+def read_table(path, label_column=None, drop_columns=(), encoding="utf-8", categorical_columns=()) -> Table:
+    """The CSV file as a `Table` (arguments and errors as `load_csv`'s); nothing is fitted yet."""
+    drop_columns = [drop_columns] if isinstance(drop_columns, str) else list(drop_columns)
+    categorical_columns = [categorical_columns] if isinstance(categorical_columns, str) else list(categorical_columns)
     header, rows = _read_rows(path, encoding)
     columns = {name: [row[i] for row in rows] for i, name in enumerate(header)}
-    for name in [*drop_columns, *([label_column] if label_column is not None else [])]:
+    for name in [*drop_columns, *categorical_columns, *([label_column] if label_column is not None else [])]:
         if name not in columns:
             raise ValueError(f"{path}: no column named {name!r}; the header is {header}.")
-    y = _encode_labels(columns.pop(label_column), path, label_column) if label_column is not None else None
+    taken = {*drop_columns, label_column} & set(categorical_columns)
+    if taken:
+        raise ValueError(f"{path}: columns {sorted(taken)} are the label or dropped; they cannot be categorical too.")
+    y, classes = None, None
+    if label_column is not None:
+        y, classes = _encode_labels(columns.pop(label_column), path, label_column)
     for name in drop_columns:
         columns.pop(name, None)
     if not columns:
         raise ValueError(f"{path}: no feature columns left after removing the label and drop_columns.")
-    x, names = _features(columns, path)
-    return x, y, names
+    return _sorted_by_kind(columns, path, set(categorical_columns))._replace(y=y, classes=classes)
+
+
+def fit_transform(table: Table, rows=None):
+    """The scikit-learn ColumnTransformer (median imputation and scaling for numbers, most-frequent imputation
+    and one-hot for categories) fitted on table.cells[rows] (default: every row)."""
+    cells = table.cells if rows is None else table.cells[rows]
+    return _column_transformer(len(table.numeric), len(table.categorical)).fit(cells)
+
+
+def transform_rows(transform, table: Table, rows=None) -> np.ndarray:
+    """table.cells[rows] (default: every row) through a fitted `fit_transform`: [n, D] float32."""
+    cells = table.cells if rows is None else table.cells[rows]
+    return transform.transform(cells).astype(np.float32)
+
+
+def feature_names(transform, table: Table) -> list[str]:
+    """The D output columns' names: the numeric columns, then "column=value" for each one-hot column."""
+    names = list(table.numeric)
+    if table.categorical:
+        names += [str(n) for n in transform.named_transformers_["cat"].get_feature_names_out(list(table.categorical))]
+    return names
+
+
+def fill_values(transform, table: Table) -> dict:
+    """What a fitted `fit_transform` puts in a missing cell of each column: {column: median or most frequent}."""
+    out = {}
+    for part, names in (("num", table.numeric), ("cat", table.categorical)):
+        if names:
+            stats = transform.named_transformers_[part][0].statistics_
+            out |= {name: float(v) if part == "num" else str(v) for name, v in zip(names, stats)}
+    return out
 
 
 def _read_rows(path, encoding: str = "utf-8") -> tuple[list[str], list[list[str]]]:
@@ -117,8 +183,8 @@ def _as_float(cell: str) -> float | None:
         return None
 
 
-def _encode_labels(cells: list[str], path, column: str) -> np.ndarray:
-    """Maps label values to 0..C-1 in sorted order (numeric order for numbers)."""
+def _encode_labels(cells: list[str], path, column: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Maps label values to 0..C-1 in sorted order (numeric order for numbers): (codes, the values as written)."""
     missing = [i + 1 for i, cell in enumerate(cells) if _is_missing(cell)]
     if missing:
         raise ValueError(
@@ -129,17 +195,18 @@ def _encode_labels(cells: list[str], path, column: str) -> np.ndarray:
     keys = numbers if all(v is not None for v in numbers) else cells
     classes = sorted(set(keys))
     index = {value: i for i, value in enumerate(classes)}
-    return np.asarray([index[k] for k in keys], dtype=np.int64)
+    written = dict(zip(keys, cells))  # a number's text as the file writes it (the last spelling of it)
+    return np.asarray([index[k] for k in keys], dtype=np.int64), tuple(written[k] for k in classes)
 
 
-def _features(columns: dict[str, list[str]], path) -> tuple[np.ndarray, list[str]]:
-    """Splits columns into numeric / categorical and runs the scikit-learn transform."""
+def _sorted_by_kind(columns: dict[str, list[str]], path, categorical_columns: set) -> Table:
+    """Sorts columns into numeric and categorical (every name in categorical_columns is one) as a Table."""
     numeric, categorical, infinite = {}, {}, []
     for name, cells in columns.items():
         if all(_is_missing(cell) for cell in cells):
             raise ValueError(f"{path}: column {name!r} has no values (every cell is missing); drop it.")
         floats = [math.nan if _is_missing(cell) else _as_float(cell) for cell in cells]
-        if all(v is not None for v in floats):
+        if name not in categorical_columns and all(v is not None for v in floats):
             numeric[name] = floats
             infinite += [name] if any(map(math.isinf, floats)) else []
         else:
@@ -147,15 +214,10 @@ def _features(columns: dict[str, list[str]], path) -> tuple[np.ndarray, list[str
     if infinite:
         raise ValueError(f"{path}: infinite values in columns {infinite}; replace them or mark them missing (empty).")
     # Numeric columns first: the transformer's output order is numeric then one-hot.
-    table = np.empty((len(next(iter(columns.values()))), len(columns)), dtype=object)
+    cells = np.empty((len(next(iter(columns.values()))), len(columns)), dtype=object)
     for j, col in enumerate([*numeric.values(), *categorical.values()]):
-        table[:, j] = col
-    transform = _column_transformer(len(numeric), len(categorical))
-    x = transform.fit_transform(table).astype(np.float32)
-    names = list(numeric)
-    if categorical:
-        names += [str(n) for n in transform.named_transformers_["cat"].get_feature_names_out(list(categorical))]
-    return x, names
+        cells[:, j] = col
+    return Table(cells, tuple(numeric), tuple(categorical), None, None)
 
 
 def _one_hot_name(column, category) -> str:
