@@ -25,6 +25,7 @@ import logging
 import os
 import pathlib
 import re
+import sys
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any, Self
@@ -93,10 +94,39 @@ class _DropOrbaxInfo(logging.Filter):
         return record.levelno >= logging.WARNING
 
 
+class _DropDiskFullTasks(logging.Filter):
+    """Drops asyncio's "Task exception was never retrieved" records of Orbax's write tasks that a full disk
+    failed: Checkpointer reports the full disk once, as a CheckpointError."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and _is_disk_full(record.exc_info[1]))
+
+
+def _unraisable_hook(previous):
+    """sys.unraisablehook without the "Event loop is closed" errors of TensorStore's threads. When a save fails,
+    they still complete its abandoned writes on Orbax's closed asyncio loop, each such error reaching the hook,
+    whose default prints a bare traceback (46 of them on a full disk); they are logged at debug level instead.
+    Every other unraisable exception goes to `previous`."""
+
+    def hook(unraisable):
+        if isinstance(unraisable.exc_value, RuntimeError) and str(unraisable.exc_value) == "Event loop is closed":
+            absl_logging.debug("an abandoned checkpoint write finished on a closed loop")
+            return
+        previous(unraisable)
+
+    hook.drops_closed_loop_errors = True
+    return hook
+
+
 def _quiet_orbax() -> None:
     absl_logger = logging.getLogger("absl")
     if not any(isinstance(f, _DropOrbaxInfo) for f in absl_logger.filters):
         absl_logger.addFilter(_DropOrbaxInfo())
+    asyncio_logger = logging.getLogger("asyncio")
+    if not any(isinstance(f, _DropDiskFullTasks) for f in asyncio_logger.filters):
+        asyncio_logger.addFilter(_DropDiskFullTasks())
+    if not getattr(sys.unraisablehook, "drops_closed_loop_errors", False):
+        sys.unraisablehook = _unraisable_hook(sys.unraisablehook)
 
 
 _quiet_orbax()
