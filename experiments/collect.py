@@ -19,8 +19,8 @@ from pathlib import Path
 
 from absl import flags, logging
 
-from experiments import cli, references
-from research import report
+from experiments import references
+from research import cli, report
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("dataset", "mnist", "The dataset whose runs are gathered (as the runs' --dataset).")

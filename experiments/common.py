@@ -10,7 +10,7 @@ Everything below main() takes those configs, never FLAGS:
     ...                                       # fit with run.key()
     common.finish(run, results, summary)      # results.json and the one summary line
 
-Binaries end with `common.run_main(main)`: a user error is one `error:` line and exit status 2 (experiments.cli).
+Binaries end with `common.run_main(main)`: a user error is one `error:` line and exit status 2 (research.cli).
 """
 
 from __future__ import annotations
@@ -27,8 +27,7 @@ import jax
 import numpy as np
 from absl import flags, logging
 
-from experiments import cli
-from research import checkpointing, data, metrics, plots, runlog
+from research import checkpointing, cli, data, metrics, plots, runlog
 
 FLAGS = flags.FLAGS
 run_main = cli.run_main

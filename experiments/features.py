@@ -20,8 +20,7 @@ import jax
 import numpy as np
 from absl import flags, logging
 
-from experiments import cli
-from research import augment
+from research import augment, cli
 from research.deep import pretrain
 from research.embed import pca
 

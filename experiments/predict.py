@@ -33,7 +33,7 @@ def main(argv):
     out = output_paths(FLAGS.output, FLAGS.overwrite)
     run = saved.open_run(FLAGS.workdir)
     given = {name: FLAGS[name].value for name in CSV_FLAGS if FLAGS[name].present}
-    ds = load_new_data(run, FLAGS.dataset, FLAGS.split, FLAGS.data_dir, given)
+    ds = load_new_data(run, Path(FLAGS.workdir), FLAGS.dataset, FLAGS.split, FLAGS.data_dir, given)
     columns = predict(run, ds.x)
     write_outputs(out, columns)
     scores = common.score_text(common.label_metrics(ds.y, columns["label"])) if "label" in columns else "codes"
@@ -44,7 +44,7 @@ def main(argv):
     )
 
 
-def load_new_data(run: saved.SavedRun, dataset: str, split: str, data_dir, given: dict):
+def load_new_data(run: saved.SavedRun, workdir: Path, dataset: str, split: str, data_dir, given: dict):
     """The new rows, checked against what the run's model takes (features, image shape, a table's columns). A
     csv: table is read with the run's label_column, drop_columns and csv_encoding, each unless `given`."""
     trained_on = str(run.config.get("dataset", ""))
@@ -56,7 +56,7 @@ def load_new_data(run: saved.SavedRun, dataset: str, split: str, data_dir, given
     table = {**{name: run.config.get(name) for name in CSV_FLAGS}, **given} if dataset.startswith("csv:") else given
     cfg = common.RunConfig(
         "predict",
-        Path(FLAGS.workdir),
+        workdir,
         dataset=dataset,
         split=split,
         data_dir=data_dir,

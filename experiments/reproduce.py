@@ -25,8 +25,8 @@ from typing import NamedTuple
 
 from absl import flags, logging
 
-from experiments import cli, references
-from research import report
+from experiments import references
+from research import cli, report
 
 FLAGS = flags.FLAGS
 TABLES = ("dec_mnist", "dec_imbalanced", "dec_num_clusters", "manifold_mnist")

@@ -2,7 +2,7 @@
 traceback, nothing written outside the workdir and nothing of the user's changed (issue 22).
 
 The binary table runs each case as a user would (tests/binaries.py); a flag refusal happens when the flags are
-parsed, so a case costs about the import. The rest is checked in-process: the wrapper of experiments.cli, the
+parsed, so a case costs about the import. The rest is checked in-process: the wrapper of research.cli, the
 flag checks on a FlagValues of their own, and the library functions behind the data and numeric cases.
 """
 
@@ -18,8 +18,8 @@ import pytest
 from absl import flags
 from binaries import run
 
-from experiments import cli, common, stages
-from research import data
+from experiments import common, stages
+from research import cli, data
 from research.cluster import kmeans, minibatch_kmeans, spherical_kmeans
 from research.data import tabular
 

@@ -18,7 +18,7 @@ import math
 import os
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 
 FLAGS = flags.FLAGS
 USER_ERROR_EXIT = 2
@@ -53,7 +53,7 @@ def debugging() -> bool:
     """True when tracebacks of user errors are wanted: JAXCLUSTER_DEBUG set (not 0), or --verbosity >= 1."""
     if os.environ.get(DEBUG_ENV, "0") not in ("", "0"):
         return True
-    return FLAGS.is_parsed() and FLAGS["verbosity"].value >= 1
+    return logging.get_verbosity() >= 1  # absl's --verbosity, as it set the logging level
 
 
 def fail(message: str):
