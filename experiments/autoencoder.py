@@ -4,8 +4,9 @@ r"""Pretrains an autoencoder and saves it for later experiments (pretrain once, 
   python -m experiments.autoencoder --flagfile=experiments/configs/autoencoder_mnist.flags --seed=0
 
 Default workdir: checkpoints/autoencoder/<dataset>-<arch>[-<split>][-<augment>]-seed<seed>. Writes config.json,
-metrics.jsonl, ckpt/<stage>/ (Orbax; the same flags resume to the same bits), model/ (what --pretrained=<this
-workdir> reuses), results.json and plots/reconstructions.png. The stage itself lives in experiments/stages.py,
+metrics.jsonl (eval_loss on a held-out split with --eval_split), ckpt/<stage>/ (Orbax; the same flags resume to
+the same bits), model/ (what --pretrained=<this workdir> reuses), results.json and plots/reconstructions.png
+(loss.png with --eval_split, augment_preview.png with --augment). The stage itself lives in experiments/stages.py,
 shared with the binaries that pretrain first (their flags: --ae_arch, --ae_epochs, ...).
 """
 

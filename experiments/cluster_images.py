@@ -2,14 +2,20 @@ r"""Cluster a folder of your own images (PNG, JPEG, ... through Pillow) and sort
 
   python -m experiments.cluster_images --image_dir=~/Pictures/holiday --n_clusters=auto
   python -m experiments.cluster_images --image_dir=photos --color=rgb --features=pca --n_clusters=8 --copy
+  python -m experiments.cluster_images --image_dir=photos --features=autoencoder --ae_epochs=50 --n_clusters=8
+  python -m experiments.cluster_images --image_dir=photos --dataset=npy:features.npy --n_clusters=8
 
-Every image under --image_dir is decoded (Pillow), converted to gray or RGB, resized to a square and scaled to
-[0, 1] by its mode's range (8 bits, 16 bits, float; see load_image); undecodable files or unsupported modes are
-listed in results.json and skipped. Features: pixels, PCA or --pretrained codes; k-means or a GMM;
---n_clusters=auto keeps the K of best silhouette. Outputs in --output: assignments.csv and cluster_<k>/
-(symlinks, or copies with --copy) with a manifest; the originals are only read, and --overwrite removes only
-what an earlier run created and can prove it did (a link to the same target, a copy of the same hash); a file
-of yours where this run writes is refused by name. Details: docs/experiments.md#cluster_images.
+Every image under --image_dir is read by research.data.images (the loader of --dataset=images:<dir> too):
+decoded by Pillow, gray or RGB (--color), resized to --image_size squared, scaled to [0, 1] by its mode's range;
+undecodable files or unsupported modes are listed in results.json and skipped. Features: pixels, PCA, the codes
+of an autoencoder trained on the images first (--features=autoencoder, its --ae_* flags, the experiments.stages
+stage) or of a finished one (--pretrained), or your own rows, one per image in the loader's order, from
+--dataset (e.g. a backbone's outputs in a .npy). k-means or a GMM; --n_clusters=auto keeps the K of best
+silhouette (plots/choose_k.png). With class sub-folders (or labels in --dataset) ACC/NMI are reported.
+Outputs in --output: assignments.csv and cluster_<k>/ (symlinks, or copies with --copy) with a manifest; the
+originals are only read, and --overwrite removes only what an earlier run created and can prove it did (a link
+to the same target, a copy of the same hash); a file of yours where this run writes is refused by name.
+Details: docs/experiments.md#cluster_images.
 """
 
 from __future__ import annotations
@@ -30,17 +36,21 @@ import jax
 import numpy as np
 from absl import app, flags, logging
 
-from experiments import common, features
-from research import checks, plots
+from experiments import common, features, stages
+from research import checkpointing, checks, data, plots
 from research.cluster import gmm, kmeans, select
+from research.data import images
+from research.data.images import printable as _printable
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("image_dir", None, "The folder of images to cluster (only read, never changed).")
 flags.DEFINE_bool("recursive", True, "Also read the images in subfolders (symlinked folders are not followed).")
-flags.DEFINE_integer("image_size", 32, "Images are resized to image_size x image_size pixels.")
-flags.DEFINE_enum("color", "gray", ["gray", "rgb"], "Convert the images to gray (1 channel) or RGB (3).")
-flags.DEFINE_enum("features", "pixels", list(features.KINDS), "Raw pixels or PCA of them.")
-flags.DEFINE_integer("pca_components", 50, "--features=pca: number of components (at most the number of images).")
+common.read_images_whatever_dataset()  # --image_size and --color (experiments/common.py) apply to --image_dir
+features.define_flags(kinds=(*features.KINDS, "autoencoder"))
+stages.define_autoencoder_flags("ae_")
+common.cli.only_when(
+    [f"ae_{name}" for name in stages.FIELDS], "features", lambda k: k == "autoencoder", "with --features=autoencoder"
+)
 flags.DEFINE_enum("algorithm", "kmeans", ["kmeans", "gmm"], "k-means or a Gaussian mixture.")
 flags.DEFINE_string("covariance_type", "diag", "gmm: covariance type (full, diag, spherical, tied, as gmm.fit takes).")
 flags.DEFINE_string("n_clusters", "auto", "K, or 'auto': the K in [k_min, k_max] with the best silhouette.")
@@ -52,25 +62,28 @@ flags.DEFINE_alias("silhouette_sample", "silhouette_sample_size")  # the name of
 flags.DEFINE_string("output", None, "Folder for assignments.csv and cluster_<k>/. Default: the workdir.")
 flags.DEFINE_bool("copy", False, "Copy the images into cluster_<k>/ instead of symlinking them.")
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 MANIFEST = ".cluster_images_manifest.json"
 ASSIGNMENTS = "assignments.csv"
+AUTOENCODER = "autoencoder"  # the workdir's subfolder where --features=autoencoder trains its network
 # A run's own files when --output is the workdir: not "somebody else's" content.
-_WORKDIR_FILES = {"config.json", "results.json", "metrics.jsonl", "plots"}
+_WORKDIR_FILES = {"config.json", "results.json", "metrics.jsonl", "plots", AUTOENCODER}
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """What to read, how to cluster it and where the sorted folders go (the flags of the same names)."""
+    """What to read, how to cluster it and where the sorted folders go (the flags of the same names).
+
+    dataset: with --dataset given, the rows to cluster instead of the pixels, one per image file in
+    research.data.images' order (every file found, readable or not); None: the images' own pixels."""
 
     image_dir: Path
     output: Path  # default: the workdir
+    dataset: str | None = None
     recursive: bool = True
-    image_size: int = 32
+    image_size: int = images.DEFAULT_SIZE
     color: str = "gray"
-    features: str = "pixels"
-    pca_components: int = 50
-    pretrained: str | None = None
+    features: features.Config = dataclasses.field(default_factory=features.Config)
+    autoencoder: stages.AutoencoderConfig = dataclasses.field(default_factory=stages.AutoencoderConfig)
     algorithm: str = "kmeans"
     covariance_type: str = "diag"
     n_clusters: int | str = "auto"  # K, or "auto": the best silhouette in [k_min, k_max]
@@ -83,107 +96,7 @@ class Config:
 
     @property
     def image_shape(self) -> tuple:
-        return (self.image_size, self.image_size) + (() if self.color == "gray" else (3,))
-
-
-# ---------------------------------------------------------------------------
-# Reading
-
-
-def find_images(image_dir: Path, recursive: bool, skip_dirs=()) -> tuple[list[Path], int]:
-    """Image files under image_dir, sorted; and how many other (non-image) files were passed over."""
-    skip = {Path(d).resolve() for d in skip_dirs}
-    found, others = [], 0
-    for root, dirs, files in os.walk(image_dir):  # followlinks=False: no loops through symlinked folders
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (Path(root) / d).resolve() not in skip)
-        if not recursive:
-            dirs[:] = []
-        for name in files:
-            if name.startswith("."):
-                continue
-            if name.lower().endswith(IMAGE_EXTENSIONS):
-                found.append(Path(root) / name)
-            else:
-                others += 1
-    return sorted(found), others
-
-
-# Modes Pillow converts to L and RGB itself, all 8 bits per channel.
-_EIGHT_BIT_MODES = ("1", "L", "P", "RGB", "RGBA", "RGBX", "RGBa", "CMYK", "YCbCr", "LA", "PA", "HSV")
-_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
-
-
-def load_image(path: Path, size: int, color: str) -> np.ndarray:
-    """One image as float32 [size, size] (gray) or [size, size, 3] (rgb) in [0, 1]; raises on a bad file.
-
-    Scaled by the range of the image's own mode: 8-bit modes (1, L, P, RGB, RGBA, LA, PA, CMYK, YCbCr, HSV) by
-    255, 16-bit gray (I;16) by 65535, 32-bit integer gray (I) by 65535 when its values fit 16 bits (Pillow
-    decodes some 16-bit files as I), float gray (F) as it is when within [0, 1]; any other I or F image by its
-    own min and max, with a warning. Transparent pixels are laid on white. Other modes (LAB, La, ...) and NaN or
-    infinite pixels raise ValueError.
-    """
-    from PIL import Image, ImageOps
-
-    with Image.open(path) as im:
-        im.load()  # decode everything now: a truncated file fails here, not later
-        im = ImageOps.exif_transpose(im)
-        if im.mode in _EIGHT_BIT_MODES:
-            return _eight_bit(im, size, color)
-        if im.mode not in _SIXTEEN_BIT_MODES + ("I", "F"):
-            raise ValueError(
-                f"{path}: images of mode {im.mode} are not supported; convert it to 8-bit RGB or gray, "
-                "16-bit gray or float gray first."
-            )
-        gray = _unit_range(np.asarray(im), im.mode, path)
-    small = Image.fromarray(gray).resize((size, size), Image.Resampling.LANCZOS, reducing_gap=3.0)
-    gray = np.clip(np.asarray(small, np.float32), 0.0, 1.0)  # Lanczos overshoots at sharp edges
-    return gray if color == "gray" else np.repeat(gray[..., None], 3, axis=-1)
-
-
-def _eight_bit(im, size: int, color: str) -> np.ndarray:
-    """An 8-bit Pillow image as float32 [size, size(, 3)] in [0, 1], transparency laid on white."""
-    from PIL import Image
-
-    if im.mode in ("RGBA", "RGBa", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-        im = im.convert("RGBA")
-        im = Image.alpha_composite(Image.new("RGBA", im.size, (255, 255, 255, 255)), im)
-    im = im.convert("L" if color == "gray" else "RGB")
-    im = im.resize((size, size), Image.Resampling.LANCZOS, reducing_gap=3.0)
-    return np.asarray(im, np.float32) / 255.0
-
-
-def _unit_range(a: np.ndarray, mode: str, path) -> np.ndarray:
-    """A one-channel 16-bit, 32-bit integer or float image as float32 in [0, 1] (the rule of load_image)."""
-    a = a.astype(np.float64)
-    if not np.isfinite(a).all():
-        raise ValueError(f"{path}: the {mode} image has NaN or infinite pixels; only finite images can be read.")
-    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
-    if mode in _SIXTEEN_BIT_MODES or (mode == "I" and lo >= 0 and hi <= 65535):
-        return (a / 65535).astype(np.float32)
-    if mode == "F" and lo >= 0 and hi <= 1:
-        return a.astype(np.float32)
-    logging.warning(
-        "%s: %s pixels span [%g, %g], outside its mode's range; scaled by their own min and max",
-        _printable(path),
-        mode,
-        lo,
-        hi,
-    )
-    return ((a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)).astype(np.float32)
-
-
-def load_folder(paths, size: int, color: str):
-    """(x [n, d] float32, the paths read, [{"path", "error"}] for the files that could not be)."""
-    rows, ok, bad = [], [], []
-    for p in paths:
-        try:
-            rows.append(load_image(p, size, color).reshape(-1))
-            ok.append(p)
-        except Exception as e:  # noqa: BLE001 - any decoder failure on a user's file means "skip it", not "crash"
-            bad.append({"path": str(p), "error": f"{type(e).__name__}: {e}"})
-            logging.warning("skipping unreadable image %s (%s: %s)", _printable(p), type(e).__name__, _printable(e))
-    d = size * size * (1 if color == "gray" else 3)
-    return (np.stack(rows) if rows else np.zeros((0, d), np.float32)), ok, bad
+        return images.image_shape(self.image_size, self.color)
 
 
 # ---------------------------------------------------------------------------
@@ -466,14 +379,6 @@ def write_outputs(out: Path, image_dir: Path, paths, labels, *, copy: bool, over
     return {"removed_previous": len(removed), "kept_previous": kept}
 
 
-def _printable(s) -> str:
-    """str(s) with each byte of a non-UTF-8 file name shown as \\xNN (for logs, messages, titles and stdout)."""
-    try:
-        return os.fsencode(str(s)).decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:  # a lone surrogate that no file name decodes to
-        return str(s).encode("utf-8", "backslashreplace").decode("utf-8")
-
-
 # ---------------------------------------------------------------------------
 
 
@@ -488,52 +393,105 @@ def parse_n_clusters(value: str):
 
 def main(argv):
     del argv
-    for name in ("dataset", "split", "data_dir", "label_column", "drop_columns", "csv_encoding"):
-        if FLAGS[name].present:
-            raise app.UsageError(f"--{name} is not used by cluster_images: it reads the images in --image_dir.")
+    if FLAGS.min_retention is not None:
+        raise app.UsageError("--min_retention is not used by cluster_images: every image in --image_dir is sorted.")
     if not FLAGS.image_dir:
         raise app.UsageError("--image_dir is required: the folder of images to cluster.")
     image_dir = Path(FLAGS.image_dir).expanduser()
     if not image_dir.is_dir():
         raise ValueError(f"--image_dir={FLAGS.image_dir}: no such folder.")
+    given = FLAGS["dataset"].present  # else the images themselves are the data
     run = common.run_config("cluster_images")
-    if FLAGS.workdir is None:  # named after the image folder, not the (unused) --dataset
-        wd = common.default_workdir("cluster_images", image_dir.name, run.seed)
-        run = dataclasses.replace(run, workdir=wd, flags={**run.flags, "workdir": str(wd)})
+    dataset = run.dataset if given else f"images:{image_dir.resolve()}"
+    wd = run.workdir if FLAGS.workdir else common.default_workdir("cluster_images", image_dir.name, run.seed)
+    run = dataclasses.replace(
+        run, dataset=dataset, workdir=wd, flags={**run.flags, "dataset": dataset, "workdir": str(wd)}
+    )
     output = Path(FLAGS.output).expanduser() if FLAGS.output else run.workdir
     cfg = common.config_from_flags(
-        Config, image_dir=image_dir, output=output, n_clusters=parse_n_clusters(FLAGS.n_clusters)
+        Config,
+        image_dir=image_dir,
+        output=output,
+        dataset=dataset if given else None,
+        features=features.config_from_flags(),
+        autoencoder=stages.autoencoder_config("ae_"),
+        n_clusters=parse_n_clusters(FLAGS.n_clusters),
     )
-    checks.check_positive_int(cfg.image_size, "--image_size")
     if cfg.n_clusters == "auto" and not 2 <= cfg.k_min <= cfg.k_max:
         raise ValueError(f"need 2 <= --k_min <= --k_max, got k_min={cfg.k_min}, k_max={cfg.k_max}.")
     sort_images(run, cfg)
 
 
+def read_rows(run: common.RunConfig, cfg: Config, paths):
+    """What to cluster and what to draw: (rows [n, d], the paths of the rows, labels [n] or None, image_shape of
+    the rows or None, pixels of the readable images [m, size*size(*3)], their indices among the rows, the
+    unreadable files). The rows are the readable images' pixels, or with cfg.dataset that dataset's rows, one per
+    image file found (unreadable ones included), checked to be as many as the files."""
+    pixels, read, unreadable = images.load_folder(paths, cfg.image_size, cfg.color)
+    if cfg.dataset is None:
+        y, _ = images.labels_from_folders(read, cfg.image_dir)
+        return pixels, read, y, cfg.image_shape, pixels, np.arange(len(read)), unreadable
+    ds = run.load()
+    if len(ds.x) != len(paths):
+        raise ValueError(
+            f"--dataset={cfg.dataset} has {len(ds.x)} rows but --image_dir holds {len(paths)} image files; it needs "
+            "one row per image file, in the order of research.data.images.find_images (sorted relative paths, "
+            "compared folder by folder; docs/data.md#folders-of-images)."
+        )
+    y = ds.y if ds.y is not None else images.labels_from_folders(paths, cfg.image_dir)[0]
+    index = {p: i for i, p in enumerate(paths)}
+    shown = np.array([index[p] for p in read], np.int64)
+    return ds.x, paths, y, ds.image_shape, pixels, shown, unreadable
+
+
+def codes_of_autoencoder(run: common.RunConfig, cfg: Config, rows, y, image_shape) -> features.Config:
+    """--features=autoencoder: trains the autoencoder of cfg.autoencoder on the rows into <workdir>/autoencoder
+    (the experiments.stages stage; reused there when one with these settings and inputs is finished) and returns
+    the features Config that extracts its codes."""
+    ae_dir = run.workdir / AUTOENCODER
+    model_dir = ae_dir / "model"
+    if model_dir.is_dir():  # one of other inputs (another --image_size, --color or --dataset) is no use
+        spec = checkpointing.load_config(model_dir)
+        if spec.get("input_dim") != rows.shape[1] or spec.get("dataset") != run.dataset:
+            if not run.overwrite:
+                raise ValueError(
+                    f"{ae_dir} holds an autoencoder trained on other inputs ({spec.get('dataset')}, "
+                    f"{spec.get('input_dim')} features); pass --overwrite to replace it, or use another --workdir."
+                )
+            common.remove_run_outputs(ae_dir)
+    ds = data.Dataset(rows, y, image_shape, run.dataset)
+    stages.obtain_autoencoder(run, ds, cfg.autoencoder)
+    return dataclasses.replace(cfg.features, pretrained=str(ae_dir))
+
+
 def sort_images(run: common.RunConfig, cfg: Config) -> None:
     """Reads cfg.image_dir, clusters the images and sorts them into cfg.output; writes the run's outputs."""
-    if cfg.pretrained:  # fails now, before anything is written
-        features.load_encoder(cfg.pretrained, input_dim=int(np.prod(cfg.image_shape)))
+    if cfg.features.kind == "pretrained" and cfg.dataset is None:  # fails now, before anything is written
+        features.load_encoder(cfg.features.pretrained, input_dim=int(np.prod(cfg.image_shape)))
     image_dir, out, wd = cfg.image_dir, cfg.output, run.workdir
     if out.resolve() == image_dir.resolve():
         raise ValueError("--output must not be the image folder itself; the originals' folder is only read.")
     check_output(out, _WORKDIR_FILES if out.resolve() == wd.resolve() else (), cfg.overwrite)
-    paths, n_other = find_images(image_dir, cfg.recursive, skip_dirs=(out, wd))
+    paths, n_other = images.find_images(image_dir, cfg.recursive, skip_dirs=(out, wd))
     check_names_free(out, [link_name(p, image_dir) for p in paths])
     common.prepare_workdir(run)
 
-    x, paths, unreadable = load_folder(paths, cfg.image_size, cfg.color)
-    logging.info("%d images read, %d unreadable, %d other files ignored", len(paths), len(unreadable), n_other)
-    if len(paths) < 2:
-        raise ValueError(f"{image_dir}: {len(paths)} readable images; clustering needs at least 2.")
-    (z,), info = features.compute(
-        cfg.features, x, pca_components=cfg.pca_components, pretrained=cfg.pretrained, key=run.key()
-    )
+    rows, paths, y, row_shape, pixels, shown, unreadable = read_rows(run, cfg, paths)
+    logging.info("%d images read, %d unreadable, %d other files ignored", len(pixels), len(unreadable), n_other)
+    if len(rows) < 2:
+        raise ValueError(f"{_printable(image_dir)}: {len(rows)} readable images; clustering needs at least 2.")
+    fcfg = cfg.features
+    if fcfg.kind == "autoencoder":
+        fcfg = codes_of_autoencoder(run, cfg, rows, y, row_shape)
+    (z,), _, info = features.extract(fcfg, run.key(), rows, dataset=run.dataset)
 
     key = run.key()
     scores = None
     if cfg.n_clusters == "auto":
         k, labels, scores = choose_k(key, z, cfg, run.seed)
+        plot_silhouettes(
+            scores, k, wd / "plots" / "choose_k.png", f"{_printable(image_dir.name)}, {features.name(fcfg)}"
+        )
     else:
         k = checks.check_n_clusters(cfg.n_clusters, len(z), "--n_clusters")
         labels = cluster(key, z, k, cfg)
@@ -541,15 +499,17 @@ def sort_images(run: common.RunConfig, cfg: Config) -> None:
     sizes = np.bincount(labels)
     written = write_outputs(out, image_dir, paths, labels, copy=cfg.copy, overwrite=cfg.overwrite)
 
-    plots.cluster_grid(
-        x,
-        labels,
-        cfg.image_shape,
-        wd / "plots" / "clusters.png",
-        seed=run.seed,
-        cmap="gray",
-        title=f"{cfg.algorithm}, {_printable(image_dir.name)}, K={len(sizes)}",
-    )
+    if len(shown):
+        plots.cluster_grid(
+            pixels,
+            labels[shown],
+            cfg.image_shape,
+            wd / "plots" / "clusters.png",
+            seed=run.seed,
+            cmap="gray",
+            y_n=None if y is None else y[shown],
+            title=f"{cfg.algorithm}, {_printable(image_dir.name)}, {features.name(fcfg)}, K={len(sizes)}",
+        )
     sil = silhouette_or_none(z, labels, cfg, run.seed)
     results = {
         "image_dir": str(image_dir.resolve()),
@@ -559,24 +519,33 @@ def sort_images(run: common.RunConfig, cfg: Config) -> None:
         "unreadable": unreadable,
         "n_ignored_other_files": n_other,
         "image_shape": cfg.image_shape,
-        "features": "pretrained" if cfg.pretrained else cfg.features,
-        "n_features": int(z.shape[1]),
+        **({"dataset": cfg.dataset} if cfg.dataset else {}),
+        **info,
         "algorithm": cfg.algorithm,
         "n_clusters": len(sizes),
         "cluster_sizes": sizes,
         "silhouette": sil,
         "silhouette_by_k": scores,
+        **common.label_metrics(y, labels),
         "linked": "copy" if cfg.copy else "symlink",
         "seed": run.seed,
-        **info,
         **written,
     }
+    scored = f" {common.score_text(results)}" if y is not None else ""
     common.finish(
         run,
         results,
         f"cluster_images {_printable(image_dir.name)}: {len(paths)} images ({len(unreadable)} unreadable) "
-        f"-> K={len(sizes)} sizes {sizes.tolist()} silhouette={'n/a' if sil is None else f'{sil:.3f}'} -> {_printable(out)}",
+        f"-> K={len(sizes)} sizes {sizes.tolist()} silhouette={'n/a' if sil is None else f'{sil:.3f}'}{scored} "
+        f"-> {_printable(out)}",
     )
+
+
+def plot_silhouettes(scores: dict, k: int, path: Path, what: str) -> None:
+    """plots/choose_k.png of --n_clusters=auto: the mean silhouette by K (NaN where undefined), the K kept named."""
+    ks = sorted(scores)
+    values = [np.nan if scores[j] is None else scores[j] for j in ks]
+    plots.k_curves(ks, {"mean silhouette": values}, path, title=f"{what}: K={k} has the best silhouette")
 
 
 if __name__ == "__main__":

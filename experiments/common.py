@@ -6,7 +6,7 @@ Everything below main() takes those configs, never FLAGS:
 
     run = common.run_config("kmeans")
     wd = common.prepare_workdir(run)          # config.json; refuses a finished run without --overwrite
-    ds = common.load_dataset(run)
+    ds = common.load_dataset(run)             # and plots/preview.png when the data are images
     ...                                       # fit with run.key()
     common.finish(run, results, summary)      # results.json and the one summary line
 
@@ -28,6 +28,7 @@ import numpy as np
 from absl import flags, logging
 
 from research import checkpointing, cli, data, metrics, plots, runlog
+from research.data import images, tabular
 
 FLAGS = flags.FLAGS
 run_main = cli.run_main
@@ -36,7 +37,9 @@ flags.DEFINE_string(
     "dataset",
     "digits",
     "Dataset: mnist, fashion_mnist, kmnist, usps, cifar10, stl10, 20newsgroups (downloaded once, checksummed, "
-    "cached; docs/data.md), digits, idx:<dir>, npy:<path> or csv:<path>. digits is bundled and works offline.",
+    "cached; docs/data.md), digits, idx:<dir>, npy:<path>, csv:<path> or images:<dir> (a folder of PNG/JPEG/... "
+    "files, labels from its class sub-folders). digits is bundled and works offline; blobs (synthetic "
+    "Gaussian blobs) is drawn as the --blobs_* flags say.",
 )
 flags.DEFINE_string(
     "data_dir",
@@ -53,7 +56,33 @@ flags.DEFINE_list("drop_columns", [], "csv: identifier columns that must not bec
 flags.DEFINE_string(
     "csv_encoding", "utf-8", "csv: the file's text encoding (e.g. latin-1, cp1252); nothing is guessed."
 )
+flags.DEFINE_integer(
+    "image_size",
+    images.DEFAULT_SIZE,
+    "images:<dir> (and cluster_images): every image is resized to image_size x image_size pixels.",
+)
+flags.DEFINE_enum(
+    "color",
+    "gray",
+    list(images.COLORS),
+    "images:<dir> (and cluster_images): convert the images to gray (1 channel, image shape (H, W)) or RGB (3).",
+)
+cli.at_least("image_size", 1)
+_IMAGES_WHATEVER_DATASET = []  # holds True in a binary that reads images whatever --dataset is (cluster_images)
+cli.only_when(
+    ["image_size", "color"],
+    "dataset",
+    lambda d: bool(_IMAGES_WHATEVER_DATASET) or str(d).startswith("images:"),
+    "with --dataset=images:<dir>",
+)
 flags.DEFINE_bool("overwrite", False, "Replace the outputs of a finished run in --workdir.")
+flags.DEFINE_integer(
+    "num_devices",
+    None,
+    "Training (autoencoder, DEC, IDEC): the devices each batch is split over, data-parallel (the first N visible "
+    "ones; --batch_size stays the global batch). Default: all visible devices. docs/scaling.md.",
+)
+cli.at_least("num_devices", 1)
 flags.DEFINE_float(
     "min_retention",
     None,
@@ -61,6 +90,19 @@ flags.DEFINE_float(
     "r + (1 - r) k / (C - 1), r this value; the draw depends on --seed only. Default: all samples.",
 )
 cli.check("min_retention", lambda r: 0 < r <= 1, "must be in (0, 1]: the retention rate of the smallest class")
+flags.DEFINE_integer("blobs_n_samples", 500, "blobs: the number of points, shared out evenly among the blobs.")
+flags.DEFINE_integer("blobs_centers", 3, "blobs: the number of Gaussian blobs (the true classes).")
+flags.DEFINE_float("blobs_cluster_std", 1.0, "blobs: each blob's standard deviation; centres lie in [-10, 10]^dim.")
+flags.DEFINE_integer("blobs_dim", 2, "blobs: the number of features (2 draws in the plane).")
+flags.DEFINE_integer(
+    "blobs_seed", 0, "blobs: the seed of the draw, apart from --seed: runs of several seeds cluster the same points."
+)
+for _name in ("blobs_n_samples", "blobs_centers", "blobs_dim"):
+    cli.at_least(_name, 1)
+cli.at_least("blobs_seed", 0)
+cli.positive_finite("blobs_cluster_std")
+BLOBS_FLAGS = ("blobs_n_samples", "blobs_centers", "blobs_cluster_std", "blobs_dim", "blobs_seed")  # data.Blobs order
+cli.only_when(list(BLOBS_FLAGS), "dataset", lambda name: name == "blobs", "with --dataset=blobs")
 
 # What the runs of the binaries write into their workdir, and so what --overwrite may remove (nothing else).
 RUN_OUTPUTS = (
@@ -68,11 +110,19 @@ RUN_OUTPUTS = (
     "config.json",
     "metrics.jsonl",
     "labels.npy",
+    "kmeans_history.npy",
+    tabular.STATE_FILE,
     "embedding.npy",
     "winners.npy",
     "decision_scores.npy",
 )
 RUN_FOLDERS = ("ckpt", "model", "train_ckpt", "tensorboard")
+
+
+def read_images_whatever_dataset() -> None:
+    """Call at the import of a binary that reads images whatever --dataset is (cluster_images, from --image_dir):
+    its --image_size and --color then always apply instead of only with --dataset=images:<dir>."""
+    _IMAGES_WHATEVER_DATASET.append(True)
 
 
 def validate_n_clusters_flag() -> None:
@@ -101,8 +151,12 @@ class RunConfig:
     label_column: str | None = None
     drop_columns: tuple[str, ...] = ()
     csv_encoding: str = "utf-8"
+    image_size: int = images.DEFAULT_SIZE
+    color: str = "gray"
     min_retention: float | None = None
+    blobs: data.Blobs | None = None  # --dataset=blobs: its --blobs_* flags (None: the defaults)
     overwrite: bool = False
+    num_devices: int | None = None  # training's data-parallel devices (None: all visible)
     flags: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
     def key(self):
@@ -118,7 +172,13 @@ class RunConfig:
             label_column=self.label_column,
             drop_columns=self.drop_columns,
             csv_encoding=self.csv_encoding,
+            **self.image_options(),
+            blobs=self.blobs,
         )
+
+    def image_options(self) -> dict:
+        """data.load's image_size and color for an images:<dir> dataset; nothing for the others."""
+        return {"image_size": self.image_size, "color": self.color} if self.dataset.startswith("images:") else {}
 
 
 def dataset_tag(name: str) -> str:
@@ -152,6 +212,11 @@ def experiment_flags(values: flags.FlagValues) -> dict:
 
 def run_config(experiment: str, variant: str = "") -> RunConfig:
     """The shared flags as a RunConfig (call from main() only). Workdir: --workdir, else the default one."""
+    if FLAGS.num_devices is not None and FLAGS.num_devices > jax.device_count():
+        raise ValueError(
+            f"--num_devices={FLAGS.num_devices}, but {jax.device_count()} devices are visible: give at most that many "
+            "(default: all of them)."
+        )
     wd = (
         Path(FLAGS.workdir)
         if FLAGS.workdir
@@ -167,8 +232,12 @@ def run_config(experiment: str, variant: str = "") -> RunConfig:
         label_column=FLAGS.label_column,
         drop_columns=tuple(FLAGS.drop_columns),
         csv_encoding=FLAGS.csv_encoding,
+        image_size=FLAGS.image_size,
+        color=FLAGS.color,
         min_retention=FLAGS.min_retention,
+        blobs=data.Blobs(*(FLAGS[name].value for name in BLOBS_FLAGS)) if FLAGS.dataset == "blobs" else None,
         overwrite=FLAGS.overwrite,
+        num_devices=FLAGS.num_devices,
         flags=experiment_flags(FLAGS),
     )
 
@@ -217,7 +286,7 @@ def _other_settings(wd: Path, run: RunConfig) -> bool:
     except ValueError:
         return True  # unreadable: nothing to resume from
     current = {"experiment": run.experiment, **run.flags}
-    ignored = ("overwrite", "workdir", "tensorboard")
+    ignored = ("overwrite", "workdir", "tensorboard", "num_devices")
     return {k: v for k, v in stored.items() if k not in ignored} != {
         k: v for k, v in current.items() if k not in ignored
     }
@@ -250,11 +319,29 @@ def load_dataset(run: RunConfig, mmap: bool = False) -> data.Dataset:
         drop_columns=run.drop_columns,
         csv_encoding=run.csv_encoding,
         mmap=mmap,
+        **run.image_options(),
+        blobs=run.blobs,
     )
     if run.min_retention is not None:
         ds = data.imbalanced(ds, run.min_retention, seed=run.seed)
+    if ds.table is not None and run.workdir.is_dir():  # what predicting on new tables needs (experiments.predict)
+        runlog.write_json(run.workdir / tabular.STATE_FILE, ds.table)
+    if ds.image_shape is not None:
+        save_preview(run, ds)
     logging.info("dataset %s/%s: x %s, labels %s", ds.name, run.split, ds.x.shape, ds.y is not None)
     return ds
+
+
+def save_preview(run: RunConfig, ds: data.Dataset) -> None:
+    """plots/preview.png in the run's workdir: 10 x 10 images of the dataset drawn at random (--seed)."""
+    n = min(100, len(ds.x))
+    plots.image_preview(
+        ds.x,
+        ds.image_shape,
+        run.workdir / "plots" / "preview.png",
+        seed=run.seed,
+        title=f"{ds.name}/{run.split}: {n} random samples of {len(ds.x)}",
+    )
 
 
 def label_metrics(y, labels) -> dict:
@@ -317,10 +404,12 @@ def score_text(results: dict) -> str:
 
 
 def finish(run: RunConfig, results: dict, summary: str) -> None:
-    """Writes results.json (with the process's wall time and the versions) and prints the run's one summary line."""
+    """Writes results.json (with the process's wall time, the devices and processes it ran on and the versions)
+    and prints the run's one summary line."""
     wd = run.workdir
     wall = round(time.perf_counter() - _STARTED, 1)
+    where = {"n_devices": jax.device_count(), "n_processes": jax.process_count()}
     runlog.write_json(
-        wd / "results.json", {**results, "wall_seconds_this_invocation": wall, "versions": runlog.versions()}
+        wd / "results.json", {**results, "wall_seconds_this_invocation": wall, **where, "versions": runlog.versions()}
     )
     print(summary, flush=True)

@@ -20,7 +20,7 @@ import numpy as np
 from absl import flags
 
 from experiments import common, features, stages  # noqa: F401 (features defines --pretrained)
-from research import data, plots, runlog
+from research import data, metrics, plots, runlog
 from research.deep import dec, pretrain
 
 FLAGS = flags.FLAGS
@@ -44,6 +44,13 @@ flags.DEFINE_float("augment_shift", 0.1, "--augment=affine: largest move, as a f
 flags.DEFINE_float("augment_rotation", 10.0, "--augment=affine: largest rotation, in degrees.")
 flags.DEFINE_integer("checkpoint_updates", 5, "Target updates between checkpoints.")
 flags.DEFINE_float("validation_fraction", 0.0, "Hold out this fraction of the samples to measure G (0: none).")
+flags.DEFINE_integer(
+    "snapshot_every",
+    5,
+    "Target updates between the panels of plots/dec_snapshots.png (PCA of the same 3000 codes, before any DEC step, "
+    "then every N updates and at the end; 0: none). It keeps codes each update computes anyway (12 KB per panel and "
+    "latent dimension, in dec_snapshots.npz) and draws once at the end (about a second): no extra encoding.",
+)
 common.cli.positive_finite("alpha")
 common.cli.at_least("update_interval", 1)
 common.cli.positive_finite("tol", allow_zero=True)
@@ -57,6 +64,7 @@ common.cli.positive_finite("augment_shift", allow_zero=True)
 common.cli.positive_finite("augment_rotation", allow_zero=True)
 common.cli.at_least("checkpoint_updates", 1)
 common.cli.fraction("validation_fraction", "0: none")
+common.cli.at_least("snapshot_every", 0)
 # The pretraining stage's flags are --ae_*; DEC's own lost their --dec_ prefix. The names of the last release
 # that clash with nothing still work, as aliases, for one more release.
 CLASH = {"optimizer", "learning_rate", "momentum", "batch_size", "augment", "augment_shift", "augment_rotation"}
@@ -90,6 +98,7 @@ def main(argv):
         gamma=FLAGS.gamma if idec else None,
         frozen=mode == "frozen",
         n_init=FLAGS.n_init,
+        devices=run.num_devices,
         checkpoint_every=FLAGS.checkpoint_updates,
     )
     wd = common.prepare_workdir(run)
@@ -102,17 +111,33 @@ def main(argv):
     k = common.n_clusters(ds, FLAGS.n_clusters)
     cfg = cfg._replace(n_clusters=k, loss=spec["loss"], augment=aug)
     mode += "-da" if aug is not None else ""
-    results = train_and_evaluate(run, cfg, ds, val, model, ae_params, spec, mode, FLAGS.pretrained, FLAGS.tensorboard)
+    results = train_and_evaluate(
+        run, cfg, ds, val, model, ae_params, spec, mode, FLAGS.pretrained, FLAGS.tensorboard, FLAGS.snapshot_every
+    )
     summary = f"{run.experiment} {ds.name}/{run.split} K={k} ({mode}): {common.score_text(results)}"
     common.finish(run, results, f"{summary} after {results['n_iter']} steps -> {wd}")
 
 
 def train_and_evaluate(
-    run, cfg: dec.DECConfig, ds, val, model, ae_params, spec, mode: str, pretrained, tensorboard: bool = False
+    run,
+    cfg: dec.DECConfig,
+    ds,
+    val,
+    model,
+    ae_params,
+    spec,
+    mode: str,
+    pretrained,
+    tensorboard: bool = False,
+    snapshot_every: int = 0,
 ) -> dict:
     """DEC's clustering stage on ds from the autoencoder (model, ae_params); writes the workdir's outputs (with
-    `tensorboard`, its rows as event files in <workdir>/tensorboard/ too)."""
+    `tensorboard`, its rows as event files in <workdir>/tensorboard/ too; with `snapshot_every`, the panels of
+    plots/dec_snapshots.png, kept in <workdir>/dec_snapshots.npz as they are taken, so a resumed run has them)."""
     wd = run.workdir
+    snaps = None
+    if snapshot_every:
+        snaps = dec.Snapshots(len(ds.x), snapshot_every, seed=run.seed, path=wd / "dec_snapshots.npz")
     t0 = time.perf_counter()
     res = dec.fit(
         jax.random.fold_in(run.key(), 1),
@@ -124,6 +149,7 @@ def train_and_evaluate(
         workdir=wd,
         config={**run.flags, "autoencoder": spec},
         log=runlog.MetricsLog(wd, tensorboard=tensorboard),
+        on_update=snaps,
     )
     results = {"fit_seconds_this_invocation": time.perf_counter() - t0}
     np.save(wd / "embedding.npy", res.embedding)
@@ -135,6 +161,10 @@ def train_and_evaluate(
     )
     results |= common.save_clustering(run, ds, res.labels, params, config, title)
     _figures(wd, res, title, run.seed)
+    if snaps is not None and snaps.panels:
+        t1 = time.perf_counter()
+        results["snapshot_panels"] = _snapshots(wd, snaps, ds.y, cfg.frozen, title)
+        results["snapshot_seconds"] = round(time.perf_counter() - t1, 2)
     results |= {
         "n_clusters": cfg.n_clusters,
         "mode": mode,
@@ -159,6 +189,32 @@ def _figures(wd, res: dec.DECResult, title: str, seed: int) -> None:
     plots.embedding_pca(
         res.embedding, res.labels, wd / "plots" / "embedding.png", centroids_kd=centroids, title=title, seed=seed
     )
+
+
+def _snapshots(wd, snaps: dec.Snapshots, y, frozen: bool, title: str) -> int:
+    """plots/dec_snapshots.png from the recorded panels; the projected points join dec_snapshots.npz. Coloured
+    by the true classes when known, else (and when frozen: only the centroids move) by each update's clusters.
+    Returns the number of panels recorded."""
+    points, centres = snaps.project()
+    a = snaps.arrays()
+    by_class = y is not None and not frozen
+    # A run resumed with snapshots that its first invocation did not take has no pre-DEC panel.
+    basis = "the pre-DEC ones" if a["steps"][0] == 0 else f"those at step {a['steps'][0]}"
+    names = []
+    for step, update, labels in zip(a["steps"], a["updates"], a["labels"]):
+        acc = f", ACC {metrics.acc(y[snaps.index], labels):.3f}" if y is not None else ""
+        names.append(f"update {update} (step {step}){acc}")
+    plots.embedding_snapshots(
+        points,
+        y[snaps.index] if by_class else a["labels"],
+        names,
+        wd / "plots" / "dec_snapshots.png",
+        centroids_pk2=centres,
+        legend_title="class" if by_class else "cluster",
+        title=f"{title}: {len(snaps.index)} codes on the first two principal axes of {basis} (x: centroids)",
+    )
+    snaps.save(snaps.path, points=points, centroid_points=centres)
+    return len(points)
 
 
 if __name__ == "__main__":

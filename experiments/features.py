@@ -46,14 +46,17 @@ class Config:
     pretrained: str | None = None
 
 
-def define_flags(flag_values=FLAGS) -> None:
+def define_flags(flag_values=FLAGS, kinds=KINDS) -> None:
     """Defines --features and --pca_components (call once, at a clustering or embedding binary's import); the
-    combinations of them and --pretrained that would leave one unused are refused when the flags are parsed."""
+    combinations of them and --pretrained that would leave one unused are refused when the flags are parsed.
+    `kinds`: KINDS, plus "autoencoder" in a binary that trains one itself (cluster_images; the codes of the
+    encoder it trained are then extracted as Config("autoencoder", pretrained=<its workdir>))."""
+    trains = " or autoencoder (the codes of an autoencoder trained on them first)" if "autoencoder" in kinds else ""
     flags.DEFINE_enum(
         "features",
         None,
-        list(KINDS),
-        "What to cluster: pixels (the rows as loaded) or pca (their --pca_components principal components). "
+        list(kinds),
+        f"What to cluster: pixels (the rows as loaded), pca (their --pca_components principal components){trains}. "
         "Default: the codes of --pretrained when it is given, pca when --pca_components is, else pixels.",
         flag_values=flag_values,
     )
@@ -76,7 +79,7 @@ def _one_source(values) -> bool:
         raise flags.ValidationError(
             f"{given} does not apply to the codes of --pretrained; drop it to cluster the codes, or drop --pretrained"
         )
-    if kind == "pixels" and n is not None:
+    if kind not in (None, "pca") and n is not None:
         raise flags.ValidationError("--pca_components applies only with --features=pca; drop one of the two")
     return True
 
@@ -91,13 +94,15 @@ def config_from_flags(flag_values=FLAGS) -> Config:
 
 def name(cfg: Config) -> str:
     """A short name of the features for titles: "pixels", "PCA-50" or "autoencoder codes"."""
-    return {"pixels": "pixels", "pca": f"PCA-{cfg.pca_components}", "pretrained": "autoencoder codes"}[cfg.kind]
+    names = {"pixels": "pixels", "pca": f"PCA-{cfg.pca_components}", "pretrained": "autoencoder codes"}
+    return names.get(cfg.kind, f"{cfg.kind} codes")
 
 
 def describe(cfg: Config, dim: int) -> dict:
     """The results.json entries that say what was clustered, in every binary's words: `features` (the kind),
     `n_features` (their dimension) and `pca_components` or the encoder's workdir, `pretrained`."""
     extra = {"pca": {"pca_components": cfg.pca_components}, "pretrained": {"pretrained": str(cfg.pretrained)}}
+    extra["autoencoder"] = extra["pretrained"]
     return {"features": cfg.kind, "n_features": int(dim), **extra.get(cfg.kind, {})}
 
 
@@ -109,7 +114,7 @@ def extract(cfg: Config, key, fit_x, *others, dataset: str | None = None):
     randomized PCA solver only; `dataset` names the data for the warning about an encoder trained on other data.
     """
     xs = (fit_x, *others)
-    if cfg.kind == "pretrained":
+    if cfg.kind in ("pretrained", "autoencoder"):  # autoencoder: one the binary trained into cfg.pretrained
         model, params, _ = load_encoder(cfg.pretrained, input_dim=np.shape(fit_x)[1], dataset=dataset)
         out, kept, info = [pretrain.encode(model, params, x) for x in xs], {}, {}
     elif cfg.kind == "pca":
@@ -154,30 +159,46 @@ def compute(kind: str, fit_x, *others, key=None, pca_components: int = DEFAULT_P
     given, takes precedence over kind (the binaries of `define_flags` refuse both at once). The info holds the
     PCA's entries or the encoder's workdir; `extract` also describes the features.
     """
+    out, _, info = _extract_kind(kind, key, fit_x, *others, pca_components=pca_components, pretrained=pretrained)
+    return out, info
+
+
+def _extract_kind(kind: str, key, *xs, pca_components: int, pretrained):
+    """`extract` by kind (`pretrained` taking precedence), with `compute`'s info: (outputs, params, info)."""
     cfg = Config("pretrained", pretrained=str(pretrained)) if pretrained else Config(kind, pca_components)
-    out, _, info = extract(cfg, key, fit_x, *others)
-    return out, {k: info[k] for k in ("pca_explained_variance", "pca_seconds", "pretrained") if k in info}
+    out, kept, info = extract(cfg, key, *xs)
+    return out, kept, {k: info[k] for k in ("pca_explained_variance", "pca_seconds", "pretrained") if k in info}
+
+
+def standardization(fit_z) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, scale) [D] float64 of fit_z's columns; a constant column's scale is 1 (it is only centred)."""
+    std = fit_z.std(axis=0, dtype=np.float64)
+    return fit_z.mean(axis=0, dtype=np.float64), np.where(std > 0, std, 1.0)
 
 
 def standardize(fit_z, *others):
     """Scales every column to zero mean and unit variance with fit_z's statistics (constant columns: centred)."""
-    mean = fit_z.mean(axis=0, dtype=np.float64)
-    std = fit_z.std(axis=0, dtype=np.float64)
-    std = np.where(std > 0, std, 1.0)
-    return [((z - mean) / std).astype(np.float32) for z in (fit_z, *others)]
+    mean, scale = standardization(fit_z)
+    return [((z - mean) / scale).astype(np.float32) for z in (fit_z, *others)]
 
 
 def train_test(
     kind: str, train, test, *, key=None, pca_components=50, pretrained=None, shift=False, standardized=False
 ):
     """Features of a train and a test Dataset as `compute` makes them, fitted on the training rows: (z_train,
-    y_train, z_test, info). shift: the training images' 1-pixel shifts follow them (5x the rows, laid out as
-    augment.shift_augment lays them); standardized: scaled with the training statistics (`standardize`)."""
+    y_train, z_test, info, params). shift: the training images' 1-pixel shifts follow them (5x the rows, laid out
+    as augment.shift_augment lays them); standardized: scaled with the training statistics (`standardize`).
+    params: what redoes the features on new rows: the PCA's ({"pca": ...}, as `extract`'s) and the scaling's
+    ({"standardize": {"mean", "scale"}})."""
     x, y = train.x, train.y
     if shift:
         x, y = (np.asarray(a) for a in augment.shift_augment(train.x, train.y, train.image_shape))
         logging.info("shift augmentation: %d -> %d training rows", len(train.x), len(x))
-    (z_train, z_test), info = compute(kind, x, test.x, key=key, pca_components=pca_components, pretrained=pretrained)
+    (z_train, z_test), params, info = _extract_kind(
+        kind, key, x, test.x, pca_components=pca_components, pretrained=pretrained
+    )
     if standardized:
+        mean, scale = standardization(z_train)
         z_train, z_test = standardize(z_train, z_test)
-    return z_train, y, z_test, info
+        params = {**params, "standardize": {"mean": mean, "scale": scale}}
+    return z_train, y, z_test, info, params

@@ -4,8 +4,9 @@ r"""k-means on a dataset: fit, evaluate, save centroids, draw the cluster grid.
   python -m experiments.kmeans --dataset=mnist --data_dir=../shared/datasets --n_init=10
   python -m experiments.kmeans --dataset=npy:/data/big.npy --minibatch_size=1024   # memory-mapped, streamed
   python -m experiments.kmeans --dataset=mnist --pretrained=<autoencoder workdir>    # on its codes
+  python -m experiments.kmeans --dataset=blobs --record_history    # the centroids' paths, plots/kmeans_history.png
 
-Outputs (results.json, labels.npy, ckpt/ with the centroids, plots/clusters.png) and every flag:
+Outputs (results.json, labels.npy, ckpt/ with the centroids, plots/clusters.png, kmeans_history.npy) and every flag:
 docs/experiments.md#kmeans, docs/flags.md.
 """
 
@@ -18,6 +19,7 @@ import numpy as np
 from absl import flags
 
 from experiments import common, features
+from research import plots
 from research.cluster import kmeans, minibatch_kmeans
 
 FLAGS = flags.FLAGS
@@ -39,7 +41,16 @@ common.cli.at_least("n_init", 1)
 common.cli.at_least("max_iter", 1)
 common.cli.positive_finite("tol", allow_zero=True)
 common.cli.at_least("minibatch_size", 0, "0: full k-means")
-common.cli.only_when(["tol", "prune"], "minibatch_size", lambda b: b == 0, "to full k-means (--minibatch_size=0)")
+flags.DEFINE_bool(
+    "record_history",
+    False,
+    "Keep the best restart's centroids at every Lloyd iteration: kmeans_history.npy [n_iter + 1, K, dim] (row 0 "
+    "the seeding) and plots/kmeans_history.png, their paths over the data (on its first two principal axes "
+    "when it has more than two features). Same result as without.",
+)
+common.cli.only_when(
+    ["tol", "prune", "record_history"], "minibatch_size", lambda b: b == 0, "to full k-means (--minibatch_size=0)"
+)
 features.define_flags()
 
 
@@ -54,6 +65,7 @@ class Config:
     init: str
     prune: bool
     minibatch_size: int
+    record_history: bool
     features: features.Config
 
 
@@ -77,6 +89,10 @@ def fit_and_evaluate(run: common.RunConfig, cfg: Config) -> None:
         timed = minibatch_kmeans.fit_timed(
             key_fit, z, k, batch_size=cfg.minibatch_size, n_init=cfg.n_init, max_iter=cfg.max_iter, init=cfg.init
         )
+    elif cfg.record_history:
+        timed = kmeans.fit_with_history_timed(key_fit, z, k, **common.keyword_args(kmeans.fit, cfg))
+        (res, history), timed = timed.out, timed._replace(out=timed.out[0])
+        save_history(run, ds, z, res, history)
     else:
         timed = kmeans.fit_timed(key_fit, z, k, **common.keyword_args(kmeans.fit, cfg))
     res = timed.out
@@ -95,6 +111,20 @@ def fit_and_evaluate(run: common.RunConfig, cfg: Config) -> None:
         results,
         f"kmeans {ds.name}/{run.split} K={k}: {common.score_text(results)} inertia={res.inertia:.6g} "
         f"fit {timed.run_seconds:.2f}s (compile {timed.compile_seconds:.2f}s) -> {wd}",
+    )
+
+
+def save_history(run: common.RunConfig, ds, z, res: kmeans.KMeansResult, history) -> None:
+    """kmeans_history.npy (the iterations run: [n_iter + 1, k, d]) and plots/kmeans_history.png."""
+    history = np.asarray(history)[: int(res.n_iter) + 1]
+    np.save(run.workdir / "kmeans_history.npy", history)
+    plots.centroid_paths(
+        z,
+        res.labels,
+        history,
+        run.workdir / "plots" / "kmeans_history.png",
+        seed=run.seed,
+        title=f"k-means on {ds.name}: the centroids' paths, K={history.shape[1]}",
     )
 
 

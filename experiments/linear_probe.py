@@ -23,7 +23,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from experiments import common, features
-from research import data, plots, probe
+from research import checkpointing, data, plots, probe, runlog
 from research.data import tabular
 
 FLAGS = flags.FLAGS
@@ -90,13 +90,15 @@ class Config:
 
 class Splits(NamedTuple):
     """The rows a run trains and tests on. test: None for cross-validation only. A table's also carry its
-    feature_names, the label values its class indices stand for (classes) and its imputation's fill_values."""
+    feature_names, the label values its class indices stand for (classes), its imputation's fill_values and its
+    whole preprocessing as data (table: `tabular.transform_state`, which predicting on new tables applies)."""
 
     train: data.Dataset
     test: data.Dataset | None
     feature_names: list | None = None
     classes: list | None = None
     fill_values: dict | None = None
+    table: dict | None = None
 
 
 def main(argv):
@@ -110,6 +112,8 @@ def main(argv):
     run = common.run_config("linear_probe", variant(cfg))
     splits = load_splits(run, cfg)  # before the workdir: a bad dataset leaves nothing behind
     wd = common.prepare_workdir(run)
+    if splits.train.image_shape is not None:
+        common.save_preview(run, splits.train)
     results, text, timed = train_and_evaluate(run, cfg, splits)
     common.finish(
         run,
@@ -201,6 +205,7 @@ def table_splits(run: common.RunConfig, cfg: Config) -> Splits:
         tabular.feature_names(transform, table),
         list(table.classes),
         tabular.fill_values(transform, table),
+        tabular.transform_state(transform, table, run.label_column),
     )
 
 
@@ -209,7 +214,7 @@ def train_and_evaluate(run: common.RunConfig, cfg: Config, splits: Splits):
     rows': (results, text, Timed)."""
     train, test = splits.train, splits.test
     extractor = {"key": run.key(), "pca_components": cfg.pca_components, "pretrained": cfg.pretrained}
-    z_train, y_train, z_test, info = features.train_test(
+    z_train, y_train, z_test, info, feature_params = features.train_test(
         cfg.features, train, test or train, shift=cfg.augment == "shift", standardized=cfg.standardize, **extractor
     )
     classes = np.unique(train.y)
@@ -231,10 +236,32 @@ def train_and_evaluate(run: common.RunConfig, cfg: Config, splits: Splits):
         positive_class=pos, **fit_kwargs,
     )  # fmt: skip
     results |= {**scores, "loss": float(timed.out.loss), **common.fit_fields(timed.out, timed)}
+    save_model(run, cfg, splits, timed.out.params, feature_params, classes, pos)
     if splits.feature_names is not None and cfg.features == "pixels" and not cfg.pretrained:
         results["weights"] = column_weights(timed.out.params, splits, classes)
     confusion_plot(run, results, test is None, classes, pos, label)
     return results, summary_text(results, pos, label, test is None), timed
+
+
+def save_model(run: common.RunConfig, cfg: Config, splits: Splits, params, feature_params: dict, classes, pos):
+    """ckpt/ (the probe's weights and what makes its features, for research.load and experiments.predict) and,
+    for a table, its preprocessing fitted on the training rows (tabular.STATE_FILE)."""
+    label_values = None if splits.classes is None else [splits.classes[c] for c in classes]
+    config = {
+        "features": "pretrained" if cfg.pretrained else cfg.features,
+        "pretrained": cfg.pretrained,
+        "positive_class": None if pos is None else int(pos),
+        # What each logit column stands for: the label values (a table's as written), or "is it P" (False, True).
+        "classes": [False, True] if pos is not None else (label_values or [int(c) for c in classes]),
+        "label_values": splits.classes,  # a table's: the value each label index stands for
+        "C": cfg.C,
+    }
+    probe_params = {"probe": {"W_dc": np.asarray(params.W_dc), "b_c": np.asarray(params.b_c)}}
+    checkpointing.save_pytree(
+        run.workdir / "ckpt", probe_params | feature_params, config=config, overwrite=run.overwrite
+    )
+    if splits.table is not None:
+        runlog.write_json(run.workdir / tabular.STATE_FILE, splits.table)
 
 
 def class_label(run: common.RunConfig, splits: Splits, pos) -> str | None:

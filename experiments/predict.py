@@ -6,9 +6,13 @@ r"""A finished run's model on new data: labels (and probabilities or codes) as .
 
 Writes <output>.npy (labels [n]; an autoencoder run's codes [n, latent]) and <output>.csv (index, label, then
 p_<k> per cluster for models with probabilities, or z_<j> per code); an existing file is refused unless
---overwrite. New data must have the training run's features (and image shape, where it recorded one); a csv:
-table takes the run's --label_column, --drop_columns and --csv_encoding unless given. The model:
-research.load (research/saved.py). Docs: docs/experiments.md#predict.
+--overwrite. New data must have the training run's features (and image shape, where it recorded one). A csv:
+table goes through the training run's own preprocessing (its table_transform.json: medians, scaling, categories
+and label values), so even one new row is read as in training; it needs the training columns (others are
+ignored). Runs made before that file existed refit the preprocessing on the new table with the run's
+--label_column, --drop_columns and --csv_encoding unless given. A linear_probe run prints its accuracy, other
+runs their label metrics, when the new data has labels. The model: research.load (research/saved.py).
+Docs: docs/experiments.md#predict.
 """
 
 from __future__ import annotations
@@ -18,9 +22,11 @@ from pathlib import Path
 
 import numpy as np
 from absl import flags, logging
+from sklearn.pipeline import Pipeline
 
 from experiments import common
-from research import saved
+from research import data, runlog, saved
+from research.data import tabular
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output", None, "Path prefix of the outputs: <output>.npy and <output>.csv.")
@@ -33,10 +39,11 @@ def main(argv):
     out = output_paths(FLAGS.output, FLAGS.overwrite)
     run = saved.open_run(FLAGS.workdir)
     given = {name: FLAGS[name].value for name in CSV_FLAGS if FLAGS[name].present}
-    ds = load_new_data(run, Path(FLAGS.workdir), FLAGS.dataset, FLAGS.split, FLAGS.data_dir, given)
+    blobs = data.Blobs(*(FLAGS[name].value for name in common.BLOBS_FLAGS)) if FLAGS.dataset == "blobs" else None
+    ds = load_new_data(run, Path(FLAGS.workdir), FLAGS.dataset, FLAGS.split, FLAGS.data_dir, given, blobs)
     columns = predict(run, ds.x)
     write_outputs(out, columns)
-    scores = common.score_text(common.label_metrics(ds.y, columns["label"])) if "label" in columns else "codes"
+    scores = scores_text(run, ds.y, columns)
     print(
         f"predict {run.experiment} of {FLAGS.workdir} on {ds.name}/{FLAGS.split} ({len(ds.x)} rows): {scores} -> "
         f"{out[0]}, {out[1]}",
@@ -44,9 +51,11 @@ def main(argv):
     )
 
 
-def load_new_data(run: saved.SavedRun, workdir: Path, dataset: str, split: str, data_dir, given: dict):
+def load_new_data(run: saved.SavedRun, workdir: Path, dataset: str, split: str, data_dir, given: dict, blobs=None):
     """The new rows, checked against what the run's model takes (features, image shape, a table's columns). A
-    csv: table is read with the run's label_column, drop_columns and csv_encoding, each unless `given`."""
+    csv: table goes through the run's saved preprocessing, or, for a run made before it was saved, is read with
+    the run's label_column, drop_columns and csv_encoding, each unless `given`. blobs: --dataset=blobs's
+    settings (data.Blobs)."""
     trained_on = str(run.config.get("dataset", ""))
     if trained_on.startswith("csv:") != dataset.startswith("csv:"):
         raise ValueError(
@@ -54,6 +63,8 @@ def load_new_data(run: saved.SavedRun, workdir: Path, dataset: str, split: str, 
             "standardized and one-hot encoded, so a table and other data cannot stand in for each other."
         )
     table = {**{name: run.config.get(name) for name in CSV_FLAGS}, **given} if dataset.startswith("csv:") else given
+    if dataset.startswith("csv:") and (workdir / tabular.STATE_FILE).is_file():
+        return table_with_run_preprocessing(run, workdir, dataset, table.get("csv_encoding") or "utf-8")
     cfg = common.RunConfig(
         "predict",
         workdir,
@@ -63,12 +74,37 @@ def load_new_data(run: saved.SavedRun, workdir: Path, dataset: str, split: str, 
         label_column=table.get("label_column"),
         drop_columns=tuple(table.get("drop_columns") or ()),
         csv_encoding=table.get("csv_encoding") or "utf-8",
+        blobs=blobs,
     )
     ds = cfg.load()
     saved.check_input(run, ds.x, ds.image_shape, f"--dataset={dataset}")
     if run.image_shape and ds.image_shape is None:
         logging.warning("%s has no image shape; its rows are taken as %s images.", dataset, run.image_shape)
     return ds
+
+
+def table_with_run_preprocessing(run: saved.SavedRun, workdir: Path, dataset: str, encoding: str) -> data.Dataset:
+    """A new csv: table through the training run's own preprocessing (its medians, scaling and categories, saved
+    in tabular.STATE_FILE), so a row means what it meant in training however few rows the new table has."""
+    path = Path(dataset.partition(":")[2]).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"--dataset={dataset}: no such file {path}; give the path of a CSV file.")
+    x, y = tabular.apply_state(runlog.read_json(workdir / tabular.STATE_FILE), path, encoding)
+    saved.check_input(run, x, None, f"--dataset={dataset}")
+    return data.Dataset(x, y, None, dataset)
+
+
+def scores_text(run: saved.SavedRun, y, columns: dict) -> str:
+    """What is printed of the predictions: a probe's accuracy, a clustering's label metrics (when the new data
+    has labels), else what was written."""
+    if "label" not in columns:
+        return "codes"
+    if y is None:
+        return "no labels to score"
+    probe = run.model.steps[-1][1] if isinstance(run.model, Pipeline) else run.model
+    if isinstance(probe, saved.SavedProbe):
+        return f"accuracy={np.mean(columns['label'] == probe.targets(y)):.4f}"
+    return common.score_text(common.label_metrics(y, columns["label"]))
 
 
 def output_paths(prefix: str, overwrite: bool) -> tuple[Path, Path]:

@@ -4,6 +4,7 @@ r"""Regenerates a paper's table from runs of the experiment binaries: runs what 
   python -m experiments.reproduce --table=dec_mnist --quick             # the same pipeline on digits, ~1 minute
   python -m experiments.reproduce --table=dec_imbalanced                # DEC paper section 5.2
   python -m experiments.reproduce --table=dec_num_clusters              # DEC paper section 5.3 (K = 3..20)
+  python -m experiments.reproduce --table=dec_num_clusters --figure_from_csv  # its figure, from its CSV alone
   python -m experiments.reproduce --table=manifold_mnist --seeds=0,1,2  # beyond DEC: N2D-style manifold clustering
 
 Every cell is a run of a binary in <root>/<experiment>/<name>-seed<s>: a finished one is read, any other is
@@ -15,6 +16,7 @@ output in <workdir>.log. Hours and what reuses what: docs/reproducing.md.
 from __future__ import annotations
 
 import concurrent.futures
+import csv
 import dataclasses
 import json
 import os
@@ -39,6 +41,15 @@ flags.DEFINE_string("data_dir", None, "Passed to every binary (else they look in
 flags.DEFINE_list("min_retention", ["0.1", "0.3", "0.5", "0.7", "0.9"], "dec_imbalanced: the r_min values.")
 flags.DEFINE_integer("jobs", None, "Seeds run side by side. Default: 2 with --quick, else 1.")
 flags.DEFINE_list("ks", [str(k) for k in range(3, 21)], "dec_num_clusters: the K values.")
+flags.DEFINE_bool(
+    "figure_from_csv",
+    False,
+    "dec_num_clusters: redraw <out>/<table>.png from the sweep's <out>/<table>.csv alone, running nothing.",
+)
+cli.only_when(["figure_from_csv"], "table", lambda t: t == "dec_num_clusters", "with --table=dec_num_clusters")
+cli.only_when(
+    ["seeds", "ks", "jobs", "root", "data_dir"], "figure_from_csv", lambda v: not v, "to runs (not --figure_from_csv)"
+)
 cli.list_of("seeds", int, lambda s: s >= 0, ">= 0, e.g. 0,1,2")
 cli.list_of("ks", int, lambda k: k >= 2, ">= 2, e.g. 3,4,5", nonempty=True)
 cli.list_of("min_retention", float, lambda r: 0 < r <= 1, "in (0, 1]", nonempty=True)
@@ -125,7 +136,7 @@ REFERENCE_KEYS = {
     "DEC w/o backprop": "dec mode=frozen",
     "DEC": "dec",
     "IDEC": "idec",
-    "t-SNE + DBSCAN (pixels)": "tsne_dbscan",
+    "t-SNE + HDBSCAN (pixels)": "tsne_dbscan",
     "neighbour embedding + GMM (pixels)": "manifold_cluster features=raw",
     "AE + neighbour embedding + GMM": "manifold_cluster features=pretrained",
     "AE (augmented) + neighbour embedding + GMM": "manifold_cluster features=pretrained augment=affine",
@@ -151,10 +162,10 @@ def dec_rows(s: Setup, extra: tuple = (), suffix: str = "") -> list[Row]:
 
 
 def manifold_rows(s: Setup) -> list[Row]:
-    """Beyond DEC: the DEC and IDEC rows for reference, t-SNE + DBSCAN, and the N2D recipe on pixels and on
+    """Beyond DEC: the DEC and IDEC rows for reference, t-SNE + HDBSCAN, and the N2D recipe on pixels and on
     the seed's autoencoder codes."""
     rows = [r for r in dec_rows(s) if r.name in ("DEC", "IDEC")] + [
-        Row("t-SNE + DBSCAN (pixels)", "tsne_dbscan", s.kmeans_tag, s.tsne_args),
+        Row("t-SNE + HDBSCAN (pixels)", "tsne_dbscan", s.kmeans_tag, s.tsne_args),
         Row("neighbour embedding + GMM (pixels)", "manifold_cluster", s.kmeans_tag, s.manifold_args),
         Row("AE + neighbour embedding + GMM", "manifold_cluster", f"{s.tag}-ae", s.manifold_args, True),
         Row("AE (augmented) + neighbour embedding + GMM", "manifold_cluster", f"{s.aug_tag}-ae", s.manifold_args,
@@ -342,31 +353,60 @@ def table_imbalanced(s: Setup, cfg: Config) -> Table:
 
 
 def table_num_clusters(s: Setup, cfg: Config) -> Table:
-    from research import plots
-
     runs = []
     for k in cfg.ks:
         row = Row("DEC", "dec", f"{s.tag}-k{k}-val",
                   (*s.dec_args, f"--n_clusters={k}", "--validation_fraction=0.2"), True)  # fmt: skip
         runs += [{"k": k, **x} for x in run_seeds([row], s, cfg)]
-    curve = {"nmi": [], "generalizability": []}
     cells = []
     for k in cfg.ks:
         mine = [x for x in runs if x["k"] == k]
-        for m, values in curve.items():
-            values.append(sum(x[m] for x in mine) / len(mine))
         g = report.mean_std([x["generalizability"] for x in mine], 3)
         cells.append({"k": k, "nmi": report.mean_std([x["nmi"] for x in mine]), "g": g})
     figure = cfg.out / f"{cfg.name}.png"
-    plots.k_curves(list(cfg.ks), curve, figure, title=f"DEC on {s.dataset}: NMI and G against K")
+    crossing = num_clusters_figure(runs, s.dataset, figure)
     caption = (
         f"DEC on {s.dataset} for K = {cfg.ks[0]}..{cfg.ks[-1]} (DEC paper, section 5.3): NMI on the 80% trained on "
         "and the generalizability G = L_train / L_validation on a held-out 20% (L: KL(P || Q) with P from the set's "
         f"own Q). Mean over seeds {_seeds(cfg)}."
     )
     return Table(
-        runs, cells, [("K", "k"), ("NMI", "nmi"), ("G", "g")], caption, [f"Figure: {figure.name}. {_machine(cfg)}"]
+        runs,
+        cells,
+        [("K", "k"), ("NMI", "nmi"), ("G", "g")],
+        caption,
+        [f"Figure: {figure.name}: {crossing}. {_machine(cfg)}"],
     )
+
+
+def num_clusters_figure(runs: list[dict], dataset: str, path: Path) -> str:
+    """NMI and G of the K sweep's runs (each with k, nmi, generalizability; the means over seeds drawn) on one
+    axis, their crossing marked: the DEC paper's figure of section 5.3. Returns a sentence on the crossing."""
+    from research import plots
+
+    ks = sorted({int(x["k"]) for x in runs})
+    mean = lambda m, k: sum(float(x[m]) for x in runs if int(x["k"]) == k) / sum(int(x["k"]) == k for x in runs)
+    nmi, g = [mean("nmi", k) for k in ks], [mean("generalizability", k) for k in ks]
+    title = f"DEC on {dataset}: NMI and the generalizability G against K"
+    plots.crossing_curves(ks, nmi, g, ("NMI", "G = L_train / L_validation"), path, title=title)
+    at = plots.curve_crossings(ks, nmi, g)
+    if not at:
+        return f"NMI and G do not cross for K = {ks[0]}..{ks[-1]}"
+    return "NMI and G cross at K ≈ " + ", ".join(f"{x:.2f}" for x in at)
+
+
+def figure_from_csv(cfg: Config) -> None:
+    """Redraws <out>/<table>.png from the sweep's committed <out>/<table>.csv, running nothing."""
+    table = cfg.out / f"{cfg.name}.csv"
+    if not table.exists():
+        raise SystemExit(f"--figure_from_csv reads {table}, which does not exist: run the sweep first (without it).")
+    with open(table, newline="") as f:
+        runs = list(csv.DictReader(f))
+    missing = {"k", "nmi", "generalizability"} - set(runs[0] if runs else {})
+    if missing:
+        raise SystemExit(f"{table} lacks the column(s) {', '.join(sorted(missing))}: it is not a K sweep's table.")
+    figure = cfg.out / f"{cfg.name}.png"
+    print(f"{num_clusters_figure(runs, setup(cfg.quick).dataset, figure)} -> {figure}")
 
 
 TABLE_BUILDERS = {
@@ -392,6 +432,8 @@ def main(argv):
         jobs=FLAGS.jobs or (2 if FLAGS.quick else 1),
         command=report.command("experiments.reproduce"),
     )
+    if FLAGS.figure_from_csv:
+        return figure_from_csv(cfg)
     t = TABLE_BUILDERS[cfg.table](setup(cfg.quick), cfg)
     report.write_table(t.rows, t.columns, cfg.out / cfg.name, caption=t.caption, notes=t.notes, csv_rows=t.runs)
 

@@ -12,11 +12,13 @@ A binary that pretrains defines the autoencoder flags with `define_autoencoder_f
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from absl import flags, logging
 
@@ -39,6 +41,7 @@ class AutoencoderConfig:
     activation: str = "relu"
     weight_init: str = "glorot"
     loss: str = "mse"
+    output_activation: str = "auto"
     optimizer: str = "adam"
     learning_rate: float = 1e-3
     momentum: float = 0.9
@@ -53,16 +56,24 @@ class AutoencoderConfig:
     log_every: int = 0
     checkpoint_every: int = 0
     cluster_every: int = 0
+    eval_split: str = "none"
 
     def recorded(self) -> dict:
         """The settings a pretrained autoencoder is identified by (in its config.json and checkpoints): the
-        augmentation only when on, so runs made before it existed still resume."""
+        augmentation and the output activation only when not their defaults, so runs made before they existed
+        still resume."""
         names = _RECORDED + (_AUGMENT if self.augment != "none" else ())
+        names += _OUTPUT if self.output_activation != "auto" else ()
         return {k: getattr(self, k) for k in names}
+
+    def objective(self) -> str:
+        """What the network is trained to minimise (`pretrain.objective`): mse, bce or sigmoid_mse."""
+        return pretrain.objective(self.loss, self.output_activation)
 
     def pretrain_config(self, image_shape=None) -> pretrain.PretrainConfig:
         return pretrain.PretrainConfig(
             loss=self.loss,
+            output_activation=self.output_activation,
             optimizer=self.optimizer,
             learning_rate=self.learning_rate,
             momentum=self.momentum,
@@ -92,16 +103,20 @@ _RECORDED = (
     "dropout",
 )
 _AUGMENT = ("augment", "augment_shift", "augment_rotation")
+_OUTPUT = ("output_activation",)
 _DEFAULTS = AutoencoderConfig()
 FIELDS = tuple(f.name for f in dataclasses.fields(AutoencoderConfig))
 
 
 _HELP = {
-    "arch": f"autoencoder: one of {sorted(nets.PRESETS)}, or mlp:<w1>-...-<latent>.",
+    "arch": f"autoencoder: one of {sorted(nets.PRESETS)}, mlp:<w1>-...-<latent> (mirrored decoder, linear code) or "
+    "dense:<w1>-...-<code> (every layer activated, one layer back out).",
     "activation": "hidden activation: relu, elu, gelu, tanh, sigmoid.",
     "weight_init": "glorot (Keras), dec (N(0, 0.01)), lecun, fan_in_uniform (U(+-1/sqrt(fan_in)): Keras DEC's MNIST).",
-    "loss": "reconstruction loss (bce: output as logits).",
-    "optimizer": "optimizer.",
+    "loss": "reconstruction loss: mse, or bce (binary cross-entropy, computed from the logits; sigmoid output).",
+    "output_activation": "output layer: linear, or sigmoid (pixels in [0, 1]); auto: sigmoid for bce, linear for mse.",
+    "optimizer": "optimizer (adadelta: Keras 2's rho 0.95 and epsilon 1e-7; Keras before TF 2 ran it at learning "
+    "rate 1.0, TF 2's Keras at 0.001).",
     "learning_rate": "learning rate.",
     "momentum": "SGD momentum.",
     "decay_every": "divide the learning rate by 10 every this many steps (0: never).",
@@ -117,10 +132,14 @@ _HELP = {
     "checkpoint_every": "steps between checkpoints (0: as log_every).",
     "cluster_every": "every this many epochs (and at the end), k-means (10 restarts, K = the class count) on the "
     "codes, its ACC and NMI logged beside the loss and drawn in plots/clustering.png. Labelled data only; 0: never.",
+    "eval_split": "with each progress row (once an epoch by default), the loss on this held-out split of the dataset "
+    "(eval_loss in metrics.jsonl, drawn with the training loss in plots/loss.png); none: no validation loss.",
 }
 _CHOICES = {
     "weight_init": list(KERNEL_INITS),
     "loss": list(pretrain.LOSSES),
+    "output_activation": list(pretrain.OUTPUT_ACTIVATIONS),
+    "eval_split": ["none", "train", "test"],
     "optimizer": list(pretrain.OPTIMIZERS),
     "augment": ["none", "affine"],
 }
@@ -154,6 +173,14 @@ def define_autoencoder_flags(prefix: str = "", old_names=()) -> None:
             _DEFINE[f.type](name, f.default, text)
         if f.name in _VALID:
             common.cli.check(name, *_VALID[f.name])
+    loss, out = prefix + "loss", prefix + "output_activation"
+
+    def sigmoid_for_bce(values) -> bool:
+        if values[loss] == "bce" and values[out] == "linear":
+            raise flags.ValidationError(f"--{loss}=bce needs outputs in (0, 1): use --{out}=sigmoid (or auto)")
+        return True
+
+    flags.register_multi_flags_validator([loss, out], sigmoid_for_bce)
     for name in old_names:
         flags.DEFINE_alias(name, prefix + name)
 
@@ -193,39 +220,51 @@ def train_autoencoder(
     model = nets.build(
         cfg.arch, ds.x.shape[1], image_shape=ds.image_shape, activation=cfg.activation, init=cfg.weight_init
     )
+    objective = cfg.objective()
     spec = {
         "arch": cfg.arch,
         "input_dim": int(ds.x.shape[1]),
         "image_shape": None if ds.image_shape is None else list(ds.image_shape),
         "activation": cfg.activation,
         "init": cfg.weight_init,
-        "loss": cfg.loss,
+        "loss": objective,  # mse, bce or sigmoid_mse: what `pretrain.reconstruct` and IDEC need to know
         "dataset": ds.name,
         "split": run.split,
     }
     # The autoencoder gets the root key itself, so every binary pretrains the one experiments.autoencoder
     # trains with this seed.
     key = run.key()
+    pcfg = cfg.pretrain_config(ds.image_shape)._replace(devices=run.num_devices)
+    if pcfg.augment is not None:
+        augment_preview(pcfg.augment, ds, wd / "plots" / "augment_preview.png", jax.random.fold_in(key, 5), run.seed)
     t0 = time.perf_counter()
     probe = _cluster_probe(model, ds, key, cfg)
+    evaluator = _eval_probe(run, model, cfg)
     params = pretrain.pretrain(
         key,
         model,
         ds.x,
-        cfg.pretrain_config(ds.image_shape),
+        pcfg,
         workdir=wd,
         config={**spec, **cfg.recorded(), "seed": run.seed},
         log=runlog.MetricsLog(wd, tensorboard=tensorboard),
-        on_chunk=probe,
+        on_chunk=_both(probe, evaluator),
     )
     seconds = time.perf_counter() - t0
     pretrain.save_model(wd, spec, params, overwrite=True)
-    x_hat = pretrain.reconstruct(model, params, ds.x, cfg.loss)
+    x_hat = pretrain.reconstruct(model, params, ds.x, objective)
     mse = float(np.mean(np.square(x_hat - ds.x)))
-    test_mse = _test_mse(run, model, params, cfg.loss) if run.split == "train" else None
+    test_mse, test_loss = _test_scores(run, model, params, objective) if run.split == "train" else (None, None)
     if ds.image_shape is not None:
         plots.reconstructions(ds.x, x_hat, ds.image_shape, wd / "plots" / "reconstructions.png", seed=run.seed)
     rows = [r for r in runlog.MetricsLog(wd).rows() if "samples_per_s" in r]
+    if evaluator is not None:
+        plots.loss_curves(
+            rows,
+            wd / "plots" / "loss.png",
+            steps_per_epoch=max(1, len(ds.x) // cfg.batch_size),
+            title=f"{cfg.arch}, {objective}: {ds.name}/{run.split} (training), {cfg.eval_split} (validation)",
+        )
     curves = ("kmeans_acc", "kmeans_nmi")
     if probe is not None:
         plots.training_curves(
@@ -241,6 +280,10 @@ def train_autoencoder(
     }
     if probe is not None and rows:  # the codes' k-means scores at the last step
         results |= {m: rows[-1].get(m) for m in curves}
+    if objective != "mse":  # the loss trained on, of the test split, beside its MSE
+        results["test_loss"] = test_loss
+    if evaluator is not None:
+        results |= {"eval_split": cfg.eval_split, "eval_loss": rows[-1].get("eval_loss") if rows else None}
     runlog.write_json(wd / "results.json", {**results, "versions": runlog.versions()})
     logging.info("autoencoder %s: reconstruction mse %.5f -> %s", cfg.arch, mse, wd)
     return model, params, spec, results
@@ -260,7 +303,7 @@ def obtain_autoencoder(
             f"--ae_batch_size={cfg.batch_size} is larger than the data ({len(ds.x)} samples); lower --ae_batch_size."
         )
     ae_dir = run.workdir / "autoencoder"
-    current = {k: getattr(cfg, k) for k in _RECORDED + _AUGMENT}
+    current = {k: getattr(cfg, k) for k in _RECORDED + _AUGMENT + _OUTPUT}
     if (ae_dir / "config.json").exists():
         stored = runlog.read_json(ae_dir / "config.json")
         differ = sorted(k for k, v in current.items() if stored.get(k, getattr(_DEFAULTS, k)) != v)
@@ -303,10 +346,62 @@ def _cluster_probe(model, ds: data.Dataset, key, cfg: AutoencoderConfig):
     return probe
 
 
-def _test_mse(run: common.RunConfig, model, params, loss: str) -> float | None:
-    """Reconstruction MSE on the dataset's test split (for a model trained on its train split), if it has one."""
+def _test_scores(run: common.RunConfig, model, params, objective: str) -> tuple:
+    """(reconstruction MSE, the objective) on the dataset's test split (for a model trained on its train split),
+    or (None, None) if it has none."""
     try:
         test = run.load("test")
     except (ValueError, FileNotFoundError):
+        return None, None
+    mse = float(np.mean(np.square(pretrain.reconstruct(model, params, test.x, objective) - test.x)))
+    return mse, pretrain.evaluate(model, params, test.x, objective)
+
+
+def _eval_probe(run: common.RunConfig, model, cfg: AutoencoderConfig):
+    """The `on_chunk` hook of eval_split: the objective on the held-out split at every progress row."""
+    if cfg.eval_split == "none":
         return None
-    return float(np.mean(np.square(pretrain.reconstruct(model, params, test.x, loss) - test.x)))
+    if run.split in ("all", cfg.eval_split):
+        raise ValueError(
+            f"--eval_split={cfg.eval_split} is part of the training data (--split={run.split}); train on the "
+            f"other split (--split={'train' if cfg.eval_split == 'test' else 'test'}) to validate on held-out data."
+        )
+    held = run.load(cfg.eval_split).x
+    objective = cfg.objective()
+
+    def evaluate(state) -> dict:
+        return {"eval_loss": pretrain.evaluate(model, state.params, held, objective)}
+
+    return evaluate
+
+
+def _both(*hooks):
+    """One `on_chunk` hook from several (None where there are none): their rows' entries together."""
+    hooks = [h for h in hooks if h is not None]
+    if not hooks:
+        return None
+    return lambda state: {k: v for h in hooks for k, v in h(state).items()}
+
+
+def augment_preview(aug: augment.RandomAffine, ds: data.Dataset, path, key, seed: int = 0, n: int = 6) -> Path:
+    """plots/augment_preview.png: `n` random images and, beside each, what the training's augmenter makes of
+    them: moved only, turned only (the same transform with the other part at 0), and three full draws."""
+    pick = np.random.default_rng(seed).choice(len(ds.x), min(n, len(ds.x)), replace=False)
+    x = ds.x[pick]
+    names = ["original", "shifted", "turned", *["shifted + turned"] * 3]
+    columns = list(zip(names, [x, *np.asarray(_preview_draws(aug, key, x))]))
+    title = f"--augment=affine: moves up to {aug.max_shift:g} of the side, turns up to {aug.max_rotation:g} degrees"
+    return plots.augment_preview(columns, ds.image_shape, path, title=title)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _preview_draws(aug: augment.RandomAffine, key, x_nd):
+    """[5, n, d]: aug with no turn, with no move, then aug itself three times; draw j from fold_in(key, j).
+    The five are one vmapped transform whose limits vary (one compilation instead of five)."""
+    shift = jnp.array([aug.max_shift, 0.0, aug.max_shift, aug.max_shift, aug.max_shift])
+    turn = jnp.array([0.0, aug.max_rotation, aug.max_rotation, aug.max_rotation, aug.max_rotation])
+
+    def draw(j, s, r):
+        return dataclasses.replace(aug, max_shift=s, max_rotation=r)(jax.random.fold_in(key, j), x_nd)
+
+    return jax.vmap(draw)(jnp.arange(5), shift, turn)

@@ -1,4 +1,4 @@
-r"""t-SNE to 2-D, then DBSCAN on the picture (the seeds' pipeline).
+r"""t-SNE to 2-D, then density clustering of the picture: HDBSCAN, or DBSCAN (the seeds' pipeline).
 
   python -m experiments.tsne_dbscan --dataset=digits                            # offline
   python -m experiments.tsne_dbscan --dataset=mnist --data_dir=../shared/datasets
@@ -8,10 +8,12 @@ r"""t-SNE to 2-D, then DBSCAN on the picture (the seeds' pipeline).
 --features / --pretrained choose what is embedded (pixels, PCA or autoencoder codes); the figures show the
 digits' images whatever the features. --max_samples embeds a random subset (drawn from --seed).
 
-The kNN graph (3 x perplexity neighbours) is exact up to --knn_dims features, else approximate. DBSCAN's radius
-is --eps, or with --eps=0 the --eps_quantile quantile of the distances to the --min_samples-th neighbour in
-the embedding. Outputs (results.json, labels.npy, embedding.npy, ckpt/, plots/ with the embedding, thumbnails
-and a perplexity sweep) and every flag: docs/experiments.md#tsne_dbscan, docs/flags.md.
+The kNN graph (3 x perplexity neighbours) is exact up to --knn_dims features, else approximate. The picture
+is clustered by HDBSCAN by default (--eps=auto: the clusters that persist longest over all radii, of at least
+--min_cluster_size points; research/cluster/hdbscan.py), or by DBSCAN at radius --eps (e.g. the notes'
+--eps=2.4 --min_samples=100), or with --eps=0 at the --eps_quantile quantile of the distances to the
+--min_samples-th neighbour in the embedding. Outputs (results.json, labels.npy, embedding.npy, ckpt/, plots/
+with the embedding, thumbnails and a perplexity sweep) and every flag: docs/experiments.md#tsne_dbscan, docs/flags.md.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from absl import flags, logging
 
 from experiments import common, features
 from research import metrics, plots, timing
-from research.cluster import dbscan
+from research.cluster import density
 from research.embed import neighbors, tsne
 
 FLAGS = flags.FLAGS
@@ -40,9 +42,21 @@ flags.DEFINE_enum("repulsion", "grid", list(tsne.REPULSIONS), "grid: particle-me
 flags.DEFINE_integer("grid", 256, "Mesh cells per side of the grid repulsion (finer: closer to exact, slower).")
 flags.DEFINE_integer("knn_dims", 50, "Principal components searched for neighbour candidates (>= features: exact).")
 flags.DEFINE_integer("knn_bins", 8192, "Column bins of the candidate search (neighbors.binned_knn); 0: exact search.")
-flags.DEFINE_float("eps", 0.0, "DBSCAN radius in the embedding; 0: chosen from --eps_quantile.")
+flags.DEFINE_string(
+    "eps",
+    "auto",
+    "auto: HDBSCAN, the clusters that persist longest over all radii; a number > 0: DBSCAN at this radius in "
+    "the embedding; 0: DBSCAN at the radius chosen from --eps_quantile.",
+)
 flags.DEFINE_float("eps_quantile", 0.9, "With --eps=0: this quantile of the distances to the min_samples-th neighbour.")
-flags.DEFINE_integer("min_samples", 10, "DBSCAN: points within eps (itself included) that make a core point.")
+flags.DEFINE_integer(
+    "min_samples", 10, "Points within the radius (itself included) that make a core point (DBSCAN and HDBSCAN)."
+)
+flags.DEFINE_integer(
+    "min_cluster_size",
+    None,
+    "With --eps=auto: the fewest points of a cluster; smaller groups are noise. Default: 1% of the points (>= 2).",
+)
 flags.DEFINE_list("sweep_perplexities", ["5", "30", "100"], "Perplexities of the sweep figure (empty: none).")
 flags.DEFINE_integer("sweep_samples", 3000, "Points drawn for the sweep figure.")
 flags.DEFINE_integer(
@@ -61,7 +75,10 @@ common.cli.at_least("negative_samples", 1)
 common.cli.at_least("grid", 1)
 common.cli.at_least("knn_dims", 1)
 common.cli.at_least("knn_bins", 0, "0: exact search")
-common.cli.positive_finite("eps", allow_zero=True, meaning="0: chosen from --eps_quantile")
+common.cli.check(
+    "eps", lambda e: density.parse_eps(e) is not False, "must be auto or a number >= 0 (0: from --eps_quantile)"
+)
+common.cli.at_least("min_cluster_size", 2, "a cluster of one point is noise")
 common.cli.check("eps_quantile", lambda q: 0 <= q <= 1, "must be in [0, 1]")
 common.cli.at_least("min_samples", 1, "the point itself counts")
 common.cli.list_of(
@@ -72,7 +89,12 @@ common.cli.list_of(
 )
 common.cli.at_least("sweep_samples", 1)
 common.cli.at_least("max_samples", 2)
-common.cli.only_when(["eps_quantile"], "eps", lambda eps: eps == 0, "with --eps=0 (eps chosen from the distances)")
+common.cli.only_when(
+    ["eps_quantile"], "eps", lambda eps: density.parse_eps(eps) == 0, "with --eps=0 (eps chosen from the distances)"
+)
+common.cli.only_when(
+    ["min_cluster_size"], "eps", lambda eps: density.parse_eps(eps) is None, "with --eps=auto (HDBSCAN)"
+)
 common.cli.only_when(["grid"], "repulsion", lambda r: r in ("grid", "auto"), "with --repulsion=grid")
 common.cli.only_when(["negative_samples"], "repulsion", lambda r: r == "sampled", "with --repulsion=sampled")
 common.cli.only_when(["sweep_samples"], "sweep_perplexities", any, "with some --sweep_perplexities")
@@ -80,8 +102,8 @@ common.cli.only_when(["sweep_samples"], "sweep_perplexities", any, "with some --
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """A run's settings (the flags of the same names): tsne.tsne's keywords, the kNN search, DBSCAN's and the
-    perplexity sweep's."""
+    """A run's settings (the flags of the same names): tsne.tsne's keywords, the kNN search, the density
+    clustering's (eps None: HDBSCAN) and the perplexity sweep's."""
 
     perplexity: float
     n_iter: int
@@ -93,9 +115,10 @@ class Config:
     grid: int
     knn_dims: int
     knn_bins: int
-    eps: float
+    eps: float | None  # None: HDBSCAN; 0: DBSCAN at the eps_quantile radius
     eps_quantile: float
     min_samples: int
+    min_cluster_size: int | None
     sweep_perplexities: tuple[float, ...]
     sweep_samples: int
     max_samples: int | None
@@ -105,7 +128,9 @@ class Config:
 def main(argv):
     del argv
     sweep = tuple(float(p) for p in FLAGS.sweep_perplexities if p)
-    cfg = common.config_from_flags(Config, sweep_perplexities=sweep, features=features.config_from_flags())
+    cfg = common.config_from_flags(
+        Config, eps=density.parse_eps(FLAGS.eps), sweep_perplexities=sweep, features=features.config_from_flags()
+    )
     fit_and_evaluate(common.run_config("tsne_dbscan"), cfg)
 
 
@@ -119,11 +144,15 @@ def embed(key, x, cfg: Config, perplexity: float):
     return tsne.tsne(key, x, **(common.keyword_args(tsne.tsne, cfg) | kwargs)).embedding
 
 
-def choose_eps(z_n2, min_samples: int, quantile: float) -> float:
-    """The `quantile` of each point's distance to its min_samples-th nearest neighbour (itself counted first,
-    as DBSCAN counts it): at the default 0.9, nine points in ten are core points."""
-    kth = neighbors.knn(z_n2, max(1, min_samples - 1)).distances[:, -1]
-    return float(np.quantile(np.asarray(kth), quantile))
+def cluster(z_n2, cfg: Config):
+    """The density clustering of the picture with cfg's settings (`density.cluster`)."""
+    return density.cluster(
+        z_n2,
+        eps=cfg.eps,
+        min_samples=cfg.min_samples,
+        eps_quantile=cfg.eps_quantile,
+        min_cluster_size=cfg.min_cluster_size,
+    )
 
 
 def subsample(ds, n: int | None, seed: int):
@@ -150,21 +179,19 @@ def fit_and_evaluate(run: common.RunConfig, cfg: Config) -> None:
     z, embed_s = timing.wall(embed, k_embed, x, cfg, cfg.perplexity)
     z = np.asarray(z)
     logging.info("t-SNE (kNN graph included): %.1f s", embed_s)
-    eps = cfg.eps or choose_eps(z, cfg.min_samples, cfg.eps_quantile)
-    res, dbscan_s = timing.wall(dbscan.fit, z, eps, cfg.min_samples, block_size=256)
-    labels = np.asarray(res.labels)
+    (labels, cparams, chosen, what), cluster_s = timing.wall(cluster, z, cfg)
     np.save(wd / "embedding.npy", z)
-    title = (
-        f"t-SNE (perplexity {cfg.perplexity:g}) + DBSCAN (eps {eps:.3g}, min_samples {cfg.min_samples}), "
-        f"{ds.name}, {features.name(cfg.features)}"
-    )
-    params = fparams | {"core_mask": np.asarray(res.core_mask)} | ({} if rows is None else {"rows": rows})
-    config = {"eps": eps, "min_samples": cfg.min_samples} | features.describe(cfg.features, x.shape[1])
+    title = f"t-SNE (perplexity {cfg.perplexity:g}) + {what}, {ds.name}, {features.name(cfg.features)}"
+    params = fparams | cparams | ({} if rows is None else {"rows": rows})
+    config = chosen | {"min_samples": cfg.min_samples} | features.describe(cfg.features, x.shape[1])
     results = common.save_clustering(run, ds, labels, params, config, title)
     clustered = labels >= 0
     if ds.y is not None and clustered.any():
         results |= {f"{m}_clustered": v for m, v in metrics.evaluate(ds.y[clustered], labels[clustered]).items()}
-    panels = [(labels, "DBSCAN clusters", "cluster")]
+        # The matched points over all points: every noise point counts as an error.
+        results["acc_noise_wrong"] = results["acc_clustered"] * float(np.mean(clustered))
+    n_clusters = len(np.unique(labels[clustered]))
+    panels = [(labels, f"{chosen['method'].upper()} clusters", "cluster")]
     if ds.y is not None:
         panels.insert(0, (ds.y, "true labels", "class"))
     plots.embedding_panels(z, panels, wd / "plots" / "embedding.png", title=title)
@@ -185,18 +212,19 @@ def fit_and_evaluate(run: common.RunConfig, cfg: Config) -> None:
     results |= info | {
         "max_samples": cfg.max_samples,
         "perplexity": cfg.perplexity,
-        "eps": eps,
+        **chosen,
         "min_samples": cfg.min_samples,
-        "n_clusters": int(res.n_clusters),
+        "n_clusters": n_clusters,
         "noise_fraction": float(np.mean(~clustered)),
         "embed_seconds": round(embed_s, 2),
-        "dbscan_seconds": round(dbscan_s, 2),
+        "cluster_seconds": round(cluster_s, 2),
     }
     common.finish(
         run,
         results,
-        f"tsne_dbscan {ds.name}/{run.split}: {int(res.n_clusters)} clusters, noise {np.mean(~clustered):.1%}, "
-        f"{common.score_text(results)} t-SNE {embed_s:.1f}s DBSCAN {dbscan_s:.1f}s -> {wd}",
+        f"tsne_dbscan {ds.name}/{run.split}: {chosen['method']} {n_clusters} clusters, noise "
+        f"{np.mean(~clustered):.1%}, {common.score_text(results)} t-SNE {embed_s:.1f}s {chosen['method']} "
+        f"{cluster_s:.1f}s -> {wd}",
     )
 
 

@@ -495,3 +495,195 @@ def embedding_sweep(embeddings, names, labels_n, path, *, title: str | None = No
     if title:
         fig.suptitle(title, fontsize=10)
     return _save(fig, path)
+
+
+def embedding_snapshots(
+    points_pm2, labels, names, path, *, centroids_pk2=None, legend_title="label", max_panels: int = 12, title=None
+) -> Path:
+    """Small multiples of one embedding as it changes (e.g. DEC's codes at its target updates), already projected
+    to 2-D alike: points [p, m, 2], labels [m] (one colouring, e.g. the true classes) or [p, m] (one per panel,
+    e.g. the clusters), names [p]. At most `max_panels` are drawn, evenly spaced, the first and last kept."""
+    points_pm2 = np.asarray(points_pm2)
+    labels = np.asarray(labels)
+    p = len(points_pm2)
+    pick = np.unique(np.round(np.linspace(0, p - 1, min(p, max_panels))).astype(int))
+    cols = min(4, len(pick))
+    rows = -(-len(pick) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.3 * rows), squeeze=False)
+    for ax in axes.ravel()[len(pick) :]:
+        ax.axis("off")
+    for j, (ax, i) in enumerate(zip(axes.ravel(), pick)):
+        _scatter_by(ax, points_pm2[i], labels[i] if labels.ndim == 2 else labels, legend_title)
+        if centroids_pk2 is not None:
+            c = np.asarray(centroids_pk2)[i]
+            ax.scatter(c[:, 0], c[:, 1], s=40, marker="x", color="black", linewidths=1.2)
+        if ax.get_legend() is not None and j != len(pick) - 1:
+            ax.get_legend().remove()
+        ax.set_title(names[i], fontsize=9)
+        ax.tick_params(labelsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def curve_crossings(xs, a, b) -> list[float]:
+    """The x where curves a and b (sampled at increasing xs) meet, linearly interpolated between samples."""
+    xs, d = np.asarray(xs, np.float64), np.asarray(a, np.float64) - np.asarray(b, np.float64)
+    out = [float(xs[i]) for i in range(len(d)) if d[i] == 0]
+    for i in range(len(d) - 1):
+        if d[i] * d[i + 1] < 0:
+            out.append(float(xs[i] + (xs[i + 1] - xs[i]) * d[i] / (d[i] - d[i + 1])))
+    return sorted(out)
+
+
+def crossing_curves(xs, a, b, names, path, *, xlabel: str = "K", title: str | None = None) -> Path:
+    """Two curves of one scale on one axis (e.g. NMI and the DEC paper's G over K), their crossings marked and
+    annotated; when they do not cross, the figure says so and where they come closest."""
+    xs, a, b = (np.asarray(v, np.float64) for v in (xs, a, b))
+    fig, ax = plt.subplots(figsize=(6.0, 4.0), layout="constrained")
+    ax.plot(xs, a, marker="o", label=names[0])
+    ax.plot(xs, b, marker="s", label=names[1])
+    crossings = curve_crossings(xs, a, b)
+    for x in crossings:
+        y = float(np.interp(x, xs, a))
+        ax.axvline(x, color="grey", linestyle=":", linewidth=1)
+        ax.annotate(f"cross at {xlabel} ≈ {x:.2f}", (x, y), xytext=(8, -18), textcoords="offset points", fontsize=8)
+        ax.plot([x], [y], marker="x", color="black", markersize=9)
+    note = None
+    if not crossings:
+        i = int(np.argmin(np.abs(a - b)))
+        below = names[0] if a[i] < b[i] else names[1]
+        ax.annotate("", xy=(xs[i], a[i]), xytext=(xs[i], b[i]), arrowprops={"arrowstyle": "<->", "color": "grey"})
+        note = (
+            f"no crossing for {xlabel} = {xs[0]:g}..{xs[-1]:g}:\n{below} stays below (closest at "
+            f"{xlabel} = {xs[i]:g}, gap {abs(a[i] - b[i]):.3f})"
+        )
+    ax.set_xlabel(xlabel)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    legend = ax.legend(fontsize=8, loc="best", title=note, title_fontsize=8)
+    legend.get_title().set_multialignment("left")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return _save(fig, path)
+
+
+def image_preview(x_nd, image_shape, path, *, rows: int = 10, cols: int = 10, seed: int = 0, title=None) -> Path:
+    """A rows x cols grid of random samples (all of them when fewer), drawn as one mosaic image.
+
+    Gray (H, W) images are drawn dark on white, (H, W, 3) as RGB. Data already in [0, 1] is drawn as it is;
+    other values are scaled per image to its own min..max.
+    """
+    if image_shape is None or len(image_shape) not in (2, 3) or (len(image_shape) == 3 and image_shape[2] != 3):
+        raise ValueError(f"image_preview needs images of shape (H, W) or (H, W, 3), got {image_shape}.")
+    h, w = image_shape[:2]
+    n = min(rows * cols, len(x_nd))
+    pick = np.sort(np.random.default_rng(seed).choice(len(x_nd), size=n, replace=False))
+    tiles = np.asarray(x_nd[pick], np.float32).reshape(n, h, w, -1)  # sorted rows: a memory-mapped file reads less
+    if tiles.min() < 0 or tiles.max() > 1:
+        low = tiles.min(axis=(1, 2, 3), keepdims=True)
+        tiles = (tiles - low) / np.maximum(tiles.max(axis=(1, 2, 3), keepdims=True) - low, 1e-12)
+    if tiles.shape[-1] == 1:
+        tiles = 1.0 - tiles  # dark ink on white, as the other image figures draw gray images
+    rows = -(-n // cols)
+    gap = max(1, h // 16)
+    mosaic = np.ones((rows * (h + gap) + gap, cols * (w + gap) + gap, tiles.shape[-1]), np.float32)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, cols)
+        mosaic[gap + r * (h + gap) : (r + 1) * (h + gap), gap + c * (w + gap) : (c + 1) * (w + gap)] = tile
+    scale = max(0.5, min(1.0, 0.1 * max(h, w)))  # inches per tile: small images are not drawn tiny
+    fig, ax = plt.subplots(figsize=(cols * scale, rows * scale + (0.3 if title else 0.0)))
+    ax.imshow(mosaic[..., 0] if mosaic.shape[-1] == 1 else mosaic, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return _save(fig, path)
+
+
+def centroid_paths(x_nd, labels_n, history_tkd, path, *, title=None, seed: int = 0, max_points: int = 3000) -> Path:
+    """The centroids' paths over the iterations of an iterative clustering (k-means' history [T, k, d]: row 0
+    the seeding, row T - 1 the end), drawn over at most `max_points` random points coloured by final label.
+
+    Data of more than two features is drawn on its first two principal axes (fitted on those points; the
+    paths projected alike), one feature against zero.
+    """
+    x_nd, labels_n = np.asarray(x_nd, np.float64), np.asarray(labels_n)
+    hist_tkd = np.asarray(history_tkd, np.float64)
+    if hist_tkd.ndim != 3 or hist_tkd.shape[2] != x_nd.shape[1]:
+        raise ValueError(
+            f"history must be [T, k, {x_nd.shape[1]}] (iterations, clusters, features), got {hist_tkd.shape}."
+        )
+    pick = np.random.default_rng(seed).choice(len(x_nd), size=min(max_points, len(x_nd)), replace=False)
+    x_nd, labels_n = x_nd[pick], labels_n[pick]
+    if x_nd.shape[1] > 2:
+        mean = x_nd.mean(axis=0)
+        axes_d2 = np.linalg.svd(x_nd - mean, full_matrices=False)[2][:2].T
+        x_n2, hist_tk2, names = (x_nd - mean) @ axes_d2, (hist_tkd - mean) @ axes_d2, ("PC 1", "PC 2")
+    elif x_nd.shape[1] == 1:
+        x_n2, hist_tk2, names = np.pad(x_nd, ((0, 0), (0, 1))), np.pad(hist_tkd, ((0, 0), (0, 0), (0, 1))), ("x", "")
+    else:
+        x_n2, hist_tk2, names = x_nd, hist_tkd, ("x1", "x2")
+    k = hist_tk2.shape[1]
+    colours = plt.get_cmap("tab10" if k <= 10 else "tab20")
+    fig, ax = plt.subplots(figsize=(5.8, 5.0))
+    for c in range(k):
+        at = x_n2[labels_n == c]
+        ax.scatter(at[:, 0], at[:, 1], s=4, alpha=0.35, color=colours(c % colours.N), linewidths=0)
+    for c in range(k):
+        ax.plot(hist_tk2[:, c, 0], hist_tk2[:, c, 1], "-", color="black", lw=1.0, marker=".", ms=4, zorder=3)
+    start, end = hist_tk2[0], hist_tk2[-1]
+    ax.scatter(start[:, 0], start[:, 1], s=45, facecolors="white", edgecolors="black", zorder=4, label="seeding")
+    ax.scatter(
+        end[:, 0],
+        end[:, 1],
+        s=90,
+        marker="X",
+        color=[colours(c % colours.N) for c in range(k)],
+        edgecolors="black",
+        zorder=5,
+        label=f"after {len(hist_tk2) - 1} iterations",
+    )
+    ax.legend(fontsize=8, loc="best")
+    ax.set_xlabel(names[0])
+    ax.set_ylabel(names[1])
+    if title:
+        ax.set_title(title, fontsize=9)
+    return _save(fig, path)
+
+
+def loss_curves(rows, path, *, steps_per_epoch: int = 1, title: str | None = None) -> Path:
+    """Training loss ("loss") and, where logged, validation loss ("eval_loss") of metrics.jsonl rows against
+    epochs (steps / `steps_per_epoch`), on a log scale."""
+    rows = sorted(rows, key=lambda r: r["step"])
+    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+    for key, name in (("loss", "training"), ("eval_loss", "validation")):
+        pts = [(r["step"] / steps_per_epoch, r[key]) for r in rows if r.get(key) is not None]
+        if pts:
+            ax.plot(*zip(*pts), marker="." if len(pts) < 60 else None, label=name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    if any(r.get("loss", 0) > 0 for r in rows):
+        ax.set_yscale("log")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return _save(fig, path)
+
+
+def augment_preview(columns, image_shape, path, *, title: str | None = None) -> Path:
+    """A grid of images: one row per sample, one column per (name, x_nd [n, d]) of `columns`, e.g. the originals
+    then what an augmentation makes of them."""
+    n = len(columns[0][1])
+    fig, axes = plt.subplots(n, len(columns), figsize=(0.95 * len(columns), 0.95 * n + 0.5), squeeze=False)
+    cmap = "gray_r" if len(image_shape) == 2 else None
+    for col, (name, x_nd) in enumerate(columns):
+        for row in range(n):
+            ax = axes[row, col]
+            ax.imshow(np.clip(np.asarray(x_nd[row]).reshape(image_shape), 0, 1), cmap=cmap, vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[0, col].set_title(name, fontsize=6)
+    if title:
+        fig.suptitle(title, fontsize=7)
+    return _save(fig, path)

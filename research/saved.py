@@ -9,7 +9,9 @@ stage first (`PCA`, or an autoencoder's `Encoder`); `SavedSOM` (predict: the clu
 unit); `Encoder` alone for an autoencoder run (transform: its codes); `SavedDEC` for DEC and its variants
 (predict, predict_proba, transform). Each object's predict/transform is its estimator's, on the saved params.
 `open_run` gives the model with what a caller checks new data against (the features and image shape it
-expects). Runs with no model for new rows (choose_k, manifold_cluster, tsne_dbscan, cluster_images, linear_probe),
+expects). A linear_probe run gives `SavedProbe` (a LinearProbe whose predict gives the run's label values, or
+True/False for an "is it P" probe), after its features (PCA, Encoder) and scaling (StandardScaler) when it had them.
+Runs with no model for new rows (choose_k, manifold_cluster, tsne_dbscan, cluster_images),
 unfinished runs and workdirs missing a saved file are refused with a ValueError or FileNotFoundError that names
 the path and what to do.
 """
@@ -26,7 +28,7 @@ from research import checkpointing, estimators, runlog
 from research.cluster import gmm
 from research.deep import pretrain
 
-__all__ = ["Encoder", "SavedDEC", "SavedRun", "SavedSOM", "check_input", "load", "open_run"]
+__all__ = ["Encoder", "SavedDEC", "SavedProbe", "SavedRun", "SavedSOM", "check_input", "load", "open_run"]
 
 # The binaries whose outputs hold no model that can take new rows, and what to use instead.
 _NO_MODEL = {
@@ -37,8 +39,6 @@ _NO_MODEL = {
     "tsne_dbscan": "clusters a t-SNE picture of its training rows only, which cannot place new points; for new "
     "data use a model with a transform: experiments.gmm --pca_components, ae_kmeans or dec",
     "cluster_images": "sorts a folder's images and saves no model; run experiments.cluster_images on the new images",
-    "linear_probe": "saves its scores, not its weights; to classify new rows, fit research.estimators.LinearProbe "
-    "in Python (docs/library.md)",
 }
 
 
@@ -247,11 +247,12 @@ def _centroids(cls, wd: Path, params: dict, labels, **kwargs):
     )
 
 
-def _then(features, model):
-    """`model` after the feature stage `features` (a Pipeline), or `model` alone without one."""
-    if features is None:
-        return model
-    return Pipeline([(type(features).__name__.lower(), features), (type(model).__name__.lower(), model)])
+def _pipeline(*stages):
+    """The stages that are not None as a Pipeline, or the one stage alone."""
+    stages = [s for s in stages if s is not None]
+    if len(stages) == 1:
+        return stages[0]
+    return Pipeline([(type(s).__name__.lower(), s) for s in stages])
 
 
 def _features(wd: Path, params: dict, ckpt_config: dict, config: dict, default: str = "pixels"):
@@ -273,19 +274,19 @@ def _features(wd: Path, params: dict, ckpt_config: dict, config: dict, default: 
 def _kmeans(wd: Path, config: dict):
     params, ckpt_config = _params(wd)
     cls = estimators.MiniBatchKMeans if config.get("minibatch_size") else estimators.KMeans
-    return _then(_features(wd, params, ckpt_config, config), _centroids(cls, wd, params, _labels(wd)))
+    return _pipeline(_features(wd, params, ckpt_config, config), _centroids(cls, wd, params, _labels(wd)))
 
 
 def _spherical_kmeans(wd: Path, config: dict):
     params, ckpt_config = _params(wd)
     model = _centroids(estimators.SphericalKMeans, wd, params, _labels(wd))
-    return _then(_features(wd, params, ckpt_config, config), model)
+    return _pipeline(_features(wd, params, ckpt_config, config), model)
 
 
 def _ae_kmeans(wd: Path, config: dict):
     params, ckpt_config = _params(wd)
     model = _centroids(estimators.KMeans, wd, params, _labels(wd))
-    return _then(_features(wd, params, ckpt_config, config, default="pretrained"), model)
+    return _pipeline(_features(wd, params, ckpt_config, config, default="pretrained"), model)
 
 
 def _gmm(wd: Path, config: dict):
@@ -308,7 +309,7 @@ def _gmm(wd: Path, config: dict):
         converged_=results.get("converged"),
         labels_=_labels(wd),
     )
-    return _then(_features(wd, params, ckpt_config, config), mixture)
+    return _pipeline(_features(wd, params, ckpt_config, config), mixture)
 
 
 def _som(wd: Path, config: dict):
@@ -344,6 +345,48 @@ def _dec(wd: Path, config: dict):
     )
 
 
+class SavedProbe(estimators.LinearProbe):
+    """estimators.LinearProbe over a run's weights. classes_: the label values (a table's as written), or
+    [False, True] for an "is it P" probe (positive_class_ = P). `targets(y)` turns the dataset's labels (class
+    indices, as research.data gives them) into what predict answers, for scoring."""
+
+    def targets(self, y):
+        y = np.asarray(y)
+        if self.positive_class_ is not None:
+            return y == self.positive_class_
+        return np.asarray(self.label_values_)[y] if self.label_values_ is not None else y
+
+
+def _scaler(params: dict):
+    """The StandardScaler of a probe run's --standardize (training mean and scale), or None without it."""
+    if "standardize" not in params:
+        return None
+    from sklearn.preprocessing import StandardScaler
+
+    mean, scale = (np.asarray(params["standardize"][k], np.float64) for k in ("mean", "scale"))
+    return _fitted(StandardScaler(), len(mean), mean_=mean, scale_=scale, var_=scale**2, n_samples_seen_=0)
+
+
+def _linear_probe(wd: Path, config: dict):
+    params, ckpt_config = _params(wd)
+    p = _part(params, "probe", wd)
+    W_dc, b_c = np.asarray(p["W_dc"], np.float32), np.asarray(p["b_c"], np.float32)
+    classes = ckpt_config["classes"]
+    results = runlog.read_json(wd / "results.json")
+    model = _fitted(
+        SavedProbe(C=float(ckpt_config.get("C", 1.0))),
+        W_dc.shape[0],
+        coef_=W_dc.T,
+        intercept_=b_c,
+        classes_=np.asarray(classes),
+        positive_class_=ckpt_config.get("positive_class"),
+        label_values_=ckpt_config.get("label_values"),
+        n_iter_=results.get("n_iter"),
+        converged_=results.get("converged"),
+    )
+    return _pipeline(_features(wd, params, ckpt_config, config), _scaler(params), model)
+
+
 _LOADERS = {
     "kmeans": _kmeans,
     "spherical_kmeans": _spherical_kmeans,
@@ -354,4 +397,5 @@ _LOADERS = {
     "ae_kmeans": _ae_kmeans,
     "dec": _dec,
     "idec": _dec,
+    "linear_probe": _linear_probe,
 }

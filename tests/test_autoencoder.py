@@ -1,5 +1,6 @@
 """Autoencoders, the shared training loop, pretraining, exact resume, and the two binaries."""
 
+import dataclasses
 import json
 import shutil
 
@@ -259,3 +260,127 @@ def test_ae_kmeans_pretrains_then_reuses(tmp_path):
     assert np.array_equal(np.load(tmp_path / "one" / "labels.npy"), np.load(tmp_path / "two" / "labels.npy"))
     missing = run([*flags, f"--pretrained={tmp_path / 'nowhere'}", f"--workdir={tmp_path / 'x'}"], tmp_path, ok=False)
     assert "holds no trained autoencoder" in missing.stderr
+
+
+# --- the notes' networks, their losses and optimizer, validation loss, augmentation preview -----------------------
+
+
+def kernel_shapes(model, d):
+    params = jax.eval_shape(model.init, jax.random.key(0), jax.ShapeDtypeStruct((2, d), jnp.float32))["params"]
+    return {name: layer["kernel"].shape for name, layer in params.items()}
+
+
+def test_the_notes_presets_have_their_layer_sizes():
+    # 784-784-64-784 and 784-200-784: every layer activated, one dense layer back to the pixels.
+    assert kernel_shapes(nets.build("dense784-64", 784), 784) == {
+        "enc_0": (784, 784), "enc_1": (784, 64), "out": (64, 784)
+    }  # fmt: skip
+    assert kernel_shapes(nets.build("dense200", 784), 784) == {"enc_0": (784, 200), "out": (200, 784)}
+    # 2x2 stride-2 convolutions 28 -> 14 -> 7 with 32 and 64 filters, no dense layer, transposed back up.
+    cae = nets.build("cae32-64k2", 784, image_shape=(28, 28), activation="elu")
+    assert kernel_shapes(cae, 784) == {
+        "conv_0": (2, 2, 1, 32), "conv_1": (2, 2, 32, 64), "deconv_1": (2, 2, 64, 32), "deconv_0": (2, 2, 32, 1)
+    }  # fmt: skip
+    x = jax.ShapeDtypeStruct((3, 784), jnp.float32)
+    z, out = jax.eval_shape(cae.apply, jax.eval_shape(cae.init, jax.random.key(0), x), x)
+    assert z.shape == (3, 7 * 7 * 64) and out.shape == (3, 784)
+    small = nets.build("dense:30-5", 64)
+    assert kernel_shapes(small, 64) == {"enc_0": (64, 30), "enc_1": (30, 5), "out": (5, 64)}
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(40, 64)), jnp.float32)
+    z, out = small.apply(small.init(jax.random.key(0), x), x)
+    assert z.shape == (40, 5) and out.shape == (40, 64)
+    assert float(z.min()) == 0  # the code goes through the relu too (DEC's mlp code is linear)
+
+
+def test_bce_and_sigmoid_mse_equal_numpy():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 8, (6, 50)).astype(np.float32)
+    logits[0, :3] = [-60.0, 60.0, 0.0]  # far out, where log(sigmoid) in float32 would give -inf
+    x = rng.random((6, 50)).astype(np.float32)
+    x[0, :3] = [1.0, 0.0, 0.5]
+    z = logits.astype(np.float64)
+    log_p, log_1p = -np.logaddexp(0, -z), -np.logaddexp(0, z)  # log sigmoid(z), log(1 - sigmoid(z))
+    bce = -np.mean(x * log_p + (1 - x) * log_1p)
+    assert np.isclose(float(pretrain.reconstruction_loss(logits, x, "bce")), bce, rtol=1e-6)
+    mse = np.mean((1 / (1 + np.exp(-z)) - x) ** 2)
+    assert np.isclose(float(pretrain.reconstruction_loss(logits, x, "sigmoid_mse")), mse, rtol=1e-6)
+    assert [pretrain.objective(*a) for a in (("mse",), ("mse", "sigmoid"), ("bce",), ("bce", "sigmoid"))] == [
+        "mse", "sigmoid_mse", "bce", "bce"
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="sigmoid output"):
+        pretrain.objective("bce", "linear")
+
+
+def test_adadelta_is_keras_rule():
+    # Keras 2: a = rho a + (1 - rho) g^2; u = g sqrt(d + eps) / sqrt(a + eps); p -= lr u; d = rho d + (1 - rho) u^2.
+    tx = pretrain.optimizer("adadelta", 1.0)
+    p = {"w": jnp.array([1.0, -2.0, 3.0])}
+    grads = [np.array([0.5, -1.0, 2.0]), np.array([0.1, 0.3, -0.2])]
+    state, want = tx.init(p), np.array([1.0, -2.0, 3.0])
+    a, d = np.zeros(3), np.zeros(3)
+    for g in grads:
+        updates, state = tx.update({"w": jnp.asarray(g, jnp.float32)}, state, p)
+        p = optax.apply_updates(p, updates)
+        a = 0.95 * a + 0.05 * g**2
+        u = g * np.sqrt(d + 1e-7) / np.sqrt(a + 1e-7)
+        want, d = want - u, 0.95 * d + 0.05 * u**2
+    np.testing.assert_allclose(np.asarray(p["w"]), want, rtol=1e-5)
+
+
+def test_eval_loss_rows_loss_plot_and_augment_preview(tmp_path):
+    from experiments import common, stages
+
+    run = common.RunConfig(experiment="autoencoder", workdir=tmp_path, dataset="digits", split="train")
+    cfg = stages.AutoencoderConfig(
+        arch="dense:16", loss="bce", optimizer="adadelta", learning_rate=1.0, batch_size=100, epochs=2,
+        eval_split="test", augment="affine",
+    )  # fmt: skip
+    ds = run.load()
+    model, params, spec, results = stages.train_autoencoder(run, tmp_path, ds, cfg)
+    rows = [r for r in runlog.MetricsLog(tmp_path).rows() if r.get("stage") == "pretrain"]
+    assert [r["step"] for r in rows] == [15, 30] and all("eval_loss" in r for r in rows)
+    test = run.load("test").x
+    assert np.isclose(rows[-1]["eval_loss"], pretrain.evaluate(model, params, test, "bce"), rtol=1e-6)
+    assert rows[-1]["eval_loss"] < rows[0]["eval_loss"]  # adadelta trains
+    assert results["eval_split"] == "test" and results["test_loss"] == results["eval_loss"] == rows[-1]["eval_loss"]
+    assert spec["loss"] == "bce"
+    for figure in ("loss.png", "augment_preview.png"):  # the preview: with --augment, before training
+        assert (tmp_path / "plots" / figure).stat().st_size > 5_000
+    with pytest.raises(ValueError, match="part of the training data"):
+        stages.train_autoencoder(dataclasses.replace(run, split="all"), tmp_path / "b", ds, cfg)
+
+
+def test_augment_preview_draws_what_the_augmenter_makes(tmp_path, digits, monkeypatch):
+    from experiments import stages
+    from research import plots
+
+    aug = stages.augmenter((8, 8), "affine", 0.2, 30.0, "augment")
+    drawn, draw = [], plots.augment_preview
+    monkeypatch.setattr(
+        plots, "augment_preview", lambda columns, *a, **k: drawn.append(columns) or draw(columns, *a, **k)
+    )
+    key = jax.random.key(1)
+    path = stages.augment_preview(aug, digits, tmp_path / "augment_preview.png", key, seed=2, n=4)
+    assert path.stat().st_size > 5_000
+    names = [name for name, _ in drawn[0]]
+    assert names == ["original", "shifted", "turned", "shifted + turned", "shifted + turned", "shifted + turned"]
+    x = drawn[0][0][1]
+    assert x.shape == (4, 64) and all(any(np.array_equal(row, d) for d in digits.x) for row in x)
+    np.testing.assert_allclose(drawn[0][3][1], jax.jit(aug)(jax.random.fold_in(key, 2), x), atol=1e-6)
+    assert not np.allclose(drawn[0][3][1], drawn[0][4][1])  # each draw its own
+
+
+def test_notes_flagfiles_name_networks_that_build():
+    from pathlib import Path
+
+    from experiments import stages
+
+    files = sorted(Path(__file__).parents[1].glob("experiments/configs/notes_*.flags"))
+    assert len(files) == 5
+    for f in files:
+        values = dict(line[2:].split("=", 1) for line in f.read_text().splitlines() if line.startswith("--"))
+        fields = {k: v for k, v in values.items() if k in stages.FIELDS}
+        assert set(values) - set(fields) <= {"dataset", "split"}, f
+        cfg = stages.AutoencoderConfig(**{k: type(getattr(stages.AutoencoderConfig, k))(v) for k, v in fields.items()})
+        assert cfg.objective() in ("sigmoid_mse", "bce") and values["split"] == "train"
+        nets.build(cfg.arch, 784, image_shape=(28, 28), activation=cfg.activation)

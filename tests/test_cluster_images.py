@@ -1,6 +1,7 @@
 """experiments.cluster_images end to end on a generated folder: separation, bad files, originals untouched."""
 
 import csv
+import dataclasses
 import json
 import os
 import sys
@@ -13,6 +14,7 @@ from PIL import Image
 
 from experiments import cluster_images as ci
 from experiments import common, features
+from research.data import images
 
 
 def run(args, cwd, ok=True):
@@ -94,6 +96,7 @@ def test_separates_and_links_and_never_touches_originals(folder, tmp_path):
     run([f"--image_dir={folder}", *flags, f"--workdir={wd}"], tmp_path)
     res = json.loads((wd / "results.json").read_text())
     assert res["n_clusters"] == 2 and set(res["silhouette_by_k"]) == {"2", "3"} and res["image_shape"] == [32, 32, 3]
+    assert (wd / "plots" / "choose_k.png").stat().st_size > 5_000  # --n_clusters=auto: the silhouette by K
     assert (
         res["algorithm"] == "gmm" and res["n_features"] == 4 and res["removed_previous"] == 16 + 1 + 1
     )  # links, csv, cluster_1/ (cluster_0/ holds a user file)
@@ -155,7 +158,7 @@ def tiny_originals(root: Path, names=("a.png", "b.png")) -> list[Path]:
     root.mkdir(parents=True, exist_ok=True)
     for i, name in enumerate(names):
         Image.fromarray(np.full((4, 4), 40 * i, np.uint8)).save(root / os.fsdecode(name))
-    return ci.find_images(root, True)[0]
+    return images.find_images(root, True)[0]
 
 
 def sorted_once(tmp_path, copy: bool):
@@ -313,33 +316,119 @@ RAMP = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
 )
 def test_images_are_scaled_by_their_modes_range(tmp_path, name, array, expected):
     path = save(tmp_path, name, array)
-    gray = ci.load_image(path, 8, "gray")
+    gray = images.load_image(path, 8, "gray")
     np.testing.assert_allclose(gray, expected, atol=1e-4)
-    rgb = ci.load_image(path, 8, "rgb")
+    rgb = images.load_image(path, 8, "rgb")
     assert rgb.shape == (8, 8, 3) and np.allclose(rgb[..., 1], gray)
-    small = ci.load_image(path, 4, "gray")
+    small = images.load_image(path, 4, "gray")
     assert small.dtype == np.float32 and 0 <= small.min() and small.max() <= 1 and small.std() > 0.1
 
 
 @pytest.mark.parametrize("mode", ["RGB", "RGBA", "P", "LA"])
 def test_eight_bit_modes_agree_with_their_gray(tmp_path, mode):
     gray = (RAMP * 255).astype(np.uint8)
-    expected = ci.load_image(save(tmp_path, "l.png", gray), 8, "gray")
-    got = ci.load_image(save(tmp_path, f"x.{'png' if mode != 'P' else 'gif'}", gray, mode), 8, "gray")
+    expected = images.load_image(save(tmp_path, "l.png", gray), 8, "gray")
+    got = images.load_image(save(tmp_path, f"x.{'png' if mode != 'P' else 'gif'}", gray, mode), 8, "gray")
     np.testing.assert_allclose(got, expected, atol=2 / 255)
 
 
 def test_transparent_pixels_are_white(tmp_path):
     rgba = np.zeros((8, 8, 4), np.uint8)  # black, fully transparent
-    assert ci.load_image(save(tmp_path, "t.png", rgba), 8, "gray").min() == 1.0
+    assert images.load_image(save(tmp_path, "t.png", rgba), 8, "gray").min() == 1.0
 
 
 def test_unsupported_modes_and_nonfinite_pixels_are_refused_by_name(tmp_path):
     lab = tmp_path / "lab.tif"
     Image.new("LAB", (8, 8)).save(lab)
     with pytest.raises(ValueError, match="lab.tif: images of mode LAB are not supported"):
-        ci.load_image(lab, 8, "gray")
+        images.load_image(lab, 8, "gray")
     with pytest.raises(ValueError, match="nan.tif: the F image has NaN or infinite pixels"):
-        ci.load_image(save(tmp_path, "nan.tif", np.where(RAMP > 0.5, np.nan, RAMP).astype(np.float32)), 8, "gray")
-    x, ok, bad = ci.load_folder([lab], 8, "gray")  # in a folder: listed as unreadable and skipped
+        images.load_image(save(tmp_path, "nan.tif", np.where(RAMP > 0.5, np.nan, RAMP).astype(np.float32)), 8, "gray")
+    x, ok, bad = images.load_folder([lab], 8, "gray")  # in a folder: listed as unreadable and skipped
     assert x.shape == (0, 64) and not ok and "mode LAB" in bad[0]["error"]
+
+
+# ---------------------------------------------------------------------------
+# Deep features from the folder itself, and a user's own features beside the photos (issue 21)
+
+
+def class_folders(root: Path, n: int = 8) -> None:
+    """n bright discs in discs/ and n dark frames in frames/ (12x12 gray PNGs, drawn with numpy)."""
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[:12, :12]
+    shapes = {"discs": np.hypot(yy - 5.5, xx - 5.5) < 4, "frames": (np.minimum(yy, xx) < 2) | (np.maximum(yy, xx) > 9)}
+    for name, mask in shapes.items():
+        (root / name).mkdir(parents=True)
+        for i in range(n):
+            pixels = np.clip(mask * 200 + rng.integers(0, 40, mask.shape), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{i}.png")
+
+
+def test_features_autoencoder_trains_on_the_folder_and_clusters_its_codes(tmp_path):
+    from experiments import stages
+
+    class_folders(tmp_path / "photos")
+    run_cfg = common.RunConfig(experiment="cluster_images", workdir=tmp_path / "run", dataset="images:photos")
+    ae = stages.AutoencoderConfig(arch="mlp:16-3", epochs=1, batch_size=8)
+    cfg = ci.Config(
+        image_dir=tmp_path / "photos",
+        output=tmp_path / "run",
+        image_size=8,
+        features=features.Config("autoencoder"),
+        autoencoder=ae,
+        n_clusters=2,
+        n_init=1,
+    )
+    ci.sort_images(run_cfg, cfg)
+    res = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert res["features"] == "autoencoder" and res["n_features"] == 3 and res["n_images"] == 16
+    assert res["pretrained"] == str(tmp_path / "run" / "autoencoder") and "acc" in res  # labels: the folders
+    spec = json.loads((tmp_path / "run" / "autoencoder" / "config.json").read_text())
+    assert spec["arch"] == "mlp:16-3" and spec["epochs"] == 1  # trained by the experiments.stages stage
+
+
+def test_own_features_in_a_npy_sort_the_photos_and_the_grid_shows_them(tmp_path, monkeypatch):
+    class_folders(tmp_path / "photos", n=4)
+    (tmp_path / "photos" / "frames" / "broken.png").write_bytes(b"not a png")
+    paths, _ = images.find_images(tmp_path / "photos")  # the order the rows must follow
+    assert [p.parent.name for p in paths] == ["discs"] * 4 + ["frames"] * 5
+    # A "backbone" that knows the folders: two well separated points, one row per file, the broken one too.
+    np.save(tmp_path / "feats.npy", np.array([[0.0, 0.0] if p.parent.name == "discs" else [5.0, 5.0] for p in paths]))
+    drawn = {}
+    monkeypatch.setattr(ci.plots, "cluster_grid", lambda x, labels, shape, *a, **k: drawn.update(x=x, shape=shape))
+    run_cfg = common.RunConfig(experiment="cluster_images", workdir=tmp_path / "run", dataset="npy:feats.npy")
+    monkeypatch.chdir(tmp_path)
+    cfg = ci.Config(image_dir=tmp_path / "photos", output=tmp_path / "run", dataset="npy:feats.npy", image_size=8)
+    ci.sort_images(run_cfg, dataclasses.replace(cfg, n_clusters=2, n_init=1))
+    res = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert res["n_images"] == 9 and res["n_unreadable"] == 1 and res["n_features"] == 2 and res["acc"] == 1.0
+    rows = (tmp_path / "run" / "assignments.csv").read_text().splitlines()
+    assert len(rows) == 1 + 9 and rows[-1].endswith("frames/broken.png,0")  # sorted too, with its folder (the larger)
+    assert drawn["x"].shape == (8, 64) and drawn["shape"] == (8, 8)  # the photos, not the features, in the grid
+
+    np.save(tmp_path / "feats.npy", np.zeros((5, 2)))
+    with pytest.raises(ValueError, match="has 5 rows but --image_dir holds 9 image files"):
+        ci.sort_images(
+            dataclasses.replace(run_cfg, workdir=tmp_path / "w2"), dataclasses.replace(cfg, output=tmp_path / "w2")
+        )
+
+
+def test_flags_of_another_mode_are_refused_when_parsed(monkeypatch):
+    from absl import flags
+
+    def refused(argv, message):
+        try:
+            with pytest.raises(flags.IllegalFlagValueError, match=message):
+                flags.FLAGS(["cluster_images", *argv])
+        finally:
+            flags.FLAGS.unparse_flags()
+
+    refused(["--ae_epochs=3", "--features=pca"], "--ae_epochs applies only with --features=autoencoder")
+    refused(["--features=autoencoder", "--pca_components=5"], "--pca_components applies only with --features=pca")
+    # --image_size and --color apply to every dataset in cluster_images, in other binaries to images:<dir> only.
+    flags.FLAGS(["cluster_images", "--image_size=8", "--color=rgb"])
+    flags.FLAGS.unparse_flags()
+    monkeypatch.setattr(common, "_IMAGES_WHATEVER_DATASET", [])
+    refused(["--image_size=8", "--dataset=digits"], "--image_size applies only with --dataset=images:<dir>")
+    flags.FLAGS(["kmeans", "--image_size=8", "--dataset=images:photos"])
+    flags.FLAGS.unparse_flags()

@@ -475,7 +475,7 @@ def test_csv_errors(tmp_path, content, kwargs, message):
 
 def test_unknown_name_split_and_options():
     names = ["mnist", "fashion_mnist", "kmnist", "usps", "cifar10", "stl10", "20newsgroups", "digits"]
-    assert available() == [*names, "idx:<dir>", "npy:<path>", "csv:<path>"]
+    assert available() == [*names, "blobs", "idx:<dir>", "npy:<path>", "csv:<path>", "images:<dir>"]
     with pytest.raises(ValueError, match=r"unknown dataset 'cifar'.*mnist, fashion_mnist, .* npy:<path>, csv:<path>"):
         load("cifar")
     with pytest.raises(
@@ -732,3 +732,74 @@ def test_kmeans_binary_on_cifar10_files(tmp_path):
     assert (tmp_path / "run" / "plots" / "clusters.png").stat().st_size > 0
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["dataset"] == "cifar10" and results["n_samples"] == 6
+
+
+# ---------------------------------------------------------------------------------------------- images:<dir>
+
+
+def write_image_folder(root: Path, n: int = 6, top_level: bool = False) -> None:
+    """n dark squares in dark/ and n bright rings in rings/ (PNG, gray; one RGB JPEG each), a truncated PNG in
+    rings/ and a text file; with top_level, one more image at the folder's top level."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:16, :16]
+    ring = (np.abs(np.hypot(yy - 7.5, xx - 7.5) - 5) < 1.5) * 220
+    for name, base in (("dark", np.full((16, 16), 20)), ("rings", ring)):
+        (root / name).mkdir(parents=True)
+        for i in range(n):
+            pixels = np.clip(base + rng.integers(0, 30, base.shape), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{i}.png")
+        Image.fromarray(pixels).convert("RGB").save(root / name / "colour.jpg", quality=95)
+    png = (root / "rings" / "0.png").read_bytes()
+    (root / "rings" / "broken.png").write_bytes(png[: len(png) // 2])
+    (root / "rings" / "notes.txt").write_text("not an image")
+    if top_level:
+        Image.fromarray(np.zeros((16, 16), np.uint8)).save(root / "loose.png")
+
+
+def test_images_folder_labels_from_subfolders_skips_unreadable_files(tmp_path, caplog):
+    write_image_folder(tmp_path / "photos")
+    with caplog.at_level("WARNING"):
+        ds = load(f"images:{tmp_path / 'photos'}", image_size=8)
+    assert ds.x.shape == (14, 64) and ds.x.dtype == np.float32 and ds.image_shape == (8, 8)
+    np.testing.assert_array_equal(ds.y, [0] * 7 + [1] * 7)  # dark/ then rings/, sorted by name
+    assert ds.x[ds.y == 1].mean() > ds.x[ds.y == 0].mean() + 0.2  # the rows are the images of their folders
+    assert "1 unreadable files skipped" in caplog.text and "broken.png" in caplog.text
+
+    rgb = load(f"images:{tmp_path / 'photos'}", image_size=10, color="rgb")
+    assert rgb.x.shape == (14, 300) and rgb.image_shape == (10, 10, 3)
+    assert load(f"images:{tmp_path / 'photos'}").image_shape == (32, 32)  # the stated default size
+
+
+def test_images_folder_with_a_top_level_image_has_no_labels(tmp_path):
+    write_image_folder(tmp_path / "photos", n=2, top_level=True)
+    ds = load(f"images:{tmp_path / 'photos'}", image_size=8)
+    assert ds.y is None and len(ds.x) == 7
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "error", "message"),
+    [
+        ("digits", {"image_size": 8}, ValueError, "image_size and color apply to images:<dir> datasets only"),
+        ("images:{root}", {"split": "train"}, ValueError, "unknown split 'train'"),
+        ("images:{root}/dark/0.png", {}, NotADirectoryError, "images:<dir> takes a folder of images"),
+        ("images:{root}/nothing", {}, FileNotFoundError, "no such folder"),
+        ("images:{root}/empty", {}, ValueError, "no image files"),
+        ("images:{root}", {"color": "cmyk"}, ValueError, "color must be one of gray, rgb"),
+    ],
+)
+def test_images_folder_errors(tmp_path, name, kwargs, error, message):
+    write_image_folder(tmp_path, n=1)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(error, match=message):
+        load(name.format(root=tmp_path), **kwargs)
+
+
+def test_kmeans_binary_on_an_images_folder(tmp_path):
+    write_image_folder(tmp_path / "photos")
+    args = [f"--dataset=images:{tmp_path / 'photos'}", "--image_size=8", "--color=rgb", "--n_init=2"]
+    run(["experiments.kmeans", *args, f"--workdir={tmp_path / 'run'}"], cwd=tmp_path)
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["n_samples"] == 14 and results["acc"] == 1.0  # K = the two folders
+    assert (tmp_path / "run" / "plots" / "clusters.png").stat().st_size > 0

@@ -264,6 +264,56 @@ def test_imbalanced_subset_follows_the_retention_rates():
     assert len(val.x) == 20_000 and len(train_part.x) == 80_000
 
 
+def test_snapshots_leave_the_bits_alone_and_survive_a_kill(tmp_path, pretrained, monkeypatch):
+    model, params, x, y = pretrained
+    cfg = CFG._replace(tol=0.0, max_iter=120, checkpoint_every=3)  # 6 updates, a checkpoint at step 60
+    plain = dec.fit(jax.random.key(5), model, params, x, cfg, y=y)
+    snaps = dec.Snapshots(len(x), 2, size=150, path=tmp_path / "a.npz")
+    straight = dec.fit(jax.random.key(5), model, params, x, cfg, y=y, on_update=snaps)
+    assert bits(straight.params) == bits(plain.params) and np.array_equal(straight.labels, plain.labels)
+    want = snaps.arrays()
+    assert list(want["steps"]) == [0, 40, 80, 120] and list(want["updates"]) == [0, 2, 4, 6]
+    assert want["codes"].shape == (4, 150, 2) and np.array_equal(want["codes"][-1], straight.embedding[snaps.index])
+    # Killed before the stretch from step 100: the panel at 80 is saved, the checkpoint is at 60.
+    advance = killed_at_call(monkeypatch, train, "advance", 6)
+    with pytest.raises(KeyboardInterrupt):
+        dec.fit(jax.random.key(5), model, params, x, cfg, y=y, workdir=tmp_path / "b",
+                on_update=dec.Snapshots(len(x), 2, size=150, path=tmp_path / "b.npz"))  # fmt: skip
+    monkeypatch.setattr(train, "advance", advance)
+    assert list(np.load(tmp_path / "b.npz")["steps"]) == [0, 40, 80]
+    # The resumed call reads them, drops the one past its checkpoint and takes it again.
+    again = dec.Snapshots(len(x), 2, size=150, path=tmp_path / "b.npz")
+    dec.fit(jax.random.key(5), model, params, x, cfg, y=y, workdir=tmp_path / "b", on_update=again)
+    got = dict(np.load(tmp_path / "b.npz"))
+    assert all(np.array_equal(got[k], want[k]) for k in want)
+    points, centres = again.project()  # one projection, fitted on the pre-DEC panel: centred there only
+    assert points.shape == (4, 150, 2) and centres.shape == (4, 4, 2)
+    np.testing.assert_allclose(points[0].mean(0), 0, atol=1e-4)
+    assert np.abs(points[-1].mean(0)).max() > 1e-3
+
+
+def test_crossing_of_two_curves_is_interpolated():
+    from research import plots
+
+    ks = [3, 4, 5, 6, 7]
+    nmi, g = [0.2, 0.5, 0.8, 0.9, 0.85], [1.0, 0.9, 0.7, 0.6, 0.6]
+    assert plots.curve_crossings(ks, nmi, g) == pytest.approx([4.8])  # -0.4 at 4, +0.1 at 5
+    assert plots.curve_crossings(ks, g, nmi) == pytest.approx([4.8])
+    assert plots.curve_crossings(ks, [0.1, 0.2, 0.6, 0.3, 0.1], [0.5] * 5) == pytest.approx([4.75, 5 + 1 / 3])
+    assert plots.curve_crossings(ks, [0.1, 0.5, 0.7, 0.9, 1.0], [0.5] * 5) == [4.0]  # touching at a sample
+    assert plots.curve_crossings(ks, nmi, [1.5] * 5) == []
+
+
+def test_k_sweep_figure_is_redrawn_from_the_csv_alone(tmp_path):
+    rows = [("k", "seed", "nmi", "generalizability")]
+    rows += [(k, s, 0.1 * k + 0.01 * s, 1.2 - 0.05 * k) for k in (3, 4, 5, 6, 7, 8) for s in (0, 1)]
+    (tmp_path / "dec_num_clusters.csv").write_text("\n".join(",".join(map(str, r)) for r in rows) + "\n")
+    out = run(["experiments.reproduce", "--table=dec_num_clusters", "--figure_from_csv", f"--out={tmp_path}"], tmp_path)
+    # Means over the seeds: nmi 0.1 k + 0.005 meets 1.2 - 0.05 k at k = 1.195 / 0.15.
+    assert f"cross at K ≈ {1.195 / 0.15:.2f}" in out.stdout and not (tmp_path / "runs").exists()
+    assert (tmp_path / "dec_num_clusters.png").stat().st_size > 5_000
+
+
 # --- binaries ---------------------------------------------------------------------------------------------------
 
 AE = ["--dataset=digits", "--ae_arch=mlp:64-32-10", "--ae_epochs=20", "--seed=1"]
@@ -283,8 +333,12 @@ def test_dec_binary_pretrains_writes_its_outputs_and_resumes_after_sigkill(tmp_p
     assert results["mode"] == "dec" and results["n_iter"] == 300 and not results["converged"]
     assert results["acc"] > 0.5 and "init_acc" in results
     assert out.stdout.strip().splitlines()[-1].startswith("dec digits/all K=10 (dec): acc=")
-    for figure in ("clusters.png", "training.png", "embedding.png"):
+    for figure in ("clusters.png", "training.png", "embedding.png", "dec_snapshots.png"):
         assert (wd / "plots" / figure).stat().st_size > 5_000
+    # The default --snapshot_every=5 of 10 updates: panels before any step, at update 5 and at the end.
+    snaps = np.load(wd / "dec_snapshots.npz")
+    assert list(snaps["steps"]) == [0, 150, 300] and results["snapshot_panels"] == 3
+    assert snaps["points"].shape == (3, 1797, 2) and snaps["codes"].shape == (3, 1797, 10)
     rows = [r for r in runlog.MetricsLog(wd).rows() if r.get("stage") == "dec"]
     assert [r["step"] for r in rows] == list(range(0, 301, 30)) and all("acc" in r for r in rows)
     # The saved encoder is DEC's: other binaries take it with --pretrained.
@@ -302,6 +356,8 @@ def test_dec_binary_pretrains_writes_its_outputs_and_resumes_after_sigkill(tmp_p
     assert [r["step"] for r in runlog.MetricsLog(victim).rows() if r.get("stage") == "dec"] == list(range(0, 301, 30))
     assert bits(checkpointing.load_pytree(victim / "model")) == bits(checkpointing.load_pytree(wd / "model"))
     assert np.array_equal(np.load(victim / "labels.npy"), np.load(wd / "labels.npy"))
+    again = np.load(victim / "dec_snapshots.npz")  # the panels of before the kill were kept or taken again
+    assert list(again["steps"]) == [0, 150, 300] and np.array_equal(again["codes"], snaps["codes"])
     # The same workdir with other settings is refused, not overwritten.
     (victim / "results.json").unlink()
     other = run([*flags, *ae, "--alpha=2", f"--workdir={victim}"], tmp_path, ok=False)
@@ -396,7 +452,7 @@ def test_manifold_table_reads_the_runs_of_every_row(tmp_path):
     assert got == {
         "DEC": "0.7150 ± 0.0071",
         "IDEC": "0.7250 ± 0.0071",
-        "t-SNE + DBSCAN (pixels)": "0.7350 ± 0.0071",
+        "t-SNE + HDBSCAN (pixels)": "0.7350 ± 0.0071",
         "neighbour embedding + GMM (pixels)": "0.7450 ± 0.0071",
         "AE + neighbour embedding + GMM": "0.7550 ± 0.0071",
         "AE (augmented) + neighbour embedding + GMM": "0.7650 ± 0.0071",

@@ -272,6 +272,7 @@ def test_tsne_dbscan_binary_on_digits_subset(tmp_path):
     y = digits.target[pick]
     clustered = labels >= 0
     assert results["n_clusters"] >= 3 and results["noise_fraction"] < 0.1 and results["eps"] > 0
+    assert results["method"] == "hdbscan" and len(results["eps_birth"]) == results["n_clusters"]  # the default
     # Every cluster found holds one digit only.
     assert all(len(set(y[clustered & (labels == c)])) == 1 for c in set(labels[clustered]))
     for name in ("embedding.png", "perplexity.png"):

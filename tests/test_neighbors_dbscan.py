@@ -331,3 +331,62 @@ def test_rerank_rejects_bad_candidates():
         neighbors.rerank(x, np.zeros((20, 3), np.int32), 3)
     with pytest.raises(ValueError, match="integer row numbers"):
         neighbors.rerank(x, np.zeros((19, 5), np.int32), 2)
+
+
+# ---------------------------------------------------------------------------
+# HDBSCAN
+
+
+def noisy_blobs(seed, n=400, n_noise=40):
+    x, y = make_blobs(n, centers=5, cluster_std=[0.5, 1, 1.5, 0.8, 2], random_state=seed)
+    noise = np.random.default_rng(seed).uniform(-12, 12, (n_noise, 2))
+    return np.vstack([x, noise]).astype(np.float32), np.concatenate([y, np.full(n_noise, -1)])
+
+
+@pytest.mark.parametrize(("seed", "min_samples", "min_cluster_size"), [(0, 5, 5), (3, 10, 20)])
+def test_hdbscan_matches_sklearn(seed, min_samples, min_cluster_size):
+    from sklearn.cluster import HDBSCAN
+
+    from research.cluster import hdbscan
+
+    x, _ = noisy_blobs(seed)
+    want = HDBSCAN(min_cluster_size=min_cluster_size, min_samples=min_samples, copy=True).fit_predict(x)
+    got = hdbscan.fit(x, min_samples, min_cluster_size, n_neighbors=len(x) - 1)  # the complete graph
+    assert got.n_clusters == want.max() + 1 == len(got.stability) == len(got.eps_birth)
+    # Mutual reachability makes many equal weights (a point's core distance); merged in another order than
+    # scikit-learn's, a few points move between a cluster and the noise. Nothing else differs.
+    assert adjusted_rand_score(want, got.labels) > 0.95
+    assert np.mean((want < 0) == (got.labels < 0)) > 0.98
+    sparse = hdbscan.fit(x, min_samples, min_cluster_size, n_neighbors=20)  # the default graph's size
+    assert sparse.n_clusters == got.n_clusters and adjusted_rand_score(got.labels, sparse.labels) > 0.97
+
+
+def test_hdbscan_tree_is_the_minimum_spanning_tree():
+    import jax
+    from scipy.sparse.csgraph import minimum_spanning_tree
+
+    from research.cluster import hdbscan
+
+    x, _ = noisy_blobs(1)
+    n, min_samples = len(x), 4
+    nn = neighbors.knn(x, n - 1)
+    core, _, _, w, in_tree = jax.device_get(hdbscan._spanning_forest(x, nn.indices, nn.distances, min_samples))
+    d = brute_dist(x, x, "euclidean")
+    want_core = np.sort(d, axis=1)[:, min_samples - 1]  # itself first
+    np.testing.assert_allclose(core, want_core, rtol=1e-5)
+    reach = np.maximum(d, np.maximum(want_core[:, None], want_core[None, :]))
+    np.fill_diagonal(reach, 0)
+    assert in_tree.sum() == n - 1
+    np.testing.assert_allclose(w[in_tree].astype(np.float64).sum(), minimum_spanning_tree(reach).sum(), rtol=1e-5)
+
+
+def test_hdbscan_bad_inputs_raise_clear_errors():
+    from research.cluster import hdbscan
+
+    x = points(20, 2)
+    with pytest.raises(ValueError, match="min_cluster_size must be >= 2"):
+        hdbscan.fit(x, 5, 1)
+    with pytest.raises(ValueError, match="min_samples=30 is larger than the 20 points"):
+        hdbscan.fit(x, 30, 5)
+    with pytest.raises(ValueError, match="finite|NaN|nan"):
+        hdbscan.fit(np.full((5, 2), np.nan, np.float32), 2, 2)

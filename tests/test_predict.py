@@ -117,7 +117,6 @@ def test_load_rebuilds_the_clusterings_and_their_feature_stages(tmp_path, digits
         ("manifold_cluster", "cannot place new points"),
         ("tsne_dbscan", "cannot place new points"),
         ("cluster_images", "saves no model"),
-        ("linear_probe", "not its weights"),
         ("reproduce", "cannot be loaded"),
     ],
 )
@@ -145,3 +144,23 @@ def test_unfinished_and_incomplete_workdirs_are_refused_naming_what_is_missing(t
     wd = _run_dir(tmp_path / "other", "gmm", {"means": np.zeros((2, 3), np.float32)})
     with pytest.raises(ValueError, match="has no 'gmm'"):
         research.load(wd)
+
+
+def test_predict_reads_a_new_table_with_the_runs_own_preprocessing(tmp_path):
+    rng = np.random.default_rng(0)
+    centres, kinds = np.array([[0.0, 0.0], [8.0, 1.0], [0.0, 9.0]]), np.array(["red", "green", "blue"])
+    y = np.repeat(np.arange(3), 20)
+    xy = centres[y] + rng.normal(size=(60, 2))
+    rows = [f"{a:.3f},{b:.3f},{kinds[c]},{c}" for (a, b), c in zip(xy, y)]
+    (tmp_path / "t.csv").write_text("a,b,colour,label\n" + "\n".join(rows) + "\n")
+    wd = tmp_path / "km"
+    flags = ["--dataset=csv:t.csv", "--label_column=label", "--n_clusters=3", f"--workdir={wd}"]
+    run(["experiments.kmeans", *flags], tmp_path)
+    labels = np.load(wd / "labels.npy")
+    # One row, columns reordered, no label: scaled by the training table's statistics, it lands where it did
+    # in training (a table of one row standardized by its own statistics would be all zeros).
+    a, b, colour, _ = rows[45].split(",")
+    (tmp_path / "new.csv").write_text(f"colour,b,a\n{colour},{b},{a}\n")
+    out = run(["experiments.predict", f"--workdir={wd}", "--dataset=csv:new.csv", "--output=pred/new"], tmp_path)
+    assert np.load(tmp_path / "pred" / "new.npy").tolist() == [labels[45]], out.stdout
+    assert "no labels to score" in out.stdout

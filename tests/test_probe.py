@@ -18,7 +18,8 @@ from sklearn.metrics import (
 )
 from sklearn.metrics import precision_recall_curve as sk_pr_curve
 
-from research import data, probe
+import research
+from research import data, probe, saved
 from research.data import tabular
 
 
@@ -302,6 +303,34 @@ def test_table_preprocessing_is_fitted_on_the_rows_given(tmp_path):
         tabular.read_table(path, "Survived", ["Name"], categorical_columns=["Name"])
 
 
+def test_a_saved_table_preprocessing_reads_new_tables_as_in_training(tmp_path):
+    path = titanic_like(tmp_path / "titanic.csv")
+    t = tabular.read_table(path, "Survived", TITANIC_DROP.split(","), categorical_columns=["Pclass"])
+    rows = np.arange(len(t.y)) < 150
+    tf = tabular.fit_transform(t, rows)
+    state = json.loads(json.dumps(tabular.transform_state(tf, t, "Survived")))  # survives JSON
+    x, y = tabular.apply_state(state, path)
+    np.testing.assert_allclose(x, tabular.transform_rows(tf, t), rtol=1e-6, atol=1e-6)  # every row, as fitted
+    np.testing.assert_array_equal(y, t.y)
+    new = tmp_path / "new.csv"  # columns reordered, extra id column, a missing age, an unseen port, no label
+    new.write_text("Embarked,Sex,Pclass,Fare,Parch,SibSp,Age,Id\nZ,female,2,10.5,0,1,,7\n")
+    x1, y1 = tabular.apply_state(state, new)
+    names = tabular.feature_names(tf, t)
+    assert y1 is None and x1.shape == (1, len(names))
+    assert x1[0, names.index("Age")] == pytest.approx((state["median"][0] - state["mean"][0]) / state["scale"][0])
+    assert x1[0, [names.index(f"Embarked={c}") for c in "CQS"]].tolist() == [0, 0, 0]  # unseen: all zeros
+    assert x1[0, names.index("Pclass=2")] == 1 and x1[0, names.index("Sex=female")] == 1
+    new.write_text("Sex,Pclass,Fare,Parch,SibSp,Age\nmale,1,3,0,0,40\n")
+    with pytest.raises(ValueError, match=r"no column\(s\) \['Embarked'\]"):
+        tabular.apply_state(state, new)
+    new.write_text("Embarked,Sex,Pclass,Fare,Parch,SibSp,Age\nS,male,1,cheap,0,0,40\n")
+    with pytest.raises(ValueError, match="'Fare' was numeric in training, but data row 1 holds 'cheap'"):
+        tabular.apply_state(state, new)
+    new.write_text("Embarked,Sex,Pclass,Fare,Parch,SibSp,Age,Survived\nS,male,1,3,0,0,40,2\n")
+    with pytest.raises(ValueError, match=r"values the run never saw: \['2'\]"):
+        tabular.apply_state(state, new)
+
+
 def test_linear_probe_binary_on_a_titanic_like_table(tmp_path):
     path, wd = titanic_like(tmp_path / "titanic.csv"), tmp_path / "w"
     flags = ["--label_column=Survived", f"--drop_columns={TITANIC_DROP}", "--categorical_columns=Pclass"]
@@ -332,6 +361,22 @@ def test_linear_probe_binary_on_a_titanic_like_table(tmp_path):
     assert "'is it Survived=1' test acc=" in out.stdout and "+" in out.stdout.split("largest first:")[1]
     assert np.load(wd / "decision_scores.npy").shape == (180,)
 
+    # The saved probe and the training rows' preprocessing give the run's test confusion again.
+    model = research.load(wd)
+    x, y = tabular.apply_state(json.loads((wd / tabular.STATE_FILE).read_text()), path)
+    pred, truth = model.predict(x[held]), model.targets(y[held])
+    assert list(model.classes_) == [False, True] and pred.dtype == bool
+    np.testing.assert_array_equal(confusion_matrix(truth, pred), conf)
+    # experiments.predict reads a new table of one row (no label, an id column left in) as in training.
+    new = tmp_path / "one.csv"
+    with open(path) as f:
+        header, *rows = list(csv.reader(f))
+    keep = [i for i, name in enumerate(header) if name != "Survived"]
+    with open(new, "w", newline="") as f:
+        csv.writer(f).writerows([[header[i] for i in keep], [rows[0][i] for i in keep]])
+    out = run(["experiments.predict", f"--workdir={wd}", f"--dataset=csv:{new}", "--output=pred/one"], tmp_path)
+    assert np.load(tmp_path / "pred" / "one.npy").tolist() == [model.predict(x[:1])[0]], out.stdout
+
 
 # ---------------------------------------------------------------------------
 # The binary, end to end
@@ -350,6 +395,9 @@ def test_linear_probe_binary_multiclass(tmp_path):
     cv = res["cv"]  # 3 folds of the multinomial probe by default; their out-of-fold scores kept
     assert cv["folds"] == 3 and np.array(cv["confusion"]).sum() == 1500 and 0.9 < cv["accuracy"] <= 1
     assert np.load(wd / "decision_scores.npy").shape == (1500, 10)
+    model, test = research.load(wd), data.load("digits", "test")
+    assert model.classes_.tolist() == list(range(10)) and isinstance(model, saved.SavedProbe)
+    assert np.mean(model.predict(test.x) == test.y) == pytest.approx(res["test_accuracy"])
 
 
 def test_linear_probe_binary_one_vs_rest_with_shift(tmp_path):
@@ -368,6 +416,10 @@ def test_linear_probe_binary_one_vs_rest_with_shift(tmp_path):
     scores = np.load(wd / "decision_scores.npy")  # out of fold, on the 1500 originals
     assert scores.shape == (1500,) and np.array(cv["confusion"]).sum() == 1500
     assert np.array(cv["baseline_never_positive"]["confusion"])[:, 1].sum() == 0
+    test = data.load("digits", "test")  # the saved standardization and probe give the run's test confusion
+    model = research.load(wd)
+    assert [type(step).__name__ for _, step in model.steps] == ["StandardScaler", "SavedProbe"]
+    np.testing.assert_array_equal(confusion_matrix(test.y == 5, model.predict(test.x)), res["confusion"])
     y01 = (data.load("digits", "train").y == 5).astype(int)
     assert cv["roc_auc"] == pytest.approx(roc_auc_score(y01, scores)) and cv["roc_auc"] > 0.95
     at = cv["at_target_precision"]  # --target_precision=0.9 by default

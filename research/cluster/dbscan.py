@@ -20,7 +20,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from research import checks
+from research import checks, sharding
 from research.embed import cells, neighbors
 
 
@@ -138,7 +138,7 @@ METHODS = ("auto", "cells", "blocked")
 
 
 def _prepare(x, eps, min_samples, block_size, method="blocked", max_pairs=2**25):
-    x = checks.as_matrix(x)
+    x = checks.as_matrix(sharding.on_one_device(x))  # rows sharded over devices are gathered: it runs on one
     eps = checks.check_positive_float(eps, "eps", meaning="the neighbourhood radius")
     min_samples = checks.check_positive_int(min_samples, "min_samples")
     block_size = checks.check_positive_int(block_size, "block_size")

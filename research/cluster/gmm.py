@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from research import checks, timing
+from research import checks, sharding, timing
 from research.cluster import kmeans
 
 _HIGHEST = lax.Precision.HIGHEST
@@ -192,10 +192,11 @@ def _scatter(x_bd, r_rkb, means, cov_type):
     (docs/design/gmm.md).
     """
     z = jnp.sqrt(r_rkb)[..., None] * (x_bd - means[:, :, None, :])  # [R, k, b, d]
+    out = sharding.replicated(x_bd)
     if cov_type == "full":
-        return jnp.einsum("rkbd,rkbe->rkde", z, z, precision=_HIGHEST)
+        return jnp.einsum("rkbd,rkbe->rkde", z, z, precision=_HIGHEST, out_sharding=out)
     if cov_type == "tied":
-        return jnp.einsum("rkbd,rkbe->rde", z, z, precision=_HIGHEST)[:, None]
+        return jnp.einsum("rkbd,rkbe->rde", z, z, precision=_HIGHEST, out_sharding=out)[:, None]
     sq = jnp.sum(z * z, axis=2)  # [R, k, d]
     return sq if cov_type == "diag" else jnp.sum(sq, axis=-1)
 
@@ -216,13 +217,11 @@ def _covariances(scatter, nk, reg_covar, cov_type, d):
 
 
 def _blocks(x_nd, block):
-    """x as blocks of rows [n_blocks, block, d] (zero-padded), and the mask of real rows [n_blocks, block]."""
-    n, d = x_nd.shape
-    nb = -(-n // block)
-    pad = nb * block - n
-    xb = jnp.pad(x_nd, ((0, pad), (0, 0))).reshape(nb, block, d)
-    mask = (jnp.arange(nb * block) < n).reshape(nb, block).astype(x_nd.dtype)
-    return xb, mask
+    """x as blocks of about `block` rows [n_blocks, rows, d] (zero-padded; on an explicit mesh each block spans
+    the devices, `sharding.to_blocks`), and the mask of real rows [n_blocks, rows]."""
+    shards = sharding.sample_shards(x_nd)
+    mask = sharding.to_blocks(jnp.ones_like(x_nd[:, 0]), block, shards)
+    return sharding.to_blocks(x_nd, block, shards), mask
 
 
 def _e_pass(xb, mask, s: _EM, cov_type):
@@ -235,7 +234,8 @@ def _e_pass(xb, mask, s: _EM, cov_type):
         lse = jax.nn.logsumexp(lp, axis=2)  # [b, R]
         resp = jnp.transpose(jnp.exp(lp - lse[..., None]), (1, 2, 0)) * m_b  # [R, k, b]
         nk, sx = carry
-        sx = sx + jnp.dot(resp.reshape(r_ * k, -1), x_bd, precision=_HIGHEST).reshape(r_, k, d)
+        rx = jnp.dot(resp.reshape(r_ * k, -1), x_bd, precision=_HIGHEST, out_sharding=sharding.replicated(x_bd))
+        sx = sx + rx.reshape(r_, k, d)
         return (nk + jnp.sum(resp, axis=-1), sx), (resp, jnp.sum(lse * m_b[:, None], axis=0))
 
     zeros = (jnp.zeros((r_, k), xb.dtype), jnp.zeros((r_, k, d), xb.dtype))
@@ -288,13 +288,13 @@ def _em_iteration(s: _EM, *, xb, mask, n, tol, max_iter, reg_covar, cov_type):
 
 
 def _labels(xb, weights, means, prec_chol, cov_type):
-    """Most probable component of each row [nb * block], for R = 1 parameters."""
+    """Most probable component of each row [nb, rows] (`_blocks`' layout), for R = 1 parameters."""
 
     def step(_, x_bd):
         lp = _weighted_log_prob(x_bd, weights, means, prec_chol, cov_type)[:, 0]
         return None, jnp.argmax(lp, axis=1).astype(jnp.int32)
 
-    return lax.scan(step, None, xb)[1].reshape(-1)
+    return lax.scan(step, None, xb)[1]
 
 
 # ---------------------------------------------------------------------------
@@ -329,7 +329,6 @@ def _fit(
     shift_d = jnp.mean(x_nd, axis=0)
     x_nd = x_nd - shift_d
     xb, mask = _blocks(x_nd, block_size)
-    nb = xb.shape[0]
 
     # Initial parameters: an M step from initial responsibilities, overridden by whatever was given.
     if given_params:
@@ -343,10 +342,12 @@ def _fit(
         else:  # scikit-learn's "random": uniform responsibilities, normalised per point
             u = jax.random.uniform(key, (r_, n, k), dtype)
             resp_rkn = jnp.swapaxes(u / jnp.sum(u, axis=-1, keepdims=True), 1, 2)
-        resp_rkn = jnp.pad(resp_rkn, ((0, 0), (0, 0), (0, nb * block_size - n)))
-        resp = jnp.moveaxis(resp_rkn.reshape(r_, k, nb, block_size), 2, 0)  # [nb, R, k, block]
+        resp_nrk = sharding.to_blocks(jnp.moveaxis(resp_rkn, 2, 0), block_size, sharding.sample_shards(x_nd))
+        resp = jnp.moveaxis(resp_nrk, 1, 3)  # [nb, R, k, rows]
         nk = jnp.sum(resp_rkn, axis=-1)
-        sx = jnp.einsum("rkn,nd->rkd", resp_rkn[..., :n], x_nd, precision=_HIGHEST)
+        sx = jnp.einsum(
+            "rkn,nd->rkd", resp_rkn[..., :n], x_nd, precision=_HIGHEST, out_sharding=sharding.replicated(x_nd)
+        )
         w0, mu0, cov0, pc0 = _m_step(xb, resp, nk, sx, reg_covar, cov_type, n)
         if weights_init is not None:
             w0 = jnp.broadcast_to(weights_init, (r_, k))
@@ -386,7 +387,8 @@ def _fit(
     # A last E step, as scikit-learn's: the labels are those of the final parameters.
     labels = _labels(xb, w[None], mu[None], pc[None], cov_type)
     params = GMMParams(w, mu + shift_d, s.covs[best], pc)
-    res = GMMResult(params, labels[:n], per_init[best], s.n_iter[best], s.converged[best], per_init)
+    labels = sharding.from_blocks(labels, n, sharding.sample_shards(x_nd))
+    res = GMMResult(params, labels, per_init[best], s.n_iter[best], s.converged[best], per_init)
     return res, jnp.all(s.failed)
 
 
@@ -656,7 +658,8 @@ def _log_resp(p: GMMParams, x_nd, *, cov_type, block_size):
         return None, (lse, lp - lse[:, None])
 
     _, (lse, log_resp) = lax.scan(step, None, xb)
-    return lse.reshape(-1)[:n], log_resp.reshape(-1, p.weights_k.shape[0])[:n]
+    shards = sharding.sample_shards(x_nd)
+    return sharding.from_blocks(lse, n, shards), sharding.from_blocks(log_resp, n, shards)
 
 
 def _scores(params, x):

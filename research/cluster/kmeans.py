@@ -2,6 +2,7 @@
 
     res = kmeans.fit(key, x_nd, 10, n_init=10)     # KMeansResult(centroids [k, d], labels [n], inertia, ...)
     labels_n = kmeans.predict(res.centroids, x_nd); dist_nk = kmeans.transform(res.centroids, x_nd)
+    res, hist_tkd = kmeans.fit_with_history(key, x_nd, 10)   # and the winner's centroids at every iteration
 
 The `n_init` restarts read the data once per iteration together ([n, d] x [d, n_init * k] distances); each
 stops on its own by scikit-learn's rule and the lowest inertia wins. With `prune=True`, Hamerly's bounds
@@ -346,8 +347,13 @@ def _lloyd_iteration(s: _Lloyd, x_nd, xx_n, tol_abs, max_iter, prune, budget):
     )
 
 
-def _lloyd(x_nd, xx_n, init_rkd, tol, max_iter, prune, budget):
-    """Runs all restarts to their stop; returns the final _Lloyd state. xx_n: [n] squared norms of x."""
+def _lloyd(x_nd, xx_n, init_rkd, tol, max_iter, prune, budget, history=0):
+    """Runs all restarts to their stop; returns the final _Lloyd state. xx_n: [n] squared norms of x.
+
+    history > 0 (at least max_iter + 1): also returns every restart's centroids at each iteration,
+    [history, R, k, d] (row 0 the start, row t after iteration t, NaN after the restart stopped). The loop's
+    own arithmetic is the same, so the final state is the same bits as without it.
+    """
     r, k, d = init_rkd.shape
     tol_abs = tol * jnp.mean(jnp.var(x_nd, axis=0))  # scikit-learn's scale for the tolerance
     zeros_nr = jnp.zeros_like(x_nd[:, :1]) + jnp.zeros((1, r), x_nd.dtype)  # laid out like x along n
@@ -367,16 +373,31 @@ def _lloyd(x_nd, xx_n, init_rkd, tol, max_iter, prune, budget):
     body = functools.partial(
         _lloyd_iteration, x_nd=x_nd, xx_n=xx_n, tol_abs=tol_abs, max_iter=max_iter, prune=prune, budget=budget
     )
-    return lax.while_loop(lambda s: ~jnp.all(s.done), body, s)
+    if not history:
+        return lax.while_loop(lambda s: ~jnp.all(s.done), body, s)
+
+    def recording(carry):
+        s, hist = carry
+        new = body(s)
+        # A restart still running writes its new centroids to row n_iter; the others' rows fall out of range.
+        row_r = jnp.where(s.done, history, new.n_iter)
+        return new, hist.at[row_r, jnp.arange(r)].set(new.centers, mode="drop")
+
+    hist = jnp.full((history, r, k, d), jnp.nan, x_nd.dtype).at[0].set(init_rkd)
+    return lax.while_loop(lambda c: ~jnp.all(c[0].done), recording, (s, hist))
 
 
-@functools.partial(jax.jit, static_argnames=("n_clusters", "n_init", "init", "prune", "budget"))
-def _fit(key, x_nd, init_rkd, tol, max_iter, *, n_clusters, n_init, init, prune, budget):
+@functools.partial(jax.jit, static_argnames=("n_clusters", "n_init", "init", "prune", "budget", "history"))
+def _fit(key, x_nd, init_rkd, tol, max_iter, *, n_clusters, n_init, init, prune, budget, history=0):
+    """The fit: (KMeansResult, full passes taken) and, when history > 0, the best restart's centroids at every
+    iteration [history, k, d] (see `_lloyd`)."""
     x_nd = x_nd.astype(jnp.float32)
     xx_n = jnp.sum(x_nd * x_nd, axis=-1)
     if init_rkd is None:
         init_rkd = _init_centers(key, x_nd, xx_n, n_clusters, n_init, init)
-    s = _lloyd(x_nd, xx_n, init_rkd.astype(jnp.float32), tol, max_iter, prune, budget)
+    s = _lloyd(x_nd, xx_n, init_rkd.astype(jnp.float32), tol, max_iter, prune, budget, history)
+    if history:
+        s, hist_trkd = s
     # Final E-step against the final centroids (the loop's labels refer to the previous ones).
     labels_nr, d1_nr, _ = _nearest_two(x_nd, xx_n, s.centers)
     inertia_r = jnp.sum(d1_nr**2, axis=0)
@@ -385,7 +406,8 @@ def _fit(key, x_nd, init_rkd, tol, max_iter, *, n_clusters, n_init, init, prune,
     # Report the winner's inertia by direct differences, free of the expansion's cancellation.
     inertia = jnp.sum((x_nd - sharding.lookup(centroids, labels)) ** 2)
     converged = s.converged[best] & jnp.isfinite(inertia)  # an overflowed objective never counts as converged
-    return KMeansResult(centroids, labels, inertia, s.n_iter[best], converged, inertia_r), s.n_full
+    res = KMeansResult(centroids, labels, inertia, s.n_iter[best], converged, inertia_r)
+    return (res, s.n_full, hist_trkd[:, best]) if history else (res, s.n_full)
 
 
 _INITS = ("k-means++", "random")
@@ -469,6 +491,28 @@ def fit(
 def fit_timed(key, x, n_clusters: int, **kwargs) -> timing.Timed:
     """`fit` with compilation and the run timed apart: Timed(out=KMeansResult, compile_seconds, run_seconds)."""
     return timing.fit_timed(fit, _prepare, _fit, key, x, n_clusters, post=lambda out: out[0], **kwargs)
+
+
+def _prepare_history(key, x, n_clusters, n_init, max_iter, tol, init, prune, prune_budget):
+    """`_prepare`, with room in the history for the seeding and every iteration."""
+    args, static = _prepare(key, x, n_clusters, n_init, max_iter, tol, init, prune, prune_budget)
+    return args, static | {"history": int(args[4]) + 1}
+
+
+def fit_with_history(key, x, n_clusters: int, **kwargs) -> tuple[KMeansResult, jax.Array]:
+    """`fit` (the same keyword arguments, key and bits) that also returns the winning restart's centroids at
+    every Lloyd iteration: history [max_iter + 1, k, d], row 0 its seeding, row t its centroids after
+    iteration t (row res.n_iter is res.centroids), NaN beyond. Costs a [max_iter + 1, n_init, k, d] buffer
+    and a write per iteration; `fit` itself is compiled without it.
+    """
+    args, static = _prepare_history(key, x, n_clusters, **timing.keyword_arguments(fit, kwargs))
+    res, _, history = _fit(*args, **static)
+    return res, history
+
+
+def fit_with_history_timed(key, x, n_clusters: int, **kwargs) -> timing.Timed:
+    """`fit_with_history` with compilation and the run timed apart: Timed(out=(KMeansResult, history), ...)."""
+    return timing.fit_timed(fit, _prepare_history, _fit, key, x, n_clusters, post=lambda o: (o[0], o[2]), **kwargs)
 
 
 def _check_init(init, k, n_init, d):

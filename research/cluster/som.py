@@ -103,10 +103,10 @@ def _pca_axes(x_nd):
     mean = jnp.mean(x_nd, axis=0)
     xc = x_nd - mean
     if d <= n:  # the [d, d] scatter matrix is the smaller problem
-        _, vecs = jnp.linalg.eigh(jnp.dot(xc.T, xc, precision=_HIGHEST))
+        _, vecs = jnp.linalg.eigh(jnp.dot(xc.T, xc, precision=_HIGHEST, out_sharding=sharding.replicated(xc)))
         axes = vecs[:, ::-1][:, :2].T  # eigh sorts ascending
     else:
-        axes = jnp.linalg.svd(xc, full_matrices=False)[2][:2]
+        axes = jnp.linalg.svd(sharding.unsharded(xc, xc), full_matrices=False)[2][:2]  # n < d: small, gathered
     # Eigenvectors have no sign of their own; fix one so the same data gives the same map everywhere.
     big = jnp.take_along_axis(axes, jnp.argmax(jnp.abs(axes), axis=1)[:, None], axis=1)
     return mean, axes * jnp.where(big < 0, -1.0, 1.0)
@@ -194,8 +194,8 @@ def _batch(c_kd, x_nd, sigma, *, grid, decay, n_epochs, block):
     def epoch(c_kd, e):
         sig = sigma * _decay(e.astype(jnp.float32), n_epochs, decay)
         best_n = _winners(c_kd, x_nd, block)
-        sums_kd = jax.ops.segment_sum(x_nd, best_n, num_segments=k)
-        counts_k = jax.ops.segment_sum(jnp.ones_like(best_n, jnp.float32), best_n, num_segments=k)
+        sums_kd = sharding.segment_sum(x_nd, best_n, k)
+        counts_k = sharding.segment_sum(jnp.ones_like(best_n, jnp.float32), best_n, k)
         g_kk = _neighbourhood_matrix(sig, grid)
         num_kd = jnp.dot(g_kk, sums_kd, precision=_HIGHEST)
         den_k = jnp.dot(g_kk, counts_k, precision=_HIGHEST)
@@ -215,9 +215,14 @@ def _map_blocks(x_nd, block, fn):
     """fn(x_bd, valid_b) over consecutive row blocks of x; outputs stacked [n_blocks, ...].
 
     The last block is slid back to end at row n (no padded copy of x); its rows already
-    covered by the previous block have valid = False.
+    covered by the previous block have valid = False. With the rows sharded on an explicit mesh, the blocks
+    span the devices instead (`sharding.to_blocks`, zero rows padded in with valid = False).
     """
     n = x_nd.shape[0]
+    shards = sharding.sample_shards(x_nd)
+    if shards > 1:
+        valid = sharding.to_blocks(jnp.ones_like(x_nd[:, 0], bool), block, shards)
+        return lax.map(lambda a: fn(*a), (sharding.to_blocks(x_nd, block, shards), valid))
     size = min(block, n)
 
     def body(i):
@@ -228,8 +233,12 @@ def _map_blocks(x_nd, block, fn):
     return lax.map(body, jnp.arange(-(-n // size)))
 
 
-def _unblock(v_bb, n):
-    """Per-sample values [n, ...] from `_map_blocks` outputs [n_blocks, size, ...] (drops the slid-back overlap)."""
+def _unblock(v_bb, x_nd):
+    """Per-sample values [n, ...] from `_map_blocks(x_nd, ...)` outputs [n_blocks, size, ...] (drops the slid-back
+    overlap, or the padding)."""
+    n, shards = x_nd.shape[0], sharding.sample_shards(x_nd)
+    if shards > 1:
+        return sharding.from_blocks(v_bb, n, shards)
     n_blocks, size = v_bb.shape[:2]
     overlap = n_blocks * size - n
     return jnp.concatenate([v_bb[:-1].reshape(-1, *v_bb.shape[2:]), v_bb[-1, overlap:]])
@@ -243,7 +252,7 @@ def _sq_dist(x_bd, c_kd, cc_k):
 def _winners(c_kd, x_nd, block):
     cc_k = jnp.sum(c_kd * c_kd, axis=1)
     best_bb = _map_blocks(x_nd, block, lambda x_bd, _: jnp.argmin(_sq_dist(x_bd, c_kd, cc_k), axis=1))
-    return _unblock(best_bb, x_nd.shape[0]).astype(jnp.int32)
+    return _unblock(best_bb, x_nd).astype(jnp.int32)
 
 
 def _evaluate(c_kd, x_nd, grid, block):
@@ -268,7 +277,7 @@ def _evaluate(c_kd, x_nd, grid, block):
     best_bb, qe_b, te_b = _map_blocks(x_nd, block, block_stats)
     n = x_nd.shape[0]
     te = jnp.float32(jnp.nan) if h * w == 1 else jnp.sum(te_b) / n
-    return _unblock(best_bb, n).astype(jnp.int32), jnp.sum(qe_b) / n, te
+    return _unblock(best_bb, x_nd).astype(jnp.int32), jnp.sum(qe_b) / n, te
 
 
 # ---------------------------------------------------------------------------

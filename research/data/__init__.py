@@ -3,5 +3,6 @@
 from research.data.fetch import DataNotFoundError
 from research.data.sources import Dataset, available, load
 from research.data.subsets import imbalanced, split_validation
+from research.data.synthetic import Blobs
 
-__all__ = ["DataNotFoundError", "Dataset", "available", "imbalanced", "load", "split_validation"]
+__all__ = ["Blobs", "DataNotFoundError", "Dataset", "available", "imbalanced", "load", "split_validation"]

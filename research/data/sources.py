@@ -6,10 +6,13 @@
   stl10                          96x96 RGB (binary in a tar.gz): train 5k, test 8k, all; unlabeled (100k) on request.
   20newsgroups                   TF-IDF of the 20 Newsgroups posts (2000 terms), through scikit-learn's fetcher.
   digits        scikit-learn's bundled 8x8 digits (1797), offline; train = the first 1500, test = the other 297.
+  blobs         Gaussian blobs drawn with NumPy (`synthetic.blobs`; settings: load(..., blobs=Blobs(...))). Split: all.
   idx:<dir>     a folder with the four MNIST-named IDX files (labels optional).
   npy:<path>    a .npy [N, ...] (labels from <stem>_labels.npy) or a .npz with "x" and optional "y"; with
                 mmap=True a float32 C-order .npy stays memory-mapped (read-only).
   csv:<path>    a CSV table, see `tabular.load_csv`. Split: all.
+  images:<dir>  a folder of PNG/JPEG/... files (`images.load_dir`): resized to image_size x image_size, gray or
+                RGB; labels from the class sub-folders' names. Split: all.
 
 The downloadable datasets are found locally or fetched and checked by `fetch` from the table in `registry`.
 Images are flattened (HWC for colour) and uint8 pixels scaled to [0, 1]; every dataset is checked (finite,
@@ -26,7 +29,7 @@ from typing import NamedTuple
 import numpy as np
 
 from research.checks import as_matrix, as_streamed_matrix, check_labels
-from research.data import cifar, fetch, idx, registry, stl10, tabular, text, usps
+from research.data import cifar, fetch, idx, images, registry, stl10, synthetic, tabular, text, usps
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +41,15 @@ class Dataset(NamedTuple):
     y: [N] int64 class labels, or None when the data has none.
     image_shape: (H, W) or (H, W, C) to reshape rows of x into images, else None.
     name: the name it was loaded by, e.g. "mnist" or "npy:/data/faces.npy".
+    table: a csv: table's fitted preprocessing (`tabular.transform_state`), which a saved run applies to new
+      tables; None for other data.
     """
 
     x: np.ndarray
     y: np.ndarray | None
     image_shape: tuple | None
     name: str
+    table: dict | None = None
 
 
 SPLITS = ("train", "test", "all")
@@ -52,7 +58,16 @@ DIGITS_TRAIN = 1500
 
 def available() -> list[str]:
     """The dataset names and forms that `load` accepts."""
-    return [*registry.DATASETS, text.NEWSGROUPS, "digits", "idx:<dir>", "npy:<path>", "csv:<path>"]
+    return [
+        *registry.DATASETS,
+        text.NEWSGROUPS,
+        "digits",
+        "blobs",
+        "idx:<dir>",
+        "npy:<path>",
+        "csv:<path>",
+        "images:<dir>",
+    ]
 
 
 def load(
@@ -66,6 +81,9 @@ def load(
     mirrors=None,
     verify: bool = False,
     mmap: bool = False,
+    blobs: synthetic.Blobs | None = None,
+    image_size: int | None = None,
+    color: str | None = None,
 ) -> Dataset:
     """Loads a dataset by name (see the module docstring and `available()`).
 
@@ -81,6 +99,9 @@ def load(
         np.memmap [N, D] instead of a copy in memory, for data larger than
         memory (mini-batch algorithms read it in pieces). Other .npy files and
         .npz load into memory as usual, with a warning; other sources ignore it.
+      blobs: for "blobs" only, its settings (`synthetic.Blobs`; None: the defaults).
+      image_size, color: for images:<dir> only: the side the images are resized to (None: images.DEFAULT_SIZE,
+        32) and "gray" (None: gray) or "rgb".
 
     Raises ValueError for an unknown name or split and for invalid data, and
     DataNotFoundError (a FileNotFoundError) when a dataset's files cannot be found or fetched.
@@ -90,6 +111,10 @@ def load(
         raise ValueError(
             f"label_column, drop_columns and csv_encoding apply to csv:<path> datasets only, not {name!r}."
         )
+    if blobs is not None and name != "blobs":
+        raise ValueError(f"blobs settings apply to the blobs dataset only, not {name!r}.")
+    if kind != "images" and (image_size is not None or color is not None):
+        raise ValueError(f"image_size and color apply to images:<dir> datasets only, not {name!r}.")
     if name in registry.DATASETS:
         spec = registry.DATASETS[name]
         split = _check_split(name, split, (*spec.parts, "all"))
@@ -99,18 +124,25 @@ def load(
         image_shape = None
     elif name == "digits":
         x, y, image_shape = _load_digits(_check_split(name, split, SPLITS))
+    elif name == "blobs":
+        _check_split(name, split, ("all",))
+        (x, y), image_shape = synthetic.blobs(blobs), None
     elif kind == "idx" and arg:
         split = _check_split(name, split, SPLITS)
         x, y, image_shape = _load_idx_dir(_existing(arg, name, folder=True), split)
     elif kind == "npy" and arg:
         _check_split(name, split, ("all",))
         x, y, image_shape = _load_npy(_existing(arg, name), mmap)
+    elif kind == "images" and arg:
+        _check_split(name, split, ("all",))
+        size = images.DEFAULT_SIZE if image_size is None else image_size
+        x, y, image_shape = images.load_dir(_existing(arg, name, folder=True), size, color or "gray")
     elif kind == "csv" and arg:
         _check_split(name, split, ("all",))
-        x, y, _ = tabular.load_csv(
-            _existing(arg, name), label_column=label_column, drop_columns=drop_columns, encoding=csv_encoding
-        )
-        image_shape = None
+        table = tabular.read_table(_existing(arg, name), label_column, drop_columns, csv_encoding)
+        transform = tabular.fit_transform(table)
+        state = tabular.transform_state(transform, table, label_column)
+        return _validated(name, tabular.transform_rows(transform, table), table.y, None)._replace(table=state)
     else:
         raise ValueError(f"unknown dataset {name!r}; valid names and forms: {', '.join(available())}.")
     return _validated(name, x, y, image_shape)
@@ -123,7 +155,8 @@ def _existing(arg: str, name: str, folder: bool = False) -> Path:
     if not path.exists():
         raise FileNotFoundError(f"dataset {name!r}: no such {'folder' if folder else 'file'} {path}.")
     if folder and not path.is_dir():
-        raise NotADirectoryError(f"dataset {name!r}: {path} is a file; idx:<dir> takes the folder of IDX files.")
+        what = "the folder of IDX files" if name.startswith("idx:") else "a folder of images"
+        raise NotADirectoryError(f"dataset {name!r}: {path} is a file; {name.partition(':')[0]}:<dir> takes {what}.")
     if not folder and path.is_dir():
         raise IsADirectoryError(f"dataset {name!r}: {path} is a folder; give the path of the file itself.")
     return path

@@ -27,6 +27,8 @@ import numpy as np
 
 # Cells that count as missing (compared after stripping and lower-casing).
 MISSING = frozenset({"", "na", "nan"})
+# A run's workdir file holding its table's fitted preprocessing (`transform_state`), for predicting on new tables.
+STATE_FILE = "table_transform.json"
 
 
 class Table(NamedTuple):
@@ -128,6 +130,86 @@ def fill_values(transform, table: Table) -> dict:
             stats = transform.named_transformers_[part][0].statistics_
             out |= {name: float(v) if part == "num" else str(v) for name, v in zip(names, stats)}
     return out
+
+
+def transform_state(transform, table: Table, label_column: str | None = None) -> dict:
+    """A fitted `fit_transform` as plain JSON data, so a saved run can apply it to new tables (`apply_state`):
+    the columns by kind, each numeric column's median, mean and scale, each categorical column's fill value and
+    categories, and the label column with the label values its indices stand for."""
+    state = {"numeric": list(table.numeric), "categorical": list(table.categorical), "label_column": label_column}
+    state["classes"] = None if table.classes is None else list(table.classes)
+    if table.numeric:
+        imputer, scaler = transform.named_transformers_["num"]
+        state |= {
+            "median": imputer.statistics_.tolist(),
+            "mean": scaler.mean_.tolist(),
+            "scale": scaler.scale_.tolist(),
+        }
+    if table.categorical:
+        imputer, encoder = transform.named_transformers_["cat"]
+        state |= {
+            "fill": [str(v) for v in imputer.statistics_],
+            "categories": [list(map(str, c)) for c in encoder.categories_],
+        }
+    return state
+
+
+def apply_state(state: dict, path, encoding: str = "utf-8") -> tuple[np.ndarray, np.ndarray | None]:
+    """A new CSV file through a saved `transform_state`: (x [N, D] float32, y [N] or None).
+
+    The file needs every column the state was fitted on (others are ignored, so ids may stay); numeric ones must
+    hold numbers or be missing. Missing cells get the training fill values, numbers the training scaling, and a
+    category not seen in training encodes as all zeros (as scikit-learn's handle_unknown="ignore"). Labels, when
+    the file has the label column, are encoded as the training run's; an unseen label value is refused.
+    """
+    header, rows = _read_rows(path, encoding)
+    index = {name: i for i, name in enumerate(header)}
+    wanted = [*state["numeric"], *state["categorical"]]
+    absent = [name for name in wanted if name not in index]
+    if absent:
+        raise ValueError(
+            f"{path}: no column(s) {absent}; the saved run was fitted on columns {wanted}. Give a table with them."
+        )
+    parts = []
+    if state["numeric"]:
+        cells = np.empty((len(rows), len(state["numeric"])), np.float64)
+        for j, name in enumerate(state["numeric"]):
+            for i, row in enumerate(rows):
+                cell = row[index[name]]
+                value = math.nan if _is_missing(cell) else _as_float(cell)
+                if value is None or math.isinf(value):
+                    raise ValueError(
+                        f"{path}: column {name!r} was numeric in training, but data row {i + 1} holds {cell!r}; "
+                        "give a number or leave the cell empty (missing)."
+                    )
+                cells[i, j] = value
+        cells = np.where(np.isnan(cells), np.asarray(state["median"]), cells)
+        parts.append((cells - np.asarray(state["mean"])) / np.asarray(state["scale"]))
+    for name, fill, categories in zip(state["categorical"], state.get("fill", ()), state.get("categories", ())):
+        values = [fill if _is_missing(row[index[name]]) else row[index[name]] for row in rows]
+        parts.append(np.asarray([[v == c for c in categories] for v in values], np.float64).reshape(len(rows), -1))
+    x = np.concatenate(parts, axis=1).astype(np.float32)
+    label = state.get("label_column")
+    if label is None or label not in index:
+        return x, None
+    return x, _encode_as(state["classes"], [row[index[label]] for row in rows], path, label)
+
+
+def _encode_as(classes: list, cells: list[str], path, column: str) -> np.ndarray:
+    """Label cells as the indices of the training run's `classes` (numbers compared as numbers)."""
+
+    def key(value):
+        number = _as_float(value)
+        return value if number is None else number
+
+    index = {key(c): i for i, c in enumerate(classes)}
+    unseen = sorted({cell for cell in cells if key(cell) not in index})
+    if unseen:
+        raise ValueError(
+            f"{path}: label column {column!r} holds values the run never saw: {unseen[:10]}; its classes are "
+            f"{classes}. Drop those rows, or leave out the label column to predict without scoring."
+        )
+    return np.asarray([index[key(c)] for c in cells], np.int64)
 
 
 def _read_rows(path, encoding: str = "utf-8") -> tuple[list[str], list[list[str]]]:

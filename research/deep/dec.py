@@ -9,6 +9,7 @@ p_ij ∝ q_ij^2 / sum_i q_ij, train encoder and centroids to minimise KL(P || Q)
 `update_interval` steps, and training stops when fewer than `tol` of the labels changed. `DECConfig` selects
 IDEC (`gamma`, Guo et al. 2017), DEC w/o backprop (`frozen`) and DEC-DA (`augment`, Guo et al. 2018). The
 steps run on `train.advance`; a checkpoint holds the last update's labels, so a resumed run ends bit-equal.
+`fit(..., on_update=Snapshots(n, every))` keeps a subset's codes every few updates: the DEC paper's picture.
 
 The method, the variants and the results: docs/design/dec.md.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
@@ -50,6 +52,7 @@ class DECConfig(NamedTuple):
     n_init: int = 20  # k-means restarts that place the initial centroids
     checkpoint_every: int = 5  # target updates between checkpoints (with a workdir)
     augment: Callable | None = None  # DEC-DA: (key, batch) -> batch, hashable; the step's inputs only
+    devices: int | None = None  # devices each batch is split over (train.data_mesh; None: all visible)
 
 
 class DECResult(NamedTuple):
@@ -69,6 +72,19 @@ class DECResult(NamedTuple):
     n_updates: int
     converged: bool
     history: list
+
+
+class Update(NamedTuple):
+    """What `fit`'s `on_update` sees at each target update: step; index (updates before it, so 0 at step 0);
+    z: the codes [n, latent] the update computed q from (no extra encoding); labels: argmax q [n];
+    centroids [k, latent]; last: this update ends the fit (converged or at max_iter)."""
+
+    step: int
+    index: int
+    z: np.ndarray
+    labels: np.ndarray
+    centroids: np.ndarray
+    last: bool
 
 
 # --- the objective --------------------------------------------------------------------------------------------------
@@ -156,7 +172,17 @@ def generalizability(model, params, x_train, x_val, alpha: float = 1.0) -> dict:
 
 # Settings a resumed run may change: where it writes and how often (and whether to TensorBoard) it logs.
 IGNORED_KEYS = frozenset(
-    {"workdir", "overwrite", "data_dir", "verbosity", "checkpoint_updates", "log_every", "tensorboard"}
+    {
+        "workdir",
+        "overwrite",
+        "data_dir",
+        "verbosity",
+        "checkpoint_updates",
+        "log_every",
+        "tensorboard",
+        "snapshot_every",
+        "num_devices",
+    }
 )
 
 
@@ -193,6 +219,7 @@ def fit(
     workdir=None,
     config: dict | None = None,
     log=None,
+    on_update: Callable[[Update], None] | None = None,
 ) -> DECResult:
     """Trains DEC (or IDEC, or DEC w/o backprop) on x [n, d] from a pretrained autoencoder.
 
@@ -203,6 +230,8 @@ def fit(
       workdir: checkpoints go to <workdir>/train_ckpt/ and an interrupted call resumes there, to the bit.
       config: the run's settings stored with each checkpoint; a checkpoint of other settings is refused.
       log: a `research.runlog.MetricsLog` for one row per update, or None.
+      on_update: called with an `Update` at each target update, e.g. a `Snapshots`; it must not modify what it
+        is given. A resumed call makes its starting update again (the one at the restored step).
     """
     cfg = DECConfig() if cfg is None else cfg
     x = as_matrix(x)
@@ -236,7 +265,7 @@ def fit(
             f"{workdir}/train_ckpt", config or {}, ignore_keys=IGNORED_KEYS, max_to_keep=2
         )
     try:
-        state, z, q, history, converged = _loop(step, state, data_x, z0, cfg, model, y, ckpt, log)
+        state, z, q, history, converged = _loop(step, state, data_x, z0, cfg, model, y, ckpt, log, on_update)
     finally:
         if ckpt is not None:
             ckpt.close()
@@ -256,7 +285,7 @@ def fit(
     )
 
 
-def _loop(step, state, data_x, z0, cfg, model, y, ckpt, log):
+def _loop(step, state, data_x, z0, cfg, model, y, ckpt, log, on_update):
     if ckpt is not None and ckpt.latest_step() is not None:
         state = ckpt.restore(jax.eval_shape(lambda: state))
         logging.info("dec: resumed from step %d of %s", int(state["train"].step), ckpt.directory)
@@ -264,6 +293,7 @@ def _loop(step, state, data_x, z0, cfg, model, y, ckpt, log):
         # The loop logs the update at its starting step again (step 0 without a checkpoint): drop it and later rows.
         log.rewind(int(state["train"].step) - 1, stage="dec")
     data_key = train.default_data_key(state["train"])
+    data_x = train.place_data(data_x, cfg.devices)  # on every device of a data-parallel run once, not at each stretch
     # XLA's CPU convolutions are much slower inside a scan (train.py); the frozen variant trains centroids only.
     scan = cfg.frozen or not isinstance(model, ConvAutoencoder)
     history, loss, t_rate = [], None, None
@@ -285,7 +315,11 @@ def _loop(step, state, data_x, z0, cfg, model, y, ckpt, log):
         if log is not None:
             log.log(s, **row)
         converged = s > 0 and delta < cfg.tol
-        if converged or s >= cfg.max_iter:
+        last = converged or s >= cfg.max_iter
+        if on_update is not None:
+            centroids = np.array(params["centroids"])  # a copy: the next stretch donates the state's buffers
+            on_update(Update(s, -(-s // cfg.update_interval), np.asarray(z), labels, centroids, last))
+        if last:
             break
         p = target_distribution(jnp.asarray(q))
         t0 = time.perf_counter()
@@ -299,6 +333,7 @@ def _loop(step, state, data_x, z0, cfg, model, y, ckpt, log):
             data_key=data_key,
             scan=scan,
             stage="dec",
+            devices=cfg.devices,
         )
         state = {"train": tr, "labels": jnp.asarray(labels)}
         loss, t_rate = float(losses.mean()), round(count * cfg.batch_size / (time.perf_counter() - t0), 1)
@@ -308,3 +343,73 @@ def _loop(step, state, data_x, z0, cfg, model, y, ckpt, log):
         ckpt.save(s, state, force=True)
         ckpt.wait()
     return state, z, q, history, converged
+
+
+# --- pictures of the training -------------------------------------------------------------------------------------
+
+
+class Snapshots:
+    """An `on_update` for `fit` that keeps the codes of a fixed random subset of the samples at every `every`-th
+    target update and at the last one: the panels of the DEC paper's picture of the embedding as it trains.
+
+    It reads the codes the update computed anyway, so the training and its bits are unchanged. With a `path`
+    (.npz) the panels are rewritten there after each one: a killed run keeps those it took, and its resumed
+    call, which makes the update at its checkpoint again, drops the panels from that step on and records them
+    anew. Arrays: index [m] (the subset's rows), steps [p], updates [p], codes [p, m, latent], labels [p, m]
+    (the clusters at that update), centroids [p, k, latent].
+    """
+
+    def __init__(self, n: int, every: int, *, size: int = 3000, seed: int = 0, path=None):
+        check_positive_int(every, "every")
+        self.every, self.path = every, path
+        self.index = np.sort(np.random.default_rng(seed).choice(n, size=min(size, n), replace=False))
+        self.panels: list[dict] = []
+        if path is not None and Path(path).exists():
+            with np.load(path) as saved:
+                if np.array_equal(saved["index"], self.index):
+                    names = ("steps", "updates", "codes", "labels", "centroids")
+                    self.panels = [dict(zip(names, row)) for row in zip(*(saved[k] for k in names))]
+
+    def __call__(self, u: Update) -> None:
+        # Panels at or past this step came from an interrupted call: this one records them again.
+        self.panels = [p for p in self.panels if p["steps"] < u.step]
+        if u.index % self.every and not u.last:
+            return
+        self.panels.append(
+            {
+                "steps": u.step,
+                "updates": u.index,
+                "codes": np.asarray(u.z[self.index], np.float32),
+                "labels": np.asarray(u.labels[self.index], np.int32),
+                "centroids": np.asarray(u.centroids, np.float32),
+            }
+        )
+        if self.path is not None:
+            self.save(self.path)
+
+    def arrays(self) -> dict:
+        """The panels as stacked arrays (see the class docstring)."""
+        names = ("steps", "updates", "codes", "labels", "centroids")
+        return {"index": self.index, **{k: np.stack([p[k] for p in self.panels]) for k in names}}
+
+    def project(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every panel's codes and centroids on the first two principal axes of the first panel's codes (the
+        pre-DEC ones when the fit was recorded from its start): one projection, so the panels compare.
+        Returns (points [p, m, 2], centroids [p, k, 2])."""
+        a = self.arrays()
+        codes, centroids = a["codes"], a["centroids"]
+        first = codes[0].astype(np.float64)
+        mean = first.mean(0)
+        axes = np.linalg.svd(first - mean, full_matrices=False)[2][:2]  # [2, latent], NumPy: nothing to compile
+        axes *= np.sign(axes[np.arange(len(axes)), np.abs(axes).argmax(1)])[:, None]  # signs fixed as svd_flip's
+        points, centres = ((v - mean) @ axes.T for v in (codes, centroids))
+        if points.shape[-1] == 1:  # a one-dimensional embedding: drawn on a line
+            points, centres = (np.concatenate([v, np.zeros_like(v)], -1) for v in (points, centres))
+        return points, centres
+
+    def save(self, path, **extra) -> None:
+        """Writes `arrays()` (and `extra` arrays) to the .npz `path`."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, **self.arrays(), **extra)
+        tmp.replace(path)  # whole or not at all, should the process die while writing

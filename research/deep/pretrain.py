@@ -8,6 +8,9 @@
 Layer-wise (Xie et al., 2016, section 3.2): each pair (enc_i, dec_i) of a dense autoencoder is trained as a
 denoising autoencoder on the previous layer's codes, with 20% dropout on its input and on its hidden code, by
 SGD (lr 0.1 divided by 10 every 20k steps); then the whole network is fine-tuned without dropout.
+
+The decoder's output is linear; `output_activation="sigmoid"` reads it as logits (pixels in [0, 1]): the
+objective is then "bce" (binary cross-entropy from the logits, stable) or "sigmoid_mse" (MSE of the sigmoid).
 """
 
 from __future__ import annotations
@@ -28,13 +31,18 @@ from research.nets.conv import ConvAutoencoder
 from research.nets.mlp import ACTIVATIONS, MLPAutoencoder, dae_layer
 
 LOSSES = ("mse", "bce")
-OPTIMIZERS = ("adam", "sgd")
+OUTPUT_ACTIVATIONS = ("auto", "linear", "sigmoid")  # auto: sigmoid for bce, linear for mse
+OBJECTIVES = ("mse", "bce", "sigmoid_mse")
+OPTIMIZERS = ("adam", "sgd", "adadelta")
+# Keras 2's Adadelta (the notes' optimizer): rho 0.95, epsilon 1e-7 (optax's defaults are 0.9 and 1e-6).
+ADADELTA_RHO, ADADELTA_EPS = 0.95, 1e-7
 
 
 class PretrainConfig(NamedTuple):
     """How to pretrain. Steps and epochs count minibatches of `batch_size` and passes over the data."""
 
-    loss: str = "mse"  # "mse" on the linear output, or "bce" with the output read as logits
+    loss: str = "mse"  # "mse" or "bce" (binary cross-entropy; needs the sigmoid output)
+    output_activation: str = "auto"  # "linear", "sigmoid" (the output read as logits), auto: as the loss needs
     optimizer: str = "adam"
     learning_rate: float = 1e-3
     momentum: float = 0.9  # sgd only
@@ -48,10 +56,13 @@ class PretrainConfig(NamedTuple):
     # End-to-end stage only: (key, batch) -> batch, hashable, e.g. `augment.random_affine(...)`. Each step
     # reconstructs its batch as transformed by the step's key (the input and the target alike, as DEC-DA does).
     augment: Callable | None = None
+    devices: int | None = None  # devices each batch is split over (train.data_mesh; None: all visible)
 
 
 def optimizer(name: str, learning_rate: float, *, momentum: float = 0.9, decay_every: int = 0):
-    """Adam or SGD with momentum; with `decay_every`, the rate is divided by 10 every that many steps."""
+    """Adam, SGD with momentum, or Adadelta (Keras 2's rho and epsilon; its learning rate scales the update:
+    1.0 in Zeiler's paper and Keras before TF 2, 0.001 in TF 2's Keras); with `decay_every`, the rate is divided
+    by 10 every that many steps."""
     if learning_rate <= 0:
         raise ValueError(f"learning_rate must be > 0, got {learning_rate}.")
     lr = learning_rate
@@ -61,21 +72,41 @@ def optimizer(name: str, learning_rate: float, *, momentum: float = 0.9, decay_e
         return optax.adam(lr)
     if name == "sgd":
         return optax.sgd(lr, momentum=momentum or None)
+    if name == "adadelta":
+        return optax.adadelta(lr, rho=ADADELTA_RHO, eps=ADADELTA_EPS)
     raise ValueError(f"unknown optimizer {name!r}; choose from {OPTIMIZERS}.")
 
 
+def objective(loss: str, output_activation: str = "auto") -> str:
+    """The training objective of a loss and an output activation, one of OBJECTIVES: "mse" (linear output),
+    "bce" (sigmoid output, from the logits) or "sigmoid_mse". A saved model's spec keeps it as its "loss"."""
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; choose from {LOSSES}.")
+    if output_activation not in OUTPUT_ACTIVATIONS:
+        raise ValueError(f"unknown output activation {output_activation!r}; choose from {OUTPUT_ACTIVATIONS}.")
+    if loss == "bce":
+        if output_activation == "linear":
+            raise ValueError("binary cross-entropy needs outputs in (0, 1): use the sigmoid output activation.")
+        return "bce"
+    return "sigmoid_mse" if output_activation == "sigmoid" else "mse"
+
+
 def reconstruction_loss(out, x, kind: str):
-    """Mean over samples and features: squared error, or binary cross-entropy with `out` as logits."""
+    """Mean over samples and features of the objective `kind` (see `objective`): squared error of the output
+    (mse) or of its sigmoid (sigmoid_mse), or binary cross-entropy with `out` as logits (bce), computed as
+    softplus(out) - x * out, which never takes the log of a rounded sigmoid."""
     if kind == "mse":
         return jnp.mean(jnp.square(out - x))
+    if kind == "sigmoid_mse":
+        return jnp.mean(jnp.square(jax.nn.sigmoid(out) - x))
     if kind == "bce":
         return jnp.mean(optax.sigmoid_binary_cross_entropy(out, x))
-    raise ValueError(f"unknown loss {kind!r}; choose from {LOSSES}.")
+    raise ValueError(f"unknown loss {kind!r}; choose from {OBJECTIVES}.")
 
 
 def output(out, kind: str):
-    """The reconstruction from the decoder's output: itself for mse, its sigmoid for bce."""
-    return jax.nn.sigmoid(out) if kind == "bce" else out
+    """The reconstruction from the decoder's output: itself for mse, its sigmoid for bce and sigmoid_mse."""
+    return jax.nn.sigmoid(out) if kind in ("bce", "sigmoid_mse") else out
 
 
 # --- batched inference ------------------------------------------------------------------------------------------
@@ -105,6 +136,21 @@ def reconstruct(model, params, x, loss: str = "mse", *, batch_size: int = 4096) 
     return np.asarray(output(jnp.asarray(out), loss))
 
 
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def _loss_sum(model, params, x_bd, kind):
+    _, out = model.apply(params, x_bd)
+    return reconstruction_loss(out, x_bd, kind) * x_bd.shape[0]
+
+
+def evaluate(model, params, x, kind: str, *, batch_size: int = 4096) -> float:
+    """The objective `kind` (see `objective`) on x [n, d], averaged over all rows, without augmentation: the
+    validation loss of held-out data, on the scale of the training loss."""
+    x = as_matrix(x)
+    total = sum(float(_loss_sum(model, params, jnp.asarray(x[i : i + batch_size]), kind))
+                for i in range(0, len(x), batch_size))  # fmt: skip
+    return total / len(x)
+
+
 # --- training ---------------------------------------------------------------------------------------------------
 
 
@@ -122,7 +168,9 @@ def _checkpointer(workdir, stage, config):
 
 
 # Flags that change neither the numbers nor the schedule of steps; a resumed run may change them.
-IGNORED_KEYS = frozenset({"workdir", "overwrite", "data_dir", "log_every", "checkpoint_every", "verbosity"})
+IGNORED_KEYS = frozenset(
+    {"workdir", "overwrite", "data_dir", "log_every", "checkpoint_every", "verbosity", "num_devices"}
+)
 
 
 def _train_stage(stage, loss_fn, params, data, tx, key, num_steps, cfg, workdir, config, log, scan=True, on_chunk=None):
@@ -144,6 +192,7 @@ def _train_stage(stage, loss_fn, params, data, tx, key, num_steps, cfg, workdir,
             stage=stage,
             scan=scan,
             on_chunk=on_chunk,
+            devices=cfg.devices,
         )
     finally:
         if ckpt is not None:
@@ -206,8 +255,7 @@ def pretrain(key, model, x, cfg: PretrainConfig | None = None, *, workdir=None, 
     n = x.shape[0]
     check_positive_int(cfg.batch_size, "batch_size")
     train.check_batch_size(cfg.batch_size, n)
-    if cfg.loss not in LOSSES:
-        raise ValueError(f"unknown loss {cfg.loss!r}; choose from {LOSSES}.")
+    kind = objective(cfg.loss, cfg.output_activation)
     if log is None and workdir is not None:
         log = runlog.MetricsLog(workdir)
     config = {} if config is None else dict(config)
@@ -218,7 +266,7 @@ def pretrain(key, model, x, cfg: PretrainConfig | None = None, *, workdir=None, 
     tx = _tx(cfg.optimizer, cfg.learning_rate, cfg.momentum, cfg.decay_every)
     num_steps = train.steps_for(cfg.epochs, n, cfg.batch_size)
     stage = "finetune" if cfg.layerwise_steps else "pretrain"
-    loss_fn = _loss_end_to_end(model, cfg.loss, cfg.augment)
+    loss_fn = _loss_end_to_end(model, kind, cfg.augment)
     # XLA's CPU convolutions are several times slower inside a scan: conv nets train step by step (train.py).
     scan = not isinstance(model, ConvAutoencoder)
     return _train_stage(
@@ -229,7 +277,9 @@ def pretrain(key, model, x, cfg: PretrainConfig | None = None, *, workdir=None, 
 def _layerwise(key, model, params, x, cfg, workdir, config, log):
     """Greedy stage: trains (enc_i, dec_i) as a denoising autoencoder on the codes of layers < i."""
     if not isinstance(model, MLPAutoencoder):
-        raise TypeError("layer-wise pretraining is defined for dense autoencoders (arch dec, dense64, mlp:...).")
+        raise TypeError(
+            "layer-wise pretraining is defined for mirrored dense autoencoders (arch dec, dense64, mlp:...)."
+        )
     tree = dict(params["params"])
     depth = len(model.widths)
     tx = _tx(cfg.optimizer, cfg.learning_rate, cfg.momentum, cfg.decay_every)
@@ -237,7 +287,9 @@ def _layerwise(key, model, params, x, cfg, workdir, config, log):
     h = x
     for i in range(depth):
         hidden_linear, out_linear = i == depth - 1, i == 0
-        loss_fn = _loss_dae(model.activation, cfg.dropout, hidden_linear, out_linear, cfg.loss)
+        loss_fn = _loss_dae(
+            model.activation, cfg.dropout, hidden_linear, out_linear, objective(cfg.loss, cfg.output_activation)
+        )
         pair = {"enc": tree[f"enc_{i}"], "dec": tree[f"dec_{i}"]}
         pair = _train_stage(
             f"layer{i}",

@@ -10,6 +10,11 @@ with Orbax at chunk boundaries and resumed to the bit.
 (`scan=False`: convolutional ones, which XLA's CPU backend runs slowly inside loops). Chunks end at multiples
 of `log_every` and `checkpoint_every` counted from step 0, so a resumed run repeats exactly the batches and
 keys of an uninterrupted one. Design and measurements: docs/design/training_loop.md.
+
+Data-parallel over all visible devices by default (`devices`): the state and the data are replicated, each
+batch is split along a 1-D mesh axis "data" (`data_mesh`), and XLA sums the gradients across the devices. The
+batch size is the global one (every device takes batch_size / devices rows), so a run means the same thing on
+any device count; its losses and parameters match the one-device run's to float rounding (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -57,6 +62,47 @@ def make_step(loss_fn: Callable, tx: optax.GradientTransformation) -> Callable:
     return step
 
 
+@functools.cache
+def data_mesh(devices: int | None = None):
+    """The 1-D mesh ("data",) over the first `devices` visible devices (default: all of them), or None for one
+    device (nothing to split)."""
+    available = jax.devices()
+    count = len(available) if devices is None else devices
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= len(available):
+        raise ValueError(
+            f"devices (--num_devices in the binaries) must be a whole number in [1, {len(available)}], the visible "
+            f"devices; got {devices!r}."
+        )
+    if count == 1:
+        return None
+    return jax.make_mesh((count,), ("data",), (jax.sharding.AxisType.Auto,), devices=available[:count])
+
+
+def _placed(mesh, state, data, idx):
+    """(state, data, idx) on `mesh`: the state and data replicated, the batch rows (idx's last axis) split."""
+    if mesh is None:
+        return state, data, idx
+    replicated = jax.sharding.NamedSharding(mesh, jax.P())
+    split = jax.sharding.NamedSharding(mesh, jax.P(*[None] * (idx.ndim - 1), "data"))
+    return jax.device_put(state, replicated), jax.device_put(data, replicated), jax.device_put(idx, split)
+
+
+def place_data(data, devices: int | None = None):
+    """`data` replicated over the devices that `devices` names (`data_mesh`), once, so the stretches of steps
+    that follow do not copy it again; unchanged on one device."""
+    mesh = data_mesh(devices)
+    return data if mesh is None else jax.device_put(data, jax.sharding.NamedSharding(mesh, jax.P()))
+
+
+def check_batch_split(batch_size: int, mesh) -> None:
+    """Refuses a batch that the devices of a data-parallel mesh cannot share evenly."""
+    if mesh is not None and batch_size % mesh.size:
+        raise ValueError(
+            f"batch_size {batch_size} does not split evenly over the {mesh.size} devices the step runs on; use a "
+            f"multiple of {mesh.size}, or fewer devices (devices=, or --num_devices in the binaries)."
+        )
+
+
 def jit_step(step: Callable) -> Callable:
     """`step` jitted with its state donated: one update at a time, for loops that need the host in between."""
     return jax.jit(step, donate_argnums=0)
@@ -80,10 +126,11 @@ def _one(step, state, idx_b, data):
     return step(state, batch, jax.random.fold_in(state.key, state.step))
 
 
-def _stepped(step, state, idx_sb, data):
+def _stepped(step, state, idx_sb, data, mesh=None):
     """`_chunk` as a Python loop of `_one` (the device works while Python queues the next step)."""
     losses = []
     for idx_b in np.asarray(idx_sb):
+        state, data, idx_b = _placed(mesh, state, data, idx_b)
         state, loss = _one(step, state, idx_b, data)
         losses.append(loss)
     return state, jnp.stack(losses)
@@ -123,20 +170,28 @@ def advance(
     data_key,
     scan: bool = True,
     stage: str = "train",
+    devices: int | None = None,
 ) -> tuple[TrainState, np.ndarray]:
     """Runs steps [state.step, state.step + count) on batches of `data`: the building block of `run`, for loops
     that do work of their own between stretches of steps (DEC recomputes its target every few hundred).
 
     Batches are those of `batch_indices(data_key, n, batch_size, ...)`, so stretches of any lengths give the
-    batches of one long run. Returns (state, loss per step as numpy [count]).
+    batches of one long run. devices: how many of the visible devices share each batch (default all; see the
+    module docstring). Returns (state, loss per step as numpy [count]).
 
     Raises:
       FloatingPointError: the loss became NaN or infinite, naming the first such step.
     """
     s0 = int(state.step)
     n = jax.tree.leaves(data)[0].shape[0]
+    mesh = data_mesh(devices)
+    check_batch_split(batch_size, mesh)
     idx = batch_indices(data_key, n, batch_size, s0, count)
-    state, losses = (_chunk if scan else _stepped)(step, state, idx, data)
+    if scan:
+        state, data, idx = _placed(mesh, state, data, idx)
+        state, losses = _chunk(step, state, idx, data)
+    else:
+        state, losses = _stepped(step, state, idx, data, mesh)
     losses = np.asarray(losses)
     if not np.isfinite(losses).all():
         bad = s0 + int(np.argmin(np.isfinite(losses)))
@@ -176,6 +231,7 @@ def run(
     data_key=None,
     on_chunk: Callable[[TrainState], dict] | None = None,
     scan: bool = True,
+    devices: int | None = None,
 ) -> TrainState:
     """Trains `state` to `num_steps` with batches of `data`, resuming from `ckpt`'s latest checkpoint.
 
@@ -192,6 +248,8 @@ def run(
         the steps fold in).
       on_chunk: called with the state after each chunk; its dict joins the log row.
       scan: run each chunk as one `lax.scan` (dense networks) or step by step (convolutional ones); see above.
+      devices: how many of the visible devices share each batch (default: all); see the module docstring.
+        Checkpoints hold the state as plain arrays, so a run resumes on any device count.
 
     Raises:
       FloatingPointError: the loss became NaN or infinite, naming the first such step.
@@ -200,6 +258,8 @@ def run(
     batch_size = check_positive_int(batch_size, "batch_size")
     n = jax.tree.leaves(data)[0].shape[0]
     check_batch_size(batch_size, n)
+    check_batch_split(batch_size, data_mesh(devices))
+    data = place_data(data, devices)
     if ckpt is not None and ckpt.latest_step() is not None:
         state = ckpt.restore(jax.eval_shape(lambda: state))
         logging.info("%s: resumed from step %d of %s", stage, int(state.step), ckpt.directory)
@@ -218,7 +278,15 @@ def run(
     for end in boundaries(start, num_steps, *every):
         s0, t0 = int(state.step), time.perf_counter()
         state, losses = advance(
-            step, state, data, batch_size=batch_size, count=end - s0, data_key=data_key, scan=scan, stage=stage
+            step,
+            state,
+            data,
+            batch_size=batch_size,
+            count=end - s0,
+            data_key=data_key,
+            scan=scan,
+            stage=stage,
+            devices=devices,
         )
         if ckpt is not None and (end % every[-1] == 0 or end == num_steps):
             ckpt.save(end, state, force=True)

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from research import checks
+from research import checks, sharding
 
 _HIGHEST = lax.Precision.HIGHEST
 _METRICS = ("euclidean", "cosine")
@@ -67,17 +67,16 @@ def _block_rows(n: int, block_size: int) -> int:
 def _map_blocks(fn, q_md, block_size: int):
     """Maps fn(rows_b, q_bd) over the rows of q in blocks of block_size rows; returns its outputs as [m, ...].
 
-    rows_b: [b] int32, the row numbers of the block (the last block is padded with zero rows numbered
-    m, m + 1, ...; their outputs are dropped). fn returns a pytree of [b, ...] arrays. The blocks run
-    one after another (`lax.map`), so only one block's temporaries are alive at a time.
+    rows_b: [b] int32, the row numbers of the block, consecutive on one device (padding: zero rows numbered m or
+    more, whose outputs are dropped). fn returns a pytree of [b, ...] arrays. The blocks run one after another (`lax.map`), so only one
+    block's temporaries are alive at a time. Queries sharded on an explicit mesh are blocked across the devices
+    (`sharding.to_blocks`), so each device answers its own.
     """
-    m, d = q_md.shape
-    b = _block_rows(m, block_size)
-    n_blocks = -(-m // b)
-    q_kbd = jnp.pad(q_md, ((0, n_blocks * b - m), (0, 0))).reshape(n_blocks, b, d)
-    starts_k = jnp.arange(n_blocks, dtype=jnp.int32) * b
-    out = lax.map(lambda a: fn(a[0] + jnp.arange(b, dtype=jnp.int32), a[1]), (starts_k, q_kbd))
-    return jax.tree.map(lambda o: o.reshape(n_blocks * b, *o.shape[2:])[:m], out)
+    m = q_md.shape[0]
+    b, shards = _block_rows(m, block_size), sharding.sample_shards(q_md)
+    rows_kb = sharding.to_blocks(jnp.arange(-m, 0, dtype=jnp.int32), b, shards) + m  # the padding's zeros -> m
+    out = lax.map(lambda a: fn(*a), (rows_kb, sharding.to_blocks(q_md, b, shards)))
+    return jax.tree.map(lambda o: sharding.from_blocks(o, m, shards), out)
 
 
 # ---------------------------------------------------------------------------
@@ -92,7 +91,7 @@ def unit_rows(x_nd):
 
 @functools.partial(jax.jit, static_argnames=("k", "metric", "block_size", "exclude_self"))
 def _knn(x_nd, q_md, *, k, metric, block_size, exclude_self):
-    x_nd = x_nd.astype(jnp.float32)
+    x_nd = sharding.unsharded(x_nd, x_nd).astype(jnp.float32)  # every device searches all of x for its queries
     q_md = q_md.astype(jnp.float32)
     if metric == "cosine":
         x_nd, q_md = unit_rows(x_nd), unit_rows(q_md)

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from research import checks
+from research import checks, sharding
 
 _HIGHEST = lax.Precision.HIGHEST
 _METHODS = ("auto", "exact", "randomized")
@@ -73,7 +73,9 @@ def _flip_signs(vt_cd):
 
 
 def _qr(a):
-    return jnp.linalg.qr(a)[0]
+    """The orthonormal factor of a tall [m, r] matrix (gathered onto every device first when its rows are
+    sharded: r is small, and QR takes no sharded rows)."""
+    return jnp.linalg.qr(sharding.unsharded(a, a))[0]
 
 
 def _randomized_svd(key, a_mp, rank, n_power_iter):
@@ -83,16 +85,19 @@ def _randomized_svd(key, a_mp, rank, n_power_iter):
     (A A^T), re-orthonormalised by QR after each product so the small singular directions are not lost
     to rounding; then the exact SVD of the small Q^T A [rank, p].
     """
+    # With A's samples sharded (either side), the products contract or gather them; their small results are
+    # replicated, so only A stays split across the devices.
+    dot = functools.partial(jnp.dot, precision=_HIGHEST, out_sharding=sharding.replicated(a_mp))
     g = jax.random.normal(key, (a_mp.shape[1], rank), a_mp.dtype)
-    q = _qr(jnp.dot(a_mp, g, precision=_HIGHEST))
+    q = _qr(dot(a_mp, g))
 
     def power(_, q):
-        return _qr(jnp.dot(a_mp, _qr(jnp.dot(a_mp.T, q, precision=_HIGHEST)), precision=_HIGHEST))
+        return _qr(dot(a_mp, _qr(dot(a_mp.T, q))))
 
     q = lax.fori_loop(0, n_power_iter, power, q)
-    b = jnp.dot(q.T, a_mp, precision=_HIGHEST)  # [rank, p]
+    b = dot(q.T, a_mp)  # [rank, p]
     u_hat, s, vt = jnp.linalg.svd(b, full_matrices=False)
-    return s, vt, jnp.dot(q, u_hat, precision=_HIGHEST)
+    return s, vt, dot(q, u_hat)
 
 
 @functools.partial(jax.jit, static_argnames=("n_components", "solver", "whiten", "n_oversamples", "n_power_iter"))
@@ -104,13 +109,13 @@ def _fit(key, x_nd, *, n_components, solver, whiten, n_oversamples, n_power_iter
     xc = x_nd - mean_d
     total_var = jnp.sum(xc * xc) / (n - 1)
     if solver == "covariance_eigh":
-        cov = jnp.dot(xc.T, xc, precision=_HIGHEST) / (n - 1)
+        cov = jnp.dot(xc.T, xc, precision=_HIGHEST, out_sharding=sharding.replicated(xc)) / (n - 1)
         evals, evecs = jnp.linalg.eigh(cov)  # ascending
         ev = jnp.maximum(evals[::-1][:c], 0.0)  # rounding can leave tiny negative eigenvalues
         vt = evecs[:, ::-1][:, :c].T
         s = jnp.sqrt(ev * (n - 1))
     elif solver == "svd":
-        _, s, vt = jnp.linalg.svd(xc, full_matrices=False)
+        _, s, vt = jnp.linalg.svd(sharding.unsharded(xc, xc), full_matrices=False)  # small data: gathered
         s, vt = s[:c], vt[:c]
         ev = s * s / (n - 1)
     else:

@@ -27,6 +27,7 @@ import scipy.sparse.csgraph
 import scipy.sparse.linalg
 from jax import lax
 
+from research import sharding
 from research.checks import as_matrix, check_positive_float, check_positive_int
 from research.embed import neighbors, pca
 
@@ -187,11 +188,15 @@ def find_ab(min_dist: float, spread: float = 1.0) -> tuple[float, float]:
 
 
 def _neighbours(x, k, nn, metric, block_size):
+    """The kNN graph of x (or the given one), on one device: the search takes x sharded over a mesh (each device
+    answers its own queries), the graph [n, k] is small and the layout that follows runs on one device."""
     if nn is not None:
         if nn.indices.shape[1] < k:
             raise ValueError(f"the given kNN graph has {nn.indices.shape[1]} neighbours per point; {k} are needed.")
-        return neighbors.KNNResult(nn.indices[:, :k], nn.distances[:, :k])
-    return neighbors.knn(x, k, metric=metric, block_size=block_size)
+        nn = neighbors.KNNResult(nn.indices[:, :k], nn.distances[:, :k])
+    else:
+        nn = neighbors.knn(x, k, metric=metric, block_size=block_size)
+    return neighbors.KNNResult(*(sharding.on_one_device(a) for a in nn))
 
 
 def spectral_layout(g: Graph, n: int, dim: int) -> np.ndarray:
@@ -225,7 +230,7 @@ def _layout(key, x, dim, init, g: Graph | None = None):
                 f"init='pca' starts from the first {dim} principal components, but x has {x.shape[1]} features; "
                 "use init='random' (or 'spectral') for an embedding with more dimensions than the data."
             )
-        return pca.fit_transform(key, x, dim)[1]
+        return pca.fit_transform(key, sharding.on_one_device(x), dim)[1]  # the start of a one-device layout
     if init == "random":
         return jax.random.normal(key, (n, dim), jnp.float32)
     raise ValueError(f"unknown init {init!r}; choose 'spectral', 'pca' or 'random'.")

@@ -6,7 +6,7 @@ makes one from a preset name, which is what a run stores in its config.json so a
 """
 
 from research.nets.conv import ConvAutoencoder
-from research.nets.mlp import MLPAutoencoder
+from research.nets.mlp import DenseAutoencoder, MLPAutoencoder
 from research.nets.presets import PRESETS, build
 
-__all__ = ["PRESETS", "ConvAutoencoder", "MLPAutoencoder", "build"]
+__all__ = ["PRESETS", "ConvAutoencoder", "DenseAutoencoder", "MLPAutoencoder", "build"]

@@ -15,6 +15,8 @@ class ConvAutoencoder(nn.Module):
     Each encoder layer is a stride-2 'SAME' convolution (filters[i], kernel_sizes[i]), so any image size works:
     the decoder mirrors it with stride-2 transposed convolutions and crops each output to the size the encoder
     saw (28 -> 14 -> 7 -> 4 comes back as 4 -> 8 -> 7 -> 14 -> 28). The code and the reconstruction are linear.
+    With `latent=0` there is no dense layer: the code is the last convolution's activated map, flattened
+    (7 x 7 x 64 = 3136 values for 28x28 images and filters (32, 64)), and the decoder starts from it.
     """
 
     image_shape: Sequence[int]
@@ -39,8 +41,11 @@ class ConvAutoencoder(nn.Module):
             nn.Conv(f, (s, s), strides=(2, 2), padding="SAME", kernel_init=k, name=f"conv_{i}")
             for i, (f, s) in enumerate(zip(self.filters, self.kernel_sizes, strict=True))
         ]
-        self.to_code = nn.Dense(self.latent, kernel_init=k, name="code")
-        self.from_code = nn.Dense(h * w * self.filters[-1], kernel_init=k, name="uncode")
+        if self.latent < 0:
+            raise ValueError(f"latent must be >= 0 (0: no dense code layer), got {self.latent}.")
+        if self.latent:
+            self.to_code = nn.Dense(self.latent, kernel_init=k, name="code")
+            self.from_code = nn.Dense(h * w * self.filters[-1], kernel_init=k, name="uncode")
         outs = (c, *self.filters[:-1])
         self.up = [
             nn.ConvTranspose(o, (s, s), strides=(2, 2), padding="SAME", kernel_init=k, name=f"deconv_{i}")
@@ -58,11 +63,13 @@ class ConvAutoencoder(nn.Module):
         h = x.reshape(x.shape[0], *self._hwc())
         for conv in self.down:
             h = self.act(conv(h))
-        return self.to_code(h.reshape(h.shape[0], -1))
+        h = h.reshape(h.shape[0], -1)
+        return self.to_code(h) if self.latent else h
 
     def decode(self, z):
         hh, ww = self.sizes[-1]
-        h = self.act(self.from_code(z)).reshape(z.shape[0], hh, ww, self.filters[-1])
+        h = self.act(self.from_code(z)) if self.latent else z
+        h = h.reshape(z.shape[0], hh, ww, self.filters[-1])
         for i in reversed(range(len(self.up))):
             th, tw = self.sizes[i]
             h = self.up[i](h)[:, :th, :tw, :]

@@ -75,6 +75,40 @@ class MLPAutoencoder(nn.Module):
         return z, self.decode(z)
 
 
+class DenseAutoencoder(nn.Module):
+    """x [n, d] -> z [n, encoder[-1]] -> x_hat [n, d]: a plain stack, every layer activated, the code too.
+
+    Encoder layer i (`enc_i`) has encoder[i] units and `activation`; the decoder is one dense layer `out` from
+    the code back to the d inputs (linear: an output activation such as the sigmoid is applied by the loss, see
+    `research.deep.pretrain.objective`). E.g. encoder (784, 64) on MNIST is 784-784-64-784, and (200,) is
+    784-200-784: the Keras tutorials' networks, which have no mirrored decoder and no linear code.
+    """
+
+    encoder: Sequence[int]
+    out_dim: int
+    activation: str = "relu"
+    weight_init: str = "glorot"
+
+    def setup(self):
+        k = kernel_init(self.weight_init)
+        self.act = ACTIVATIONS[self.activation]
+        self.enc = [nn.Dense(w, kernel_init=k, name=dense_name("enc", i)) for i, w in enumerate(self.encoder)]
+        self.out = nn.Dense(self.out_dim, kernel_init=k, name="out")
+
+    def encode(self, x):
+        h = x
+        for layer in self.enc:
+            h = self.act(layer(h))
+        return h
+
+    def decode(self, z):
+        return self.out(z)
+
+    def __call__(self, x):
+        z = self.encode(x)
+        return z, self.decode(z)
+
+
 def dae_layer(params_i, x, key, *, rate: float, act, hidden_linear: bool, out_linear: bool, train: bool):
     """One denoising layer of greedy pretraining: dropout(x) -> enc_i -> dropout -> dec_i -> x_hat.
 
