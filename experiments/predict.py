@@ -10,7 +10,8 @@ p_<k> per cluster for models with probabilities, or z_<j> per code); an existing
 table goes through the training run's own preprocessing (its table_transform.json: medians, scaling, categories
 and label values), so even one new row is read as in training; it needs the training columns (others are
 ignored). Runs made before that file existed refit the preprocessing on the new table with the run's
---label_column, --drop_columns and --csv_encoding unless given. A linear_probe run prints its accuracy, other
+--label_column, --drop_columns and --csv_encoding unless given. A photo folder (images:<dir>) is read at the
+run's --image_size and --color unless given. A linear_probe run prints its accuracy, other
 runs their label metrics, when the new data has labels. The model: research.load (research/saved.py).
 Docs: docs/experiments.md#predict.
 """
@@ -32,13 +33,14 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("output", None, "Path prefix of the outputs: <output>.npy and <output>.csv.")
 flags.mark_flags_as_required(["workdir", "output"])
 CSV_FLAGS = ("label_column", "drop_columns", "csv_encoding")
+IMAGE_FLAGS = ("image_size", "color")  # images:<dir>: taken from the run unless given
 
 
 def main(argv):
     del argv
     out = output_paths(FLAGS.output, FLAGS.overwrite)
     run = saved.open_run(FLAGS.workdir)
-    given = {name: FLAGS[name].value for name in CSV_FLAGS if FLAGS[name].present}
+    given = {name: FLAGS[name].value for name in CSV_FLAGS + IMAGE_FLAGS if FLAGS[name].present}
     blobs = data.Blobs(*(FLAGS[name].value for name in common.BLOBS_FLAGS)) if FLAGS.dataset == "blobs" else None
     ds = load_new_data(run, Path(FLAGS.workdir), FLAGS.dataset, FLAGS.split, FLAGS.data_dir, given, blobs)
     columns = predict(run, ds.x)
@@ -54,8 +56,8 @@ def main(argv):
 def load_new_data(run: saved.SavedRun, workdir: Path, dataset: str, split: str, data_dir, given: dict, blobs=None):
     """The new rows, checked against what the run's model takes (features, image shape, a table's columns). A
     csv: table goes through the run's saved preprocessing, or, for a run made before it was saved, is read with
-    the run's label_column, drop_columns and csv_encoding, each unless `given`. blobs: --dataset=blobs's
-    settings (data.Blobs)."""
+    the run's label_column, drop_columns and csv_encoding, each unless `given`; an images:<dir> folder is read at
+    the run's image_size and color unless given. blobs: --dataset=blobs's settings (data.Blobs)."""
     trained_on = str(run.config.get("dataset", ""))
     if trained_on.startswith("csv:") != dataset.startswith("csv:"):
         raise ValueError(
@@ -63,6 +65,7 @@ def load_new_data(run: saved.SavedRun, workdir: Path, dataset: str, split: str, 
             "standardized and one-hot encoded, so a table and other data cannot stand in for each other."
         )
     table = {**{name: run.config.get(name) for name in CSV_FLAGS}, **given} if dataset.startswith("csv:") else given
+    given_images = {name: given[name] for name in IMAGE_FLAGS if name in given}
     if dataset.startswith("csv:") and (workdir / tabular.STATE_FILE).is_file():
         return table_with_run_preprocessing(run, workdir, dataset, table.get("csv_encoding") or "utf-8")
     cfg = common.RunConfig(
@@ -75,6 +78,7 @@ def load_new_data(run: saved.SavedRun, workdir: Path, dataset: str, split: str, 
         drop_columns=tuple(table.get("drop_columns") or ()),
         csv_encoding=table.get("csv_encoding") or "utf-8",
         blobs=blobs,
+        **({name: run.config[name] for name in IMAGE_FLAGS if run.config.get(name) is not None} | given_images),
     )
     ds = cfg.load()
     saved.check_input(run, ds.x, ds.image_shape, f"--dataset={dataset}")

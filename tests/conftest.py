@@ -14,9 +14,11 @@ os.environ["XLA_FLAGS"] = with_smoke_flags(os.environ.get("XLA_FLAGS", ""))
 # Tests that start processes (experiment binaries, a second JAX with two devices) take 5 to 150 s each, the rest
 # mostly under 5 s. Handing them out first lets the two workers of `pytest -n auto` finish together instead of
 # one running a long end-to-end test alone at the end.
-# The helpers of tests/binaries.py (bare or as binaries.x) and subprocess.run; not other modules' run().
+# The helpers of tests/binaries.py (bare or as binaries.x; run_on_host_devices starts a JAX of several devices)
+# and subprocess.run; not other modules' run().
 _STARTS_A_PROCESS = re.compile(
-    r"(?<![\w.])(run|start|kill_at_first_checkpoint)\(|\b(binaries|subprocess)\.(run|start)\("
+    r"(?<![\w.])(run|start|kill_at_first_checkpoint|run_on_host_devices)\(|\b(binaries|subprocess)\."
+    r"(run|start|run_on_host_devices)\("
 )
 
 
