@@ -214,8 +214,8 @@ def run_config(experiment: str, variant: str = "") -> RunConfig:
     """The shared flags as a RunConfig (call from main() only). Workdir: --workdir, else the default one."""
     if FLAGS.num_devices is not None and FLAGS.num_devices > jax.device_count():
         raise ValueError(
-            f"--num_devices={FLAGS.num_devices}, but {jax.device_count()} devices are visible: give at most that many "
-            "(default: all of them)."
+            f"--num_devices={FLAGS.num_devices} asks for more devices than the {jax.device_count()} visible; give at "
+            f"most {jax.device_count()} (default: all of them)."
         )
     wd = (
         Path(FLAGS.workdir)

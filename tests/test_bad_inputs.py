@@ -47,7 +47,16 @@ IN = "in"
 # tmp_path/wd unless the case names one.
 # absl checks every flag before it reports, so one process refuses several bad flags in one line.
 TABLE = [
-    ("kmeans", ["experiments.kmeans", "--n_clusters=0", "--minibatch_size=-5"], ["--n_clusters", "--minibatch_size"]),
+    (
+        "kmeans",
+        ["experiments.kmeans", "--n_clusters=0", "--minibatch_size=-5", "--num_devices=0"],
+        ["--n_clusters", "--minibatch_size", "--num_devices"],
+    ),
+    (
+        "devices",
+        ["experiments.kmeans", "--num_devices=3"],
+        ["--num_devices=3 asks for more devices than the 1 visible"],
+    ),
     ("gmm alias", ["experiments.gmm", "--n_components=1"], ["--n_clusters=1"]),
     ("autoencoder", ["experiments.autoencoder", "--epochs=0", "--learning_rate=nan"], ["--epochs", "--learning_rate"]),
     ("dec", ["experiments.dec", "--max_iter=0", "--update_interval=0"], ["--max_iter", "--update_interval"]),
