@@ -69,7 +69,9 @@ def _parse_flags(argv):
     except flags.Error as e:
         if os.environ.get(DEBUG_ENV, "0") not in ("", "0"):
             raise
-        fail(f"{one_line(e)}. See --helpshort for the flags.")
+        # absl puts each failed validator on a line of its own: one line, the errors kept apart by "; ".
+        errors = [" ".join(line.split()) for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
+        fail(f"{'; '.join(errors)}. See --helpshort for the flags.")
 
 
 def _reporting(main):

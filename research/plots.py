@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import numpy as np
 
 
@@ -418,6 +419,7 @@ def k_curves(ks, curves: dict, path, *, title: str | None = None) -> Path:
     fig, axes = plt.subplots(1, len(curves), figsize=(3.6 * len(curves), 3.2), squeeze=False, layout="constrained")
     for ax, (name, values) in zip(axes[0], curves.items(), strict=True):
         ax.plot(ks, values, marker="o")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # K is whole: no 2.5 ticks
         ax.set_xlabel("K")
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)

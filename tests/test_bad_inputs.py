@@ -50,7 +50,7 @@ TABLE = [
     (
         "kmeans",
         ["experiments.kmeans", "--n_clusters=0", "--minibatch_size=-5", "--num_devices=0"],
-        ["--n_clusters", "--minibatch_size", "--num_devices"],
+        ["--n_clusters", "--minibatch_size", "--num_devices", "; flag --"],  # one line, the errors apart
     ),
     (
         "devices",
