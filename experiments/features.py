@@ -176,9 +176,10 @@ def standardization(fit_z) -> tuple[np.ndarray, np.ndarray]:
     return fit_z.mean(axis=0, dtype=np.float64), np.where(std > 0, std, 1.0)
 
 
-def standardize(fit_z, *others):
-    """Scales every column to zero mean and unit variance with fit_z's statistics (constant columns: centred)."""
-    mean, scale = standardization(fit_z)
+def standardize(fit_z, *others, stats=None):
+    """Scales every column to zero mean and unit variance with fit_z's statistics (constant columns: centred);
+    `stats`: (mean, scale) of `standardization` when already computed."""
+    mean, scale = standardization(fit_z) if stats is None else stats
     return [((z - mean) / scale).astype(np.float32) for z in (fit_z, *others)]
 
 
@@ -199,6 +200,6 @@ def train_test(
     )
     if standardized:
         mean, scale = standardization(z_train)
-        z_train, z_test = standardize(z_train, z_test)
+        z_train, z_test = standardize(z_train, z_test, stats=(mean, scale))
         params = {**params, "standardize": {"mean": mean, "scale": scale}}
     return z_train, y, z_test, info, params

@@ -62,7 +62,7 @@ def _nearest_fold(carry, rows_b, cols_c, within_bc, sq_bc, vals_c):
     )
 
 
-def _to_roots(label_n):
+def to_roots(label_n):
     """Pointer jumping: label = label[label] until every label is a root (label[v] <= v, so it stops)."""
     return jax.lax.while_loop(lambda lab: jnp.any(lab[lab] != lab), lambda lab: lab[lab], label_n)
 
@@ -90,7 +90,7 @@ def _components(index, core_n, eps, block_size):
         label_n, _, passes = state
         m_n = neighbour_min(label_n)  # <= label_n on cores: a core is its own neighbour
         new_n = jnp.minimum(label_n, m_n).at[label_n].min(m_n)  # hook the tree label_n points to
-        new_n = _to_roots(new_n)
+        new_n = to_roots(new_n)
         return new_n, jnp.any(new_n != label_n), passes + 1
 
     init = (jnp.arange(n, dtype=jnp.int32), jnp.array(True), jnp.zeros((), jnp.int32))
@@ -210,7 +210,7 @@ def _fit_cells(x_nd, eps, min_samples, *, capacity):
     def step(state):  # as `_components`: the smallest label among core neighbours, hooking, pointer jumping
         label_n, _, passes = state
         m_n = segment_min(jnp.where(link_t, label_n[cols_t], big))
-        new_n = _to_roots(jnp.minimum(label_n, m_n).at[label_n].min(m_n))
+        new_n = to_roots(jnp.minimum(label_n, m_n).at[label_n].min(m_n))
         return new_n, jnp.any(new_n != label_n), passes + 1
 
     init = (jnp.arange(n, dtype=jnp.int32), jnp.array(True), jnp.zeros((), jnp.int32))

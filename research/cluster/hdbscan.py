@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from research import checks
-from research.cluster.dbscan import _to_roots
+from research.cluster.dbscan import to_roots
 from research.embed import neighbors
 
 
@@ -87,7 +87,7 @@ def _spanning_forest(x_nd, idx_nk, dist_nk, min_samples):
         mutual = (target[target] == node) & (node < target)  # the lower of such a pair stays a root
         target = jnp.where(mutual, node, target)
         in_tree = in_tree.at[jnp.where(has & ~mutual, pick_n, e)].set(True, mode="drop")  # one mark per edge
-        return _to_roots(target)[comp_n], in_tree, jnp.any(has)
+        return to_roots(target)[comp_n], in_tree, jnp.any(has)
 
     init = (node, jnp.zeros((e,), bool), jnp.array(True))
     _, in_tree, _ = jax.lax.while_loop(lambda s: s[2], step, init)
