@@ -5,7 +5,7 @@
   common.write_table(rows, columns, args.out, "bench.kmeans_vs_peers", caption="k-means on mnist ...")
 
 Ours is timed with its compilation apart on the first repeat (`fit_timed`) and by wall clock after;
-a peer by wall clock. Every table ends with the line "Machine: <cpu, cores, jax>. Command: `...`".
+a peer by wall clock. Every table ends with the line "Machine: <cpu, cores, jax>; device: <n> x <kind>. Command: `...`".
 JAX is imported on first use, so that a peer's worker process (bench.minibatch_kmeans) does not map it.
 What each table measures and why: docs/design/benchmarks.md.
 """
@@ -95,11 +95,23 @@ def ratio(numerator, denominator, fmt: str = ".1f", suffix: str = "x") -> str:
     return f"{numerator / denominator:{fmt}}{suffix}"
 
 
+def data_name(name: str) -> str:
+    """A dataset's name as captions print it: "MNIST" for mnist (the committed tables' wording), else the name."""
+    return "MNIST" if name == "mnist" else name
+
+
+def device() -> str:
+    """'<count> x <kind>' of JAX's devices, e.g. '1 x cpu' or '1 x NVIDIA H100 80GB HBM3'."""
+    import jax
+
+    return f"{jax.device_count()} x {jax.devices()[0].device_kind}"
+
+
 def machine_line(module: str, argv: Sequence[str] | None = None) -> str:
-    """'Machine: <cpu>, <n> cores; jax <v> on <backend>. Command: `python -m <module> <args>`.'"""
+    """'Machine: <cpu>, <n> cores; jax <v> on <backend>; device: <n> x <kind>. Command: `python -m <module> <args>`.'"""
     from research import report
 
-    return f"Machine: {report.machine()}. Command: `{report.command(module, argv)}`."
+    return f"Machine: {report.machine()}; device: {device()}. Command: `{report.command(module, argv)}`."
 
 
 def write_table(

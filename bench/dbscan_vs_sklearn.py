@@ -21,9 +21,10 @@ from research.cluster import dbscan
 from research.embed import neighbors
 
 
-def embeddings(x, seed: int) -> dict:
+def embeddings(x, seed: int, tsne_iter: int = 750) -> dict:
     """The 2-D t-SNE and the 10-D UMAP-style embedding of x, made as bench.embed_vs_peers makes ours."""
-    return {"t-SNE 2-D": embed_vs_peers.ours_tsne(x, seed), "UMAP-style 10-D": embed_vs_peers.ours_umap(x, seed)}
+    tsne_2d = embed_vs_peers.ours_tsne(x, seed, tsne_iter)
+    return {"t-SNE 2-D": tsne_2d, "UMAP-style 10-D": embed_vs_peers.ours_umap(x, seed)}
 
 
 def run(method: str, z, eps: float, min_samples: int, repeats: int):
@@ -43,19 +44,20 @@ def run(method: str, z, eps: float, min_samples: int, repeats: int):
 
 
 def main():
-    ap = common.parser(__doc__, "results/dbscan_vs_sklearn", dataset=None, repeats=5)
+    ap = common.parser(__doc__, "results/dbscan_vs_sklearn", repeats=5)
     ap.add_argument("--methods", default="auto,blocked,scikit-learn", help="of auto, cells, blocked, scikit-learn")
     ap.add_argument("--min_samples", type=int, default=10)
-    ap.add_argument("--n_samples", type=int, default=0, help="a random subset of this size (0: all 70,000)")
+    ap.add_argument("--n_samples", type=int, default=0, help="a random subset of this size (0: all)")
+    ap.add_argument("--tsne_iter", type=int, default=750, help="t-SNE steps of the 2-D input (quick runs: fewer)")
     args = ap.parse_args()
-    ds = data.load("mnist", "all", args.data_dir)
+    ds = data.load(args.dataset, "all", args.data_dir)
     methods = sorted(args.methods.split(","), key=lambda m: m != "scikit-learn")  # the reference first
     x, y = np.asarray(ds.x, np.float32), ds.y
     if args.n_samples:
         pick = np.sort(np.random.default_rng(0).permutation(len(x))[: args.n_samples])
         x, y = x[pick], y[pick]
     rows = []
-    for input_name, z in embeddings(x, 0).items():
+    for input_name, z in embeddings(x, 0, args.tsne_iter).items():
         eps = float(np.quantile(np.asarray(neighbors.knn(z, args.min_samples - 1).distances[:, -1]), 0.9))
         ref = None
         for method in methods:
@@ -82,8 +84,9 @@ def main():
             rows.append(row)
             print(row, flush=True)
     caption = (
-        f"DBSCAN on embeddings of {len(x)} MNIST images (min_samples {args.min_samples}, eps as above), median of {args.repeats} "
-        "runs; ours: compile time apart. ACC / NMI of DBSCAN's partition with noise as one more cluster."
+        f"DBSCAN on embeddings of {len(x)} {common.data_name(ds.name)} images (min_samples {args.min_samples}, "
+        f"eps as above), median of {args.repeats} runs; ours: compile time apart. ACC / NMI of DBSCAN's partition "
+        "with noise as one more cluster."
     )
     common.write_table(rows, COLUMNS, args.out, "bench.dbscan_vs_sklearn", caption=caption)
 

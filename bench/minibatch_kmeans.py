@@ -33,11 +33,11 @@ CHECK_TOLERANCE = 1.02
 # ---------------------------------------------------------------------------------------------- the data file
 
 
-def make_file(path: Path, n_rows: int, noise: float, data_dir, seed: int = 0) -> None:
-    """MNIST-70k tiled to n_rows rows with noise, written in chunks of 70k rows (never all in memory)."""
+def make_file(path: Path, n_rows: int, noise: float, data_dir, seed: int = 0, dataset: str = "mnist") -> None:
+    """The dataset (MNIST-70k) tiled to n_rows rows with noise, written a copy at a time (never all in memory)."""
     from research import data
 
-    ds = data.load("mnist", "all", data_dir)
+    ds = data.load(dataset, "all", data_dir)
     base = np.ascontiguousarray(ds.x, np.float32)
     n0, d = base.shape
     rng = np.random.default_rng(seed)
@@ -57,22 +57,24 @@ def make_file(path: Path, n_rows: int, noise: float, data_dir, seed: int = 0) ->
 
 
 class PeakSampler:
-    """Samples /proc/self/status in a thread: the peaks of VmRSS, RssAnon, RssFile, and VmHWM (KiB)."""
+    """Samples /proc/<pid>/status in a thread (this process's by default): the peaks of VmRSS, RssAnon,
+    RssFile, and VmHWM (KiB). A process that has ended reads as nothing."""
 
-    def __init__(self, every: float = 0.005):
+    def __init__(self, every: float = 0.005, pid: int | str = "self"):
         self.peak = {"VmHWM": 0, "VmRSS": 0, "RssAnon": 0, "RssFile": 0}
         self._stop = threading.Event()
         self._every = every
+        self._path = f"/proc/{pid}/status"
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def sample(self) -> dict:
-        out = {}
-        with open("/proc/self/status") as f:
-            for line in f:
-                key = line.split(":", 1)[0]
-                if key in self.peak:
-                    out[key] = int(line.split()[1])
-        return out
+        try:
+            with open(self._path) as f:
+                lines = f.readlines()
+        except FileNotFoundError:  # the process has ended
+            return {}
+        fields = (line.split(":", 1)[0] for line in lines)
+        return {key: int(line.split()[1]) for key, line in zip(fields, lines) if key in self.peak}
 
     def _run(self):
         while not self._stop.is_set():
@@ -158,7 +160,7 @@ def run_worker(method, args, seed, centroids_out) -> dict:
 def main():
     from bench import common
 
-    ap = common.parser(__doc__, "results/minibatch_kmeans", dataset=None)
+    ap = common.parser(__doc__, "results/minibatch_kmeans")
     ap.add_argument("--n_rows", type=int, default=2_000_000)
     ap.add_argument("--npy", default=None, help="where to write the .npy and keep it (reused if it has --n_rows rows)")
     ap.add_argument("--noise", type=float, default=0.02, help="std of the Gaussian noise on each tiled copy")
@@ -182,12 +184,14 @@ def main():
         args.npy = str(npy)
         if not (npy.exists() and np.load(npy, mmap_mode="r").shape[0] == args.n_rows):
             t0 = time.perf_counter()
-            make_file(npy, args.n_rows, args.noise, args.data_dir)
+            make_file(npy, args.n_rows, args.noise, args.data_dir, dataset=args.dataset)
             print(f"wrote {npy} ({npy.stat().st_size / 2**30:.2f} GiB) in {time.perf_counter() - t0:.1f}s", flush=True)
         rows = bench(args, npy, tmpdir)
+        n_features = np.load(npy, mmap_mode="r").shape[1]
     r0 = rows[0]
+    source = "MNIST-70k" if args.dataset == "mnist" else args.dataset
     caption = (
-        f"Mini-batch k-means on a memory-mapped float32 .npy: MNIST-70k tiled to {r0['n_rows']} rows x 784 "
+        f"Mini-batch k-means on a memory-mapped float32 .npy: {source} tiled to {r0['n_rows']} rows x {n_features} "
         f"(noise std {args.noise}), {r0['array_gib']:.2f} GiB; k={args.n_clusters}, batch {args.batch_size}, "
         f"n_init={args.n_init}, max_iter={args.max_iter} epochs, max_no_improvement=10; median of {args.repeats} "
         "seeds, each fit in its own process."

@@ -52,7 +52,7 @@ def run_sklearn(x, y, args, seed, first):
 
 
 def main():
-    ap = common.parser(__doc__, "results/probe_vs_sklearn", dataset=None)
+    ap = common.parser(__doc__, "results/probe_vs_sklearn")
     ap.add_argument("--n_train", type=int, default=60000, help="first N training images (smoke runs: 5000)")
     ap.add_argument("--C", type=float, default=10.0)
     ap.add_argument("--max_iter", type=int, default=100, help="scikit-learn's default")
@@ -61,8 +61,8 @@ def main():
     ap.add_argument("--sklearn_augment", action="store_true", help="also fit scikit-learn on the 5x shifted set")
     args = ap.parse_args()
 
-    train = data.load("mnist", "train", args.data_dir)
-    test = data.load("mnist", "test", args.data_dir)
+    train = data.load(args.dataset, "train", args.data_dir)
+    test = data.load(args.dataset, "test", args.data_dir)
     x0, y0 = np.ascontiguousarray(train.x[: args.n_train]), train.y[: args.n_train]
     rows = []
     for aug in args.augment.split(","):
@@ -96,8 +96,10 @@ def main():
                     "repeats": args.repeats,
                 }
             )
+    n_test = f"{len(test.x) // 1000}k" if len(test.x) % 1000 == 0 else len(test.x)  # "10k" on MNIST
     caption = (
-        f"Multinomial logistic regression on MNIST pixels in [0, 1] (first {args.n_train} train images; 10k test), "
+        f"Multinomial logistic regression on {common.data_name(train.name)} pixels in [0, 1] (first {len(x0)} train "
+        f"images; {n_test} test), "
         f"C={args.C:g}, max_iter={args.max_iter}, tol={args.tol:g}; median of {args.repeats}."
     )
     common.write_table(rows, table_columns(rows), args.out, "bench.probe_vs_sklearn", caption=caption)

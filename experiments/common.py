@@ -27,11 +27,10 @@ import jax
 import numpy as np
 from absl import flags, logging
 
-from research import checkpointing, cli, data, metrics, plots, runlog
+from research import checkpointing, cli, data, distributed, metrics, plots, runlog
 from research.data import images, tabular
 
 FLAGS = flags.FLAGS
-run_main = cli.run_main
 
 flags.DEFINE_string(
     "dataset",
@@ -79,10 +78,40 @@ flags.DEFINE_bool("overwrite", False, "Replace the outputs of a finished run in 
 flags.DEFINE_integer(
     "num_devices",
     None,
-    "Training (autoencoder, DEC, IDEC): the devices each batch is split over, data-parallel (the first N visible "
-    "ones; --batch_size stays the global batch). Default: all visible devices. docs/scaling.md.",
+    "The devices a run is split over, data-parallel (the first N visible ones): each batch of the training "
+    "(autoencoder, DEC, IDEC; --batch_size stays the global batch), and the rows of the kmeans and gmm fits. "
+    "Default: all visible devices. docs/scaling.md.",
 )
 cli.at_least("num_devices", 1)
+flags.DEFINE_string(
+    "coordinator_address",
+    None,
+    "Many processes, one run (jax.distributed): host:port of process 0, the same in every process (e.g. "
+    "127.0.0.1:12355 on one machine), or 'auto' to let JAX read the cluster's environment (SLURM, Open MPI, "
+    "Cloud TPU). Each process holds its own rows; process 0 writes the outputs. Binaries: kmeans, gmm, dec, "
+    "autoencoder. docs/scaling.md.",
+)
+flags.DEFINE_integer("num_processes", None, "With --coordinator_address host:port: how many processes run.")
+flags.DEFINE_integer(
+    "process_id", None, "With --coordinator_address host:port: this process's index, 0 to --num_processes - 1."
+)
+flags.DEFINE_integer(
+    "distributed_timeout",
+    120,
+    "With --coordinator_address: seconds to wait for every process to join, and after which a process that "
+    "stopped answering counts as dead (the others then end, naming it).",
+)
+cli.at_least("num_processes", 1)
+cli.at_least("process_id", 0)
+cli.at_least("distributed_timeout", 1)
+cli.only_when(
+    ["num_processes", "process_id"],
+    "coordinator_address",
+    lambda a: a is not None and a != distributed.AUTO,
+    "with --coordinator_address=<host:port> ('auto' reads them from the cluster)",
+)
+# The binaries that run over several processes; the others refuse --coordinator_address.
+MULTI_PROCESS = ("kmeans", "gmm", "dec", "autoencoder")
 flags.DEFINE_float(
     "min_retention",
     None,
@@ -117,6 +146,29 @@ RUN_OUTPUTS = (
     "decision_scores.npy",
 )
 RUN_FOLDERS = ("ckpt", "model", "train_ckpt", "tensorboard")
+
+
+def run_main(main) -> None:
+    """`cli.run_main(main)`, this process first joined to the run's others when --coordinator_address is
+    given (jax.distributed, before any JAX work)."""
+
+    def joined(argv):
+        cluster = cluster_from_flags()
+        if cluster is not None:
+            distributed.initialize(cluster)
+        return main(argv)
+
+    cli.run_main(joined)
+
+
+def cluster_from_flags() -> distributed.Cluster | None:
+    """The --coordinator_address, --num_processes, --process_id and --distributed_timeout flags as a Cluster
+    (None without --coordinator_address: one process). A config builder: reads FLAGS."""
+    if FLAGS.coordinator_address is None:
+        return None
+    return distributed.Cluster(
+        FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id, FLAGS.distributed_timeout
+    )
 
 
 def read_images_whatever_dataset() -> None:
@@ -212,6 +264,11 @@ def experiment_flags(values: flags.FlagValues) -> dict:
 
 def run_config(experiment: str, variant: str = "") -> RunConfig:
     """The shared flags as a RunConfig (call from main() only). Workdir: --workdir, else the default one."""
+    if jax.process_count() > 1 and experiment not in MULTI_PROCESS:
+        raise ValueError(
+            f"--coordinator_address: {experiment} runs in one process; the binaries that run over several are "
+            f"{', '.join(MULTI_PROCESS)} (docs/scaling.md)."
+        )
     if FLAGS.num_devices is not None and FLAGS.num_devices > jax.device_count():
         raise ValueError(
             f"--num_devices={FLAGS.num_devices} asks for more devices than the {jax.device_count()} visible; give at "
@@ -269,10 +326,13 @@ def prepare_workdir(run: RunConfig) -> Path:
             f"{wd} already holds a finished run (results.json). Pass --overwrite to replace its outputs, "
             "or choose another --workdir."
         )
-    if run.overwrite and (finished or _other_settings(wd, run)):
+    if run.overwrite and (finished or _other_settings(wd, run)) and runlog.is_writer():
         remove_run_outputs(wd)
-    wd.mkdir(parents=True, exist_ok=True)
+    distributed.barrier("workdir checked")  # every process has looked before process 0 writes
+    if runlog.is_writer():
+        wd.mkdir(parents=True, exist_ok=True)
     runlog.write_json(wd / "config.json", {"experiment": run.experiment, **run.flags})
+    distributed.barrier("workdir ready")
     logging.info("workdir: %s", wd)
     return wd
 
@@ -286,7 +346,7 @@ def _other_settings(wd: Path, run: RunConfig) -> bool:
     except ValueError:
         return True  # unreadable: nothing to resume from
     current = {"experiment": run.experiment, **run.flags}
-    ignored = ("overwrite", "workdir", "tensorboard", "num_devices")
+    ignored = {"overwrite", "workdir", "tensorboard"} | distributed.PLACEMENT_FLAGS
     return {k: v for k, v in stored.items() if k not in ignored} != {
         k: v for k, v in current.items() if k not in ignored
     }
@@ -344,6 +404,16 @@ def save_preview(run: RunConfig, ds: data.Dataset) -> None:
     )
 
 
+def shard_rows(run: RunConfig, z):
+    """(z_g, n, mesh): z [n, ...] split by rows over the run's devices (--num_devices; every device of every
+    process in a multi-process run) on an explicit mesh, built from this process's rows only
+    (`distributed.global_rows`: a memory-mapped z is read only there; the end padded to a multiple of the
+    devices, so the fits take `n_samples=n`), z itself and None on one device. Fit under
+    `distributed.using(mesh)`."""
+    mesh = distributed.data_mesh(run.num_devices, explicit=True)
+    return *distributed.global_rows(z, mesh), mesh
+
+
 def label_metrics(y, labels) -> dict:
     """acc/nmi/ari/purity when the dataset has labels, else nothing."""
     return {} if y is None else metrics.evaluate(y, labels)
@@ -375,7 +445,7 @@ def save_clustering(run: RunConfig, ds: data.Dataset, labels, params: dict, conf
     labels are known)."""
     wd = run.workdir
     labels = np.asarray(labels)
-    np.save(wd / "labels.npy", labels)
+    runlog.save_array(wd / "labels.npy", labels)
     checkpointing.save_pytree(wd / "ckpt", params, config=config, overwrite=run.overwrite)
     if ds.image_shape is not None:
         plots.cluster_grid(
@@ -408,8 +478,9 @@ def finish(run: RunConfig, results: dict, summary: str) -> None:
     and prints the run's one summary line."""
     wd = run.workdir
     wall = round(time.perf_counter() - _STARTED, 1)
-    where = {"n_devices": jax.device_count(), "n_processes": jax.process_count()}
     runlog.write_json(
-        wd / "results.json", {**results, "wall_seconds_this_invocation": wall, **where, "versions": runlog.versions()}
+        wd / "results.json",
+        {**results, "wall_seconds_this_invocation": wall, **distributed.describe(), "versions": runlog.versions()},
     )
-    print(summary, flush=True)
+    if runlog.is_writer():
+        print(summary, flush=True)

@@ -152,7 +152,7 @@ def train_and_evaluate(
         on_update=snaps,
     )
     results = {"fit_seconds_this_invocation": time.perf_counter() - t0}
-    np.save(wd / "embedding.npy", res.embedding)
+    runlog.save_array(wd / "embedding.npy", res.embedding)
     pretrain.save_model(wd, spec, res.params["ae"], overwrite=True)
     title = f"{NAMES[mode]} ({spec['arch']}), {ds.name}, K={cfg.n_clusters}"
     params, config = (

@@ -11,13 +11,14 @@ flag: docs/experiments.md#gmm, docs/flags.md.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import jax
 import numpy as np
 from absl import flags
 
 from experiments import common, features
-from research import plots
+from research import distributed, plots
 from research.cluster import gmm
 
 FLAGS = flags.FLAGS
@@ -63,8 +64,13 @@ def fit_and_evaluate(run: common.RunConfig, cfg: Config) -> None:
     k = common.n_clusters(ds, cfg.n_clusters)
     key_pca, key_fit = jax.random.split(run.key())
     (z,), params, info = features.extract(cfg.features, key_pca, ds.x, dataset=ds.name)
-    timed = gmm.fit_timed(key_fit, z, k, **common.keyword_args(gmm.fit, cfg))
-    res = timed.out
+    z_g, n, mesh = common.shard_rows(run, z)
+    with distributed.using(mesh):
+        timed = gmm.fit_timed(key_fit, z_g, k, n_samples=n, **common.keyword_args(gmm.fit, cfg))
+        scores = gmm.score_samples(timed.out.params, z_g)
+    res = distributed.to_host(timed.out)
+    res = res._replace(labels=res.labels[:n])
+    log_l = float(np.sum(distributed.to_host(scores)[:n], dtype=np.float64))
     params["gmm"] = {name: np.asarray(v) for name, v in res.params._asdict().items()}
     title = f"GMM ({cfg.covariance_type}), {ds.name}, {features.name(cfg.features)}, K={k}"
     config = {"n_components": k, "covariance_type": cfg.covariance_type, "dim": int(z.shape[1])}
@@ -85,8 +91,9 @@ def fit_and_evaluate(run: common.RunConfig, cfg: Config) -> None:
         "n_init": cfg.n_init,
         "lower_bound": float(res.lower_bound),
         "lower_bound_per_init": np.asarray(res.lower_bound_per_init).tolist(),
-        "bic": gmm.bic(res.params, z),
-        "aic": gmm.aic(res.params, z),
+        # scikit-learn's criteria from the log-likelihood of the rows (summed where they lie)
+        "bic": -2.0 * log_l + gmm.n_parameters(res.params) * math.log(n),
+        "aic": -2.0 * log_l + 2.0 * gmm.n_parameters(res.params),
         **common.fit_fields(res, timed),
         **info,
     }

@@ -19,7 +19,7 @@ import numpy as np
 from absl import flags
 
 from experiments import common, features
-from research import plots
+from research import distributed, plots, runlog
 from research.cluster import kmeans, minibatch_kmeans
 
 FLAGS = flags.FLAGS
@@ -29,7 +29,12 @@ flags.DEFINE_integer("n_init", 10, "Restarts, fused into one pass over the data 
 flags.DEFINE_integer("max_iter", 300, "Lloyd iterations per restart at most.")
 flags.DEFINE_float("tol", 1e-4, "Stop when the squared centroid shift is under tol x mean feature variance.")
 flags.DEFINE_enum("init", "k-means++", ["k-means++", "random"], "Seeding.")
-flags.DEFINE_bool("prune", True, "Skip points whose Hamerly bounds prove their label cannot change.")
+flags.DEFINE_bool(
+    "prune",
+    True,
+    "Skip points whose Hamerly bounds prove their label cannot change (on one device; rows split over several "
+    "devices or processes take full passes, whose reductions stay on each device: the same labels).",
+)
 flags.DEFINE_integer(
     "minibatch_size",
     0,
@@ -79,22 +84,40 @@ def main(argv):
 def fit_and_evaluate(run: common.RunConfig, cfg: Config) -> None:
     """k-means (mini-batch when cfg.minibatch_size > 0) on the cfg.features of run's dataset (a memory-mapped
     file's pixels are streamed); writes the workdir's outputs."""
+    if cfg.minibatch_size and jax.process_count() > 1:
+        raise ValueError(
+            "--minibatch_size streams one file through one process; a run of several processes fits full "
+            "k-means (--minibatch_size=0), each process holding its own rows."
+        )
     wd = common.prepare_workdir(run)
-    ds = common.load_dataset(run, mmap=cfg.minibatch_size > 0 and cfg.features.kind == "pixels")
+    # A memory-mapped file's pixels stay mapped: streamed by mini-batch k-means, or each process reads its rows.
+    mapped = (cfg.minibatch_size > 0 or jax.process_count() > 1) and cfg.features.kind == "pixels"
+    ds = common.load_dataset(run, mmap=mapped)
     k = common.n_clusters(ds, cfg.n_clusters)
-    # The fit keeps the root key, as before features could be chosen; a memory-mapped file's pixels stay mapped.
+    # The fit keeps the root key, as before features could be chosen.
     key_fit, key_features = run.key(), jax.random.fold_in(run.key(), 1)
     (z,), params, info = features.extract(cfg.features, key_features, ds.x, dataset=ds.name)
+    pruned = False
     if cfg.minibatch_size:
         timed = minibatch_kmeans.fit_timed(
             key_fit, z, k, batch_size=cfg.minibatch_size, n_init=cfg.n_init, max_iter=cfg.max_iter, init=cfg.init
         )
-    elif cfg.record_history:
-        timed = kmeans.fit_with_history_timed(key_fit, z, k, **common.keyword_args(kmeans.fit, cfg))
-        (res, history), timed = timed.out, timed._replace(out=timed.out[0])
-        save_history(run, ds, z, res, history)
     else:
-        timed = kmeans.fit_timed(key_fit, z, k, **common.keyword_args(kmeans.fit, cfg))
+        z_g, n, mesh = common.shard_rows(run, z)
+        # On rows split over devices the pruned step's sparse gathers would copy rows between them: full passes
+        # (the same labels; kmeans.fit's docstring).
+        pruned = cfg.prune and mesh is None
+        kw = common.keyword_args(kmeans.fit, cfg) | {"n_samples": n, "prune": pruned}
+        with distributed.using(mesh):
+            if cfg.record_history:
+                timed = kmeans.fit_with_history_timed(key_fit, z_g, k, **kw)
+                (res, history), timed = timed.out, timed._replace(out=timed.out[0])
+            else:
+                timed = kmeans.fit_timed(key_fit, z_g, k, **kw)
+        res = distributed.to_host(timed.out)
+        timed = timed._replace(out=res._replace(labels=res.labels[:n]))
+        if cfg.record_history:
+            save_history(run, ds, z, timed.out, distributed.to_host(history))
     res = timed.out
     params |= {"centroids": np.asarray(res.centroids)}
     config = {"n_clusters": k, "dim": z.shape[1]} | features.describe(cfg.features, z.shape[1])
@@ -104,6 +127,7 @@ def fit_and_evaluate(run: common.RunConfig, cfg: Config) -> None:
         "n_clusters": k,
         "n_init": cfg.n_init,
         "minibatch_size": cfg.minibatch_size,
+        "pruned": pruned,
         **common.fit_fields(res, timed),
     }
     common.finish(
@@ -117,7 +141,7 @@ def fit_and_evaluate(run: common.RunConfig, cfg: Config) -> None:
 def save_history(run: common.RunConfig, ds, z, res: kmeans.KMeansResult, history) -> None:
     """kmeans_history.npy (the iterations run: [n_iter + 1, k, d]) and plots/kmeans_history.png."""
     history = np.asarray(history)[: int(res.n_iter) + 1]
-    np.save(run.workdir / "kmeans_history.npy", history)
+    runlog.save_array(run.workdir / "kmeans_history.npy", history)
     plots.centroid_paths(
         z,
         res.labels,

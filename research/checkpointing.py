@@ -186,7 +186,9 @@ class Checkpointer:
             ]
         )
         self._async = bool(async_save)
-        self._local = "://" not in self._directory  # manifests are written and checked on local disks only
+        # Manifests are written and checked on local disks only, written by process 0 (jax.distributed).
+        self._local = "://" not in self._directory
+        writes_sums = self._local and jax.process_index() == 0
         self._writing: int | None = None  # the step Orbax is saving now, for `_write_sums`
         self._verdicts: dict[int, str | None] = {}  # step -> its damage (None: intact), checked once
         # Saves always go through Orbax's async checkpointer: its post-finalization callback runs after every
@@ -195,7 +197,7 @@ class Checkpointer:
         options = ocp.CheckpointManagerOptions(
             create=True,
             enable_async_checkpointing=True,
-            async_options=ocp.AsyncOptions(post_finalization_callback=self._write_sums if self._local else None),
+            async_options=ocp.AsyncOptions(post_finalization_callback=self._write_sums if writes_sums else None),
             save_decision_policy=save_when,
             preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(preserve),
         )
@@ -287,6 +289,8 @@ class Checkpointer:
             return False
         # The previous save must be committed before `_writing` names the next one (Orbax would wait anyway).
         self.wait()
+        if jax.process_count() > 1:  # a run of several processes (jax.distributed): every process saves together
+            state = jax.tree.map(_collective_leaf, state)
         args = ocp.args.Composite(**{_STATE: ocp.args.StandardSave(state), _CONFIG: ocp.args.JsonSave(self._config)})
         self._writing = step
         try:
@@ -534,6 +538,14 @@ class Checkpointer:
 
 
 # --- one-off fitted models -----------------------------------------------------------------------------------------
+
+
+def _collective_leaf(a):
+    """A leaf as Orbax saves it from several processes: global arrays as they are, an array on one process's
+    own device as NumPy (the same values on every process; process 0 writes it)."""
+    if isinstance(a, jax.Array) and a.is_fully_addressable and not jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
+        return np.asarray(a)
+    return a
 
 
 def save_pytree(

@@ -11,11 +11,15 @@ import matplotlib.pyplot as plt
 import matplotlib.ticker
 import numpy as np
 
+from research import runlog
+
 
 def _save(fig, path) -> Path:
+    """Saves and closes `fig` (from the writing process only, `runlog.is_writer`)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+    if runlog.is_writer():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path
 

@@ -1,7 +1,8 @@
 """A run's records: config.json, metrics.jsonl, results.json and progress lines.
 
 Every file is written atomically (a temporary file, then a rename), so a run
-killed mid-write leaves the previous version, never half a file.
+killed mid-write leaves the previous version, never half a file. In a run of
+several processes (jax.distributed) only process 0 writes (`is_writer`).
 """
 
 from __future__ import annotations
@@ -46,7 +47,22 @@ def _umask() -> int:
     return mask
 
 
+def is_writer() -> bool:
+    """Whether this process writes the run's files (records, arrays, plots): the only process of a run, or
+    process 0 of a run over several (jax.distributed); the others compute alongside and write nothing."""
+    jax = sys.modules.get("jax")  # not imported: a one-process tool
+    return jax is None or jax.process_index() == 0
+
+
+def save_array(path, array) -> None:
+    """np.save(path, array) from the writing process (`is_writer`) only."""
+    if is_writer():
+        np.save(path, np.asarray(array))
+
+
 def _write_atomic(path, text: str) -> None:
+    if not is_writer():
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -109,10 +125,12 @@ class MetricsLog:
 
     def __init__(self, workdir, tensorboard: bool = False):
         self.path = Path(workdir) / "metrics.jsonl"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writes = is_writer()
+        if self._writes:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         self._t0 = time.time()
         self._events = None
-        if tensorboard:
+        if tensorboard and self._writes:
             from research import tensorboard as tb
 
             self._events = tb.EventMirror(self.path.parent / "tensorboard", self.rows())
@@ -140,6 +158,8 @@ class MetricsLog:
 
     def log(self, step: int, **metrics) -> None:
         row = {"step": int(step), "time": round(time.time() - self._t0, 3), **_jsonable(metrics)}
+        if not self._writes:
+            return
         with open(self.path, "a") as f:
             f.write(json.dumps(row) + "\n")
         if self._events is not None:

@@ -16,8 +16,13 @@ import tempfile
 import time
 from pathlib import Path
 
-_CACHE = tempfile.mkdtemp(prefix="jaxcluster-test-xla-cache-")
-atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
+# One cache for the whole session: pytest's first process makes it (and removes it at exit); its xdist workers,
+# started after, find it in their environment.
+_CACHE_ENV = "JAXCLUSTER_TEST_XLA_CACHE"
+_CACHE = os.environ.get(_CACHE_ENV)
+if not _CACHE:
+    _CACHE = os.environ[_CACHE_ENV] = tempfile.mkdtemp(prefix="jaxcluster-test-xla-cache-")
+    atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
 
 # The binaries under test run on tiny data, so their time is mostly compilation: XLA's cheapest backend
@@ -115,3 +120,48 @@ def run_on_host_devices(code: str, n_devices: int = 2, timeout: float = 300) -> 
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().endswith("ok")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for a run's coordinator)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_processes(args, cwd, n_processes: int = 2, devices_each: int = 2, timeout: float = 300, per_process=None):
+    """Runs `python -m <args>` as one run of `n_processes` processes (jax.distributed on 127.0.0.1, gloo
+    collectives), each seeing `devices_each` CPU devices; per_process(i) -> extra args of process i. Returns
+    [(exit status, stdout, stderr)] per process; every process is killed at `timeout` (and the test fails)."""
+    port = free_port()
+    xla = f"{SMOKE_XLA_FLAGS} --xla_force_host_platform_device_count={devices_each}"
+    procs = []
+    for i in range(n_processes):
+        cluster = [f"--coordinator_address=127.0.0.1:{port}", f"--num_processes={n_processes}", f"--process_id={i}"]
+        extra = list(per_process(i)) if per_process else []
+        procs.append(
+            start(
+                [*args, *cluster, *extra],
+                cwd,
+                env=env(XLA_FLAGS=xla),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    deadline = time.time() + timeout
+    outs = []
+    try:
+        for p in procs:
+            out, err = p.communicate(timeout=max(1.0, deadline - time.time()))
+            outs.append((p.returncode, out, err))
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"the processes did not all end within {timeout} s: a hang") from None
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    return outs

@@ -92,6 +92,8 @@ BENCH_TABLES = [
     ("embed_vs_peers", "embed_vs_peers_cosine"),
     ("pretrain_vs_torch", "pretrain_vs_torch"),
     ("minibatch_kmeans", "minibatch_kmeans"),
+    ("scale_out", "scale_out"),
+    ("scale_out", "scale_out_stream"),
 ]
 
 

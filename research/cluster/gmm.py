@@ -56,8 +56,10 @@ class GMMResult(NamedTuple):
     """The best restart of a GMM fit.
 
     params: GMMParams after the last M step.
-    labels: [n] int32, each point's most probable component under `params`.
-    lower_bound: [] mean log-likelihood per sample at the last E step (scikit-learn's lower_bound_).
+    labels: [n] int32, each point's most probable component under `params`; -1 on the padding rows after
+      `n_samples` (see `fit`).
+    lower_bound: [] mean log-likelihood per sample at the last E step (scikit-learn's lower_bound_), over the
+      first n_samples rows.
     n_iter: [] int32, EM iterations of the best restart.
     converged: [] bool, whether it stopped on `tol` rather than `max_iter`.
     lower_bound_per_init: [n_init], every restart's final lower bound (-inf for one that failed).
@@ -216,16 +218,64 @@ def _covariances(scatter, nk, reg_covar, cov_type, d):
 # Passes over the data in blocks
 
 
-def _blocks(x_nd, block):
+def _blocks(x_nd, block, real_n=None):
     """x as blocks of about `block` rows [n_blocks, rows, d] (zero-padded; on an explicit mesh each block spans
-    the devices, `sharding.to_blocks`), and the mask of real rows [n_blocks, rows]."""
+    the devices, `sharding.to_blocks`), and the mask of real rows [n_blocks, rows]: neither the blocks'
+    padding nor, with real_n [n] bool, the rows where it is False (the padding of x, see `fit`'s n_samples)."""
     shards = sharding.sample_shards(x_nd)
-    mask = sharding.to_blocks(jnp.ones_like(x_nd[:, 0]), block, shards)
+    ones_n = jnp.ones_like(x_nd[:, 0])
+    mask = sharding.to_blocks(ones_n if real_n is None else jnp.where(real_n, ones_n, 0.0), block, shards)
     return sharding.to_blocks(x_nd, block, shards), mask
+
+
+def _rows_axis(xb):
+    """The mesh axis (or axes) that splits the rows of the blocks xb [nb, rows, ...] on an explicit mesh; None
+    otherwise (one device, an automatic mesh)."""
+    if sharding.replicated(xb) is None:
+        return None
+    spec = jax.typeof(xb).sharding.spec
+    return spec[1] if len(spec) > 1 else None
+
+
+def _summed_per_device(local, xb, rows_args, shared, out_rows):
+    """local(xb, *rows_args, *shared) -> (per-row outputs, sums), run on each device's own rows of the blocks
+    (shard_map), its sums added across the devices once at the end; plain `local` on one device.
+
+    Each block spans every device (`sharding.to_blocks`), so sums taken block by block would cross the devices
+    once per block: across processes, a collective per block (10M rows on 2 processes: 5x slower EM).
+    rows_args: (array, the axis holding xb's rows) pairs; out_rows: how many leading outputs are per-row
+    [nb, R, k, rows] (as the responsibilities), the rest sums."""
+    axis = _rows_axis(xb)
+    arrays = [a for a, _ in rows_args]
+    if axis is None:
+        return local(xb, *arrays, *shared)
+
+    def rows_on(ndim, at):
+        return jax.P(*[axis if i == at else None for i in range(ndim)])
+
+    def on_device(xb, *args):
+        out = local(xb, *args)
+        return (*out[:out_rows], *lax.psum(tuple(out[out_rows:]), axis))
+
+    n_out = len(jax.eval_shape(lambda: local(xb, *arrays, *shared)))
+    specs = (rows_on(xb.ndim, 1), *[rows_on(a.ndim, at) for a, at in rows_args], *[jax.P()] * len(shared))
+    args = [jax.tree.map(lambda a, p=p: jax.sharding.reshard(a, p), a) for a, p in zip((xb, *arrays, *shared), specs)]
+    return jax.shard_map(  # (args laid out as the specs say: a no-op for the data, which already is)
+        on_device,
+        mesh=jax.typeof(xb).sharding.mesh,
+        in_specs=specs,
+        out_specs=(*[rows_on(4, 3)] * out_rows, *[jax.P()] * (n_out - out_rows)),
+        check_vma=False,  # the loops' zero carries start alike on every device and end as its own partial sums
+    )(*args)
 
 
 def _e_pass(xb, mask, s: _EM, cov_type):
     """E step over all blocks: responsibilities [nb, R, k, block], counts [R, k], r^T x [R, k, d], lower bound [R]."""
+    return _summed_per_device(functools.partial(_e_pass_blocks, cov_type=cov_type), xb, [(mask, 1)], (s,), 1)
+
+
+def _e_pass_blocks(xb, mask, s: _EM, cov_type):
+    """`_e_pass` over the blocks as given (on one device, or one device's rows)."""
     r_, k, d = s.means.shape
 
     def step(carry, inp):
@@ -249,13 +299,17 @@ def _m_step(xb, resp, nk, sx, reg_covar, cov_type, n):
     nk = nk + 10 * jnp.finfo(xb.dtype).eps  # scikit-learn's guard against empty components
     means = sx / nk[..., None]
 
-    def step(acc, inp):
-        x_bd, r_rkb = inp
-        return acc + _scatter(x_bd, r_rkb, means, cov_type), None
-
     r_, k = nk.shape
-    zero = jnp.zeros((r_, *_cov_shape(cov_type, k, d)), xb.dtype)
-    scatter, _ = lax.scan(step, zero, (xb, resp))
+
+    def scan(xb, resp, means):  # the arguments, not closed over: shard_map takes them apart
+        def step(acc, inp):
+            x_bd, r_rkb = inp
+            return acc + _scatter(x_bd, r_rkb, means, cov_type), None
+
+        zero = jnp.zeros((r_, *_cov_shape(cov_type, k, d)), xb.dtype)
+        return (lax.scan(step, zero, (xb, resp))[0],)
+
+    (scatter,) = _summed_per_device(scan, xb, [(resp, 3)], (means,), 0)
     covs = _covariances(scatter, nk, reg_covar, cov_type, d)
     return nk / n, means, covs, _precision_cholesky(covs, cov_type)
 
@@ -302,7 +356,8 @@ def _labels(xb, weights, means, prec_chol, cov_type):
 
 
 @functools.partial(
-    jax.jit, static_argnames=("n_components", "n_init", "cov_type", "init", "block_size", "given_params")
+    jax.jit,
+    static_argnames=("n_components", "n_init", "cov_type", "init", "block_size", "given_params", "n_samples"),
 )
 def _fit(
     key,
@@ -322,13 +377,22 @@ def _fit(
     init,
     block_size,
     given_params,
+    n_samples=None,
 ):
-    n, d = x_nd.shape
+    # n_samples: None, or the count of leading rows that are data (< n): the rest pad x and are masked out
+    # of every sum, as the blocks' own padding is; labels_rn holds -1 there (one_hot: no responsibility).
+    n_pad, d = x_nd.shape
+    n = n_pad if n_samples is None else n_samples
     k, r_ = n_components, n_init
     dtype = x_nd.dtype
-    shift_d = jnp.mean(x_nd, axis=0)
-    x_nd = x_nd - shift_d
-    xb, mask = _blocks(x_nd, block_size)
+    real_n = kmeans._real_rows(x_nd, n_samples)
+    if real_n is None:
+        shift_d = jnp.mean(x_nd, axis=0)
+    else:
+        shift_d = jnp.sum(jnp.where(real_n[:, None], x_nd, 0.0), axis=0) / n
+    # Padding rows at the mean, where the blocks' own padding lies: masked, and never far enough to overflow.
+    x_nd = x_nd - shift_d if real_n is None else jnp.where(real_n[:, None], x_nd - shift_d, 0.0)
+    xb, mask = _blocks(x_nd, block_size, real_n)
 
     # Initial parameters: an M step from initial responsibilities, overridden by whatever was given.
     if given_params:
@@ -340,14 +404,15 @@ def _fit(
         if init in ("kmeans", "labels"):
             resp_rkn = jnp.swapaxes(jax.nn.one_hot(labels_rn, k, dtype=dtype), 1, 2)
         else:  # scikit-learn's "random": uniform responsibilities, normalised per point
-            u = jax.random.uniform(key, (r_, n, k), dtype)
-            resp_rkn = jnp.swapaxes(u / jnp.sum(u, axis=-1, keepdims=True), 1, 2)
+            u = jax.random.uniform(key, (r_, n, k), dtype)  # drawn for the data alone: the unpadded draw
+            u = u / jnp.sum(u, axis=-1, keepdims=True)
+            if n < n_pad:  # padding rows: no responsibility
+                u = jnp.pad(u, ((0, 0), (0, n_pad - n), (0, 0)))
+            resp_rkn = jnp.swapaxes(u, 1, 2)
         resp_nrk = sharding.to_blocks(jnp.moveaxis(resp_rkn, 2, 0), block_size, sharding.sample_shards(x_nd))
         resp = jnp.moveaxis(resp_nrk, 1, 3)  # [nb, R, k, rows]
         nk = jnp.sum(resp_rkn, axis=-1)
-        sx = jnp.einsum(
-            "rkn,nd->rkd", resp_rkn[..., :n], x_nd, precision=_HIGHEST, out_sharding=sharding.replicated(x_nd)
-        )
+        sx = jnp.einsum("rkn,nd->rkd", resp_rkn, x_nd, precision=_HIGHEST, out_sharding=sharding.replicated(x_nd))
         w0, mu0, cov0, pc0 = _m_step(xb, resp, nk, sx, reg_covar, cov_type, n)
         if weights_init is not None:
             w0 = jnp.broadcast_to(weights_init, (r_, k))
@@ -387,7 +452,9 @@ def _fit(
     # A last E step, as scikit-learn's: the labels are those of the final parameters.
     labels = _labels(xb, w[None], mu[None], pc[None], cov_type)
     params = GMMParams(w, mu + shift_d, s.covs[best], pc)
-    labels = sharding.from_blocks(labels, n, sharding.sample_shards(x_nd))
+    labels = sharding.from_blocks(labels, n_pad, sharding.sample_shards(x_nd))
+    if real_n is not None:
+        labels = jnp.where(real_n, labels, -1)
     res = GMMResult(params, labels, per_init[best], s.n_iter[best], s.converged[best], per_init)
     return res, jnp.all(s.failed)
 
@@ -467,12 +534,14 @@ def _prepare(
     means_init,
     precisions_init,
     block_size,
+    n_samples=None,
 ):
     """Checks the public arguments; returns (args, static kwargs) for `_fit` (the k-means labels still to come)."""
     dtype = np.float64 if _x64(x) else np.float32
     x = checks.as_matrix(x, dtype=dtype)
     n, d = x.shape
-    k = checks.check_n_clusters(n_components, n, "n_components")
+    n_samples = kmeans._check_n_samples(n_samples, n)
+    k = checks.check_n_clusters(n_components, n if n_samples is None else n_samples, "n_components")
     if covariance_type not in COVARIANCE_TYPES:
         raise ValueError(f"covariance_type must be one of {COVARIANCE_TYPES}, got {covariance_type!r}.")
     if init_params not in INIT_PARAMS:
@@ -490,7 +559,7 @@ def _prepare(
     if given:
         n_init = 1  # every restart would start from the same point
     elif labels_init is not None:
-        labels = _check_labels_init(labels_init, n, k)
+        labels = _check_labels_init(labels_init, n, k, n_samples)
         n_init, init_params = labels.shape[0], "labels"
     if block_size is None:
         block = _default_block(n, n_init, k, d)
@@ -509,34 +578,42 @@ def _prepare(
         "init": init_params,
         "block_size": block,
         "given_params": given,
+        "n_samples": n_samples,
     }
     return args, static
 
 
-def _check_labels_init(labels_init, n, k):
+def _check_labels_init(labels_init, n, k, n_samples=None):
+    """labels_init as int32 [R, n]. With n_samples (< n): one label per data row [R, n_samples], or per row of x
+    [R, n] whose padding entries are ignored (e.g. a padded k-means' -1); either way -1 on the padding."""
     labels = np.asarray(labels_init)
     if labels.ndim == 1:
         labels = labels[None]
-    if labels.ndim != 2 or labels.shape[1] != n:
-        raise ValueError(
-            f"labels_init must have shape [{n}] or [n_init, {n}] (one label per sample), got {labels.shape}."
-        )
-    if labels.dtype.kind not in "iu" or labels.min() < 0 or labels.max() >= k:
+    m = n if n_samples is None else n_samples
+    if labels.ndim != 2 or labels.shape[1] not in (m, n):
+        shapes = f"[{n}] or [n_init, {n}]" if m == n else f"[{m}] or [n_init, {m}] (or {n}, padding included)"
+        raise ValueError(f"labels_init must have shape {shapes} (one label per sample), got {labels.shape}.")
+    real = labels[:, :m]
+    if labels.dtype.kind not in "iu" or real.min() < 0 or real.max() >= k:
         raise ValueError(f"labels_init must hold integer component ids in [0, {k}).")
+    if m < n:
+        labels = np.concatenate([real, np.full((labels.shape[0], n - m), -1, real.dtype)], axis=1)
     return jnp.asarray(labels, jnp.int32)
 
 
-def _kmeans_labels(key, x, k, n_init, timed):
-    """One k-means (n_init=1, as scikit-learn's GMM init) per restart: labels [R, n], compile s, run s."""
+def _kmeans_labels(key, x, k, n_init, timed, n_samples=None):
+    """One k-means (n_init=1, as scikit-learn's GMM init) per restart: labels [R, n] (-1 on padding rows),
+    compile s, run s."""
     keys = jax.random.split(key, n_init)
     labels, compile_s, run_s = [], 0.0, 0.0
     for i in range(n_init):
         if timed and i == 0:
-            t = kmeans.fit_timed(keys[i], x, k, n_init=1, prune=False)  # compiles faster; same labels
+            # prune=False: it compiles faster, and gives the same labels
+            t = kmeans.fit_timed(keys[i], x, k, n_init=1, prune=False, n_samples=n_samples)
             res, compile_s, run_s = t.out, t.compile_seconds, t.run_seconds
         else:
             t0 = time.perf_counter()
-            res = jax.block_until_ready(kmeans.fit(keys[i], x, k, n_init=1, prune=False))
+            res = jax.block_until_ready(kmeans.fit(keys[i], x, k, n_init=1, prune=False, n_samples=n_samples))
             run_s += time.perf_counter() - t0
         labels.append(res.labels)
     return jnp.stack(labels), compile_s, run_s
@@ -548,7 +625,9 @@ def _run(key, x, n_components, kwargs, timed):
     args = (key_fit, *args[1:])
     compile_s = run_s = 0.0
     if static["init"] == "kmeans" and not static["given_params"]:
-        labels, compile_s, run_s = _kmeans_labels(key_init, args[1], static["n_components"], static["n_init"], timed)
+        labels, compile_s, run_s = _kmeans_labels(
+            key_init, args[1], static["n_components"], static["n_init"], timed, static["n_samples"]
+        )
         args = (args[0], args[1], labels, *args[3:])
     if timed:
         t = timing.compile_and_run(_fit, *args, **static)
@@ -581,6 +660,7 @@ def fit(
     means_init=None,
     precisions_init=None,
     block_size: int | None = None,
+    n_samples: int | None = None,
 ) -> GMMResult:
     """Fits a Gaussian mixture to x [n, d] by EM; returns the restart with the highest lower bound.
 
@@ -596,11 +676,16 @@ def fit(
       init_params: initial responsibilities: "kmeans" (the labels of one k-means per restart,
         research.cluster.kmeans with n_init=1) or "random" (uniform, normalised per point).
       labels_init: initial hard assignments instead, [n] or [n_init, n] ints in [0, k) (e.g. the labels of
-        a k-means already run); they set n_init.
+        a k-means already run); they set n_init. With n_samples: n_samples labels per restart, or len(x)
+        whose entries on the padding rows are ignored (a padded k-means' labels, -1 there, fit as they are).
       weights_init: [k] initial weights; means_init: [k, d] initial means; precisions_init: initial
         precisions (inverse covariances) of the covariance type's shape (tied: [d, d]). Each one given
         replaces what init_params would give, as in scikit-learn.
       block_size: rows per block of the passes over the data; default: about 4 MB of intermediates.
+      n_samples: the first n_samples rows of x are the data; the rows after them only pad x to a length
+        that splits evenly over devices (e.g. for `jax.make_array_from_process_local_data`) and are ignored:
+        the fit is the one on x[:n_samples] (up to float rounding), its labels -1 on the padding rows.
+        None: all rows. An int in [1, len(x)], at least n_components.
     """
     kwargs = {k: v for k, v in locals().items() if k not in ("key", "x", "n_components")}
     return _run(key, x, n_components, kwargs, timed=False)[0]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 from typing import NamedTuple
 
 import jax
@@ -33,8 +34,8 @@ class KMeansResult(NamedTuple):
     """The best restart of a k-means fit.
 
     centroids: [k, d] float32.
-    labels: [n] int32, each point's nearest centroid.
-    inertia: [] float32, sum of squared distances to the assigned centroid.
+    labels: [n] int32, each point's nearest centroid; -1 on the padding rows after `n_samples` (see `fit`).
+    inertia: [] float32, sum of squared distances to the assigned centroid (over the first n_samples rows).
     n_iter: [] int32, Lloyd iterations of the best restart.
     converged: [] bool, whether it stopped on the tolerance rather than max_iter.
     inertia_per_init: [n_init] float32, every restart's final inertia.
@@ -64,6 +65,58 @@ class _Lloyd(NamedTuple):
     # [R, k] half the distance from each centroid to its nearest other. Carried in the loop state so that
     # it is computed once per iteration: XLA would otherwise recompute it inside the [n, R] loop that reads it.
     half_gap: jax.Array
+
+
+# ---------------------------------------------------------------------------
+# Padding rows
+#
+# A sharded x may end in rows that only pad it to a length the devices divide (`fit`'s n_samples). Every
+# function below that takes n_samples (static; None: every row is data) ignores them: they draw no seed,
+# keep the label -1 (which one_hot turns into a zero row: no sum, no count, never a changed label) and are
+# never in doubt, relocated, or counted in the tolerance, the inertia or the result. Masks, not slices:
+# JAX refuses to slice a sharded axis to a length the devices do not divide.
+
+
+def _check_n_samples(n_samples, n: int) -> int | None:
+    """`fit`'s n_samples for an x of n rows: None when every row is data (None or n), else an int in [1, n)."""
+    if n_samples is None:
+        return None
+    try:
+        if isinstance(n_samples, bool):
+            raise TypeError
+        value = operator.index(n_samples)
+    except TypeError:
+        raise ValueError(
+            f"n_samples must be a whole number (how many leading rows of x are data), got {n_samples!r}."
+        ) from None
+    if not 1 <= value <= n:
+        raise ValueError(
+            f"n_samples must be in [1, {n}]: x has {n} rows, the first n_samples of them data and the rest "
+            f"padding; got {value}."
+        )
+    return None if value == n else value
+
+
+def _real_rows(x_nd, n_samples):
+    """[n] bool, True on the first n_samples rows (the data), laid out like x's rows (on an explicit mesh,
+    `jnp.where` wants its two cases laid out alike); None when n_samples is None (every row)."""
+    if n_samples is None:
+        return None
+    spec = None
+    if sharding.replicated(x_nd) is not None:
+        rows_spec = jax.typeof(x_nd).sharding.spec
+        spec = jax.P(rows_spec[0] if len(rows_spec) else None)
+    return lax.broadcasted_iota(jnp.int32, (x_nd.shape[0],), 0, out_sharding=spec) < n_samples
+
+
+def _categorical_first(key, logits_n, n_samples: int, n_draws: int):
+    """`jax.random.categorical(key, logits_n[:n_samples], shape=(n_draws,))`, the same draws bit for bit,
+    without the slice. categorical is the argmax of Gumbel noise [n_draws, n_samples] plus the logits; noise
+    drawn [n_draws, n] instead would differ from the second draw on (threefry counts along the flattened
+    shape), so the noise is drawn at the data's length and padded with -inf."""
+    g = jax.random.gumbel(key, (n_draws, n_samples), logits_n.dtype)
+    g = jnp.pad(g, ((0, 0), (0, logits_n.shape[0] - n_samples)), constant_values=-jnp.inf)
+    return jnp.argmax(g + logits_n[None, :], axis=-1)
 
 
 # ---------------------------------------------------------------------------
@@ -111,26 +164,32 @@ def _cluster_sums(x_nd, labels_nr, k):
 # Seeding
 
 
-def _plusplus_one(key, x_nd, xx_n, k, n_trials):
+def _plusplus_one(key, x_nd, xx_n, k, n_trials, n_samples=None):
     """Greedy k-means++ (Arthur & Vassilvitskii 2007; scikit-learn's variant).
 
     Each new centroid is the best of `n_trials` candidates drawn with probability
     proportional to the squared distance to the nearest chosen centroid. Drawing
     by `jax.random.categorical` is an argmax over the samples, a reduction.
-    Returns indices [k] of the chosen points.
+    Returns indices [k] of the chosen points, among the first n_samples (None: all).
     """
-    n = x_nd.shape[0]
+    real_n = _real_rows(x_nd, n_samples)
     key0, key = jax.random.split(key)
-    first = jax.random.randint(key0, (), 0, n)
+    first = jax.random.randint(key0, (), 0, x_nd.shape[0] if n_samples is None else n_samples)
     closest_n = _sq_dist(x_nd, xx_n, sharding.rows(x_nd, first[None]))[:, 0]
+    if real_n is not None:  # padding: probability 0 (log 0), and 0 in every candidate's score
+        closest_n = jnp.where(real_n, closest_n, 0.0)
     idx = jnp.zeros((k,), jnp.int32).at[0].set(first)
 
     def add_centre(c, carry):
         idx, closest_n = carry
         logits = jnp.log(closest_n)  # chosen points have probability 0
         # All points coincide with chosen centroids: any point is as good as another.
-        logits = jnp.where(jnp.any(closest_n > 0), logits, 0.0)
-        cand = jax.random.categorical(jax.random.fold_in(key, c), logits, shape=(n_trials,))
+        if real_n is None:
+            logits = jnp.where(jnp.any(closest_n > 0), logits, 0.0)
+            cand = jax.random.categorical(jax.random.fold_in(key, c), logits, shape=(n_trials,))
+        else:
+            logits = jnp.where(jnp.any(closest_n > 0), logits, jnp.where(real_n, 0.0, -jnp.inf))
+            cand = _categorical_first(jax.random.fold_in(key, c), logits, n_samples, n_trials)
         cand_closest = jnp.minimum(closest_n[:, None], _sq_dist(x_nd, xx_n, sharding.rows(x_nd, cand)))  # [n, T]
         best = jnp.argmin(jnp.sum(cand_closest, axis=0))
         return idx.at[c].set(cand[best]), cand_closest[:, best]
@@ -161,12 +220,13 @@ def kmeans_plusplus(key, x, n_clusters: int, n_local_trials: int | None = None):
     return _plusplus_jit(key, jnp.asarray(x), n_clusters, trials)
 
 
-def _init_centers(key, x_nd, xx_n, k, n_init, method):
+def _init_centers(key, x_nd, xx_n, k, n_init, method, n_samples=None):
     keys = jax.random.split(key, n_init)
+    m = x_nd.shape[0] if n_samples is None else n_samples
     if method == "k-means++":
-        idx = jax.vmap(lambda kk: _plusplus_one(kk, x_nd, xx_n, k, _default_trials(k)))(keys)
+        idx = jax.vmap(lambda kk: _plusplus_one(kk, x_nd, xx_n, k, _default_trials(k), n_samples))(keys)
     elif method == "random":
-        idx = jax.vmap(lambda kk: jax.random.choice(kk, x_nd.shape[0], (k,), replace=False))(keys)
+        idx = jax.vmap(lambda kk: jax.random.choice(kk, m, (k,), replace=False))(keys)
     else:
         raise ValueError(f"unknown init {method!r}")
     return sharding.rows(x_nd, idx)  # [R, k, d]
@@ -176,7 +236,7 @@ def _init_centers(key, x_nd, xx_n, k, n_init, method):
 # Lloyd iterations
 
 
-def _relocate_empty(s: _Lloyd, x_nd, active_r):
+def _relocate_empty(s: _Lloyd, x_nd, active_r, n_samples=None):
     """Gives each empty cluster one of the points farthest from their centroid (scikit-learn's rule).
 
     The point leaves its old cluster's sums. Its bounds are zeroed so that the
@@ -185,9 +245,11 @@ def _relocate_empty(s: _Lloyd, x_nd, active_r):
     """
     k = s.counts.shape[1]
     empty_rk = (s.counts == 0) & active_r[:, None]
+    real_n = _real_rows(x_nd, n_samples)
 
     def relocate(s):
-        _, far_rk = lax.top_k(sharding.unsharded(s.upper.T, x_nd), k)  # [R, k] farthest points, farthest first
+        upper = s.upper if real_n is None else jnp.where(real_n[:, None], s.upper, -jnp.inf)  # padding: never
+        _, far_rk = lax.top_k(sharding.unsharded(upper.T, x_nd), k)  # [R, k] farthest points, farthest first
         rank_rk = jnp.cumsum(empty_rk, axis=1) - 1  # j-th empty cluster takes the j-th farthest point
         pt_rk = jnp.take_along_axis(far_rk, jnp.maximum(rank_rk, 0), axis=1)
         old_rk = jnp.take_along_axis(sharding.unsharded(s.labels.T, x_nd), pt_rk, axis=1)
@@ -206,8 +268,10 @@ def _relocate_empty(s: _Lloyd, x_nd, active_r):
     return lax.cond(jnp.any(empty_rk), relocate, lambda s: s, s)
 
 
-def _full_estep(s: _Lloyd, *, x_nd, xx_n, active_r):
+def _full_estep(s: _Lloyd, *, x_nd, xx_n, active_r, n_samples=None):
     labels, d1, d2 = _nearest_two(x_nd, xx_n, s.centers)
+    if n_samples is not None:
+        labels = jnp.where(_real_rows(x_nd, n_samples)[:, None], labels, -1)
     keep = ~active_r[None, :]
     return s._replace(
         labels=jnp.where(keep, s.labels, labels),
@@ -245,7 +309,7 @@ def _sparse_estep(s: _Lloyd, *, x_nd, xx_n, active_r, doubt_n, budget):
     )
 
 
-def _update_sums(s: _Lloyd, prev_labels_nr, x_nd, active_r, caps):
+def _update_sums(s: _Lloyd, prev_labels_nr, x_nd, active_r, caps, n_samples=None):
     """Brings s.sums and s.counts up to date with s.labels.
 
     After the first iterations few points change cluster, so only those are gathered and their
@@ -276,7 +340,10 @@ def _update_sums(s: _Lloyd, prev_labels_nr, x_nd, active_r, caps):
         return s._replace(sums=jnp.where(act[..., None], sums, s.sums), counts=jnp.where(act, counts, s.counts))
 
     branches = [recount] + [functools.partial(moves, cap=c) for c in caps]
-    fits = _fitting_level(jnp.sum(changed_n), caps) * ~jnp.any(prev_labels_nr < 0)
+    uncounted_nr = prev_labels_nr < 0
+    if n_samples is not None:  # padding rows keep the label -1 and are never counted
+        uncounted_nr = uncounted_nr & _real_rows(x_nd, n_samples)[:, None]
+    fits = _fitting_level(jnp.sum(changed_n), caps) * ~jnp.any(uncounted_nr)
     return lax.switch(fits, branches, s)
 
 
@@ -300,25 +367,29 @@ def _half_gap(c_rkd):
     return 0.5 * jnp.sqrt(jnp.maximum(jnp.min(g, axis=-1), 0.0))
 
 
-def _lloyd_iteration(s: _Lloyd, x_nd, xx_n, tol_abs, max_iter, prune, budget):
+def _lloyd_iteration(s: _Lloyd, x_nd, xx_n, tol_abs, max_iter, prune, budget, n_samples=None):
     """E-step against s.centers, empty-cluster repair, M-step; bounds follow the centroids."""
     active_r = ~s.done
     prev_labels = s.labels
+    full_estep = functools.partial(_full_estep, x_nd=x_nd, xx_n=xx_n, active_r=active_r, n_samples=n_samples)
     if prune:
         gap_nr = _per_point(s.half_gap, s.labels)
         unassigned = s.labels < 0  # before the first E-step (bounds can be inf > inf when k = 1)
         doubt_nr = ((s.upper > jnp.maximum(s.lower, gap_nr)) | unassigned) & active_r[None, :]
+        if n_samples is not None:
+            doubt_nr = doubt_nr & _real_rows(x_nd, n_samples)[:, None]
         doubt_n = jnp.any(doubt_nr, axis=1)
         # The smallest gather size that holds every point in doubt; none: a full pass.
-        branches = [functools.partial(_full_estep, x_nd=x_nd, xx_n=xx_n, active_r=active_r)] + [
+        branches = [full_estep] + [
             functools.partial(_sparse_estep, x_nd=x_nd, xx_n=xx_n, active_r=active_r, doubt_n=doubt_n, budget=b)
             for b in budget
         ]
         s = lax.switch(_fitting_level(jnp.sum(doubt_n), budget), branches, s)
     else:
-        s = _full_estep(s, x_nd=x_nd, xx_n=xx_n, active_r=active_r)
-    s = _update_sums(s, prev_labels, x_nd, active_r, _gather_levels(x_nd.shape[0], 1 / 8, levels=2, spacing=8))
-    s = _relocate_empty(s, x_nd, active_r)
+        s = full_estep(s)
+    m = x_nd.shape[0] if n_samples is None else n_samples
+    s = _update_sums(s, prev_labels, x_nd, active_r, _gather_levels(m, 1 / 8, levels=2, spacing=8), n_samples)
+    s = _relocate_empty(s, x_nd, active_r, n_samples)
 
     new_c = jnp.where(s.counts[..., None] > 0, s.sums / jnp.maximum(s.counts, 1.0)[..., None], s.centers)
     new_c = jnp.where(active_r[:, None, None], new_c, s.centers)
@@ -347,15 +418,16 @@ def _lloyd_iteration(s: _Lloyd, x_nd, xx_n, tol_abs, max_iter, prune, budget):
     )
 
 
-def _lloyd(x_nd, xx_n, init_rkd, tol, max_iter, prune, budget, history=0):
+def _lloyd(x_nd, xx_n, init_rkd, tol, max_iter, prune, budget, history=0, n_samples=None):
     """Runs all restarts to their stop; returns the final _Lloyd state. xx_n: [n] squared norms of x.
+    n_samples: the rows that are data, the rest padding (None: all; see "Padding rows").
 
     history > 0 (at least max_iter + 1): also returns every restart's centroids at each iteration,
     [history, R, k, d] (row 0 the start, row t after iteration t, NaN after the restart stopped). The loop's
     own arithmetic is the same, so the final state is the same bits as without it.
     """
     r, k, d = init_rkd.shape
-    tol_abs = tol * jnp.mean(jnp.var(x_nd, axis=0))  # scikit-learn's scale for the tolerance
+    tol_abs = tol * jnp.mean(_feature_variance(x_nd, n_samples))  # scikit-learn's scale for the tolerance
     zeros_nr = jnp.zeros_like(x_nd[:, :1]) + jnp.zeros((1, r), x_nd.dtype)  # laid out like x along n
     s = _Lloyd(
         centers=init_rkd,
@@ -371,7 +443,14 @@ def _lloyd(x_nd, xx_n, init_rkd, tol, max_iter, prune, budget, history=0):
         half_gap=_half_gap(init_rkd) if prune else jnp.zeros((r, k), x_nd.dtype),
     )
     body = functools.partial(
-        _lloyd_iteration, x_nd=x_nd, xx_n=xx_n, tol_abs=tol_abs, max_iter=max_iter, prune=prune, budget=budget
+        _lloyd_iteration,
+        x_nd=x_nd,
+        xx_n=xx_n,
+        tol_abs=tol_abs,
+        max_iter=max_iter,
+        prune=prune,
+        budget=budget,
+        n_samples=n_samples,
     )
     if not history:
         return lax.while_loop(lambda s: ~jnp.all(s.done), body, s)
@@ -387,24 +466,42 @@ def _lloyd(x_nd, xx_n, init_rkd, tol, max_iter, prune, budget, history=0):
     return lax.while_loop(lambda c: ~jnp.all(c[0].done), recording, (s, hist))
 
 
-@functools.partial(jax.jit, static_argnames=("n_clusters", "n_init", "init", "prune", "budget", "history"))
-def _fit(key, x_nd, init_rkd, tol, max_iter, *, n_clusters, n_init, init, prune, budget, history=0):
+def _feature_variance(x_nd, n_samples=None):
+    """Variance of each feature [d] over the first n_samples rows (None: all)."""
+    if n_samples is None:
+        return jnp.var(x_nd, axis=0)
+    real_n1 = _real_rows(x_nd, n_samples)[:, None]
+    mean_d = jnp.sum(jnp.where(real_n1, x_nd, 0.0), axis=0) / n_samples
+    return jnp.sum(jnp.where(real_n1, (x_nd - mean_d) ** 2, 0.0), axis=0) / n_samples
+
+
+@functools.partial(jax.jit, static_argnames=("n_clusters", "n_init", "init", "prune", "budget", "history", "n_samples"))
+def _fit(key, x_nd, init_rkd, tol, max_iter, *, n_clusters, n_init, init, prune, budget, history=0, n_samples=None):
     """The fit: (KMeansResult, full passes taken) and, when history > 0, the best restart's centroids at every
-    iteration [history, k, d] (see `_lloyd`)."""
+    iteration [history, k, d] (see `_lloyd`). n_samples: None, or the count of leading rows that are data
+    (< n; the rest padding)."""
     x_nd = x_nd.astype(jnp.float32)
     xx_n = jnp.sum(x_nd * x_nd, axis=-1)
     if init_rkd is None:
-        init_rkd = _init_centers(key, x_nd, xx_n, n_clusters, n_init, init)
-    s = _lloyd(x_nd, xx_n, init_rkd.astype(jnp.float32), tol, max_iter, prune, budget, history)
+        init_rkd = _init_centers(key, x_nd, xx_n, n_clusters, n_init, init, n_samples)
+    s = _lloyd(x_nd, xx_n, init_rkd.astype(jnp.float32), tol, max_iter, prune, budget, history, n_samples)
     if history:
         s, hist_trkd = s
     # Final E-step against the final centroids (the loop's labels refer to the previous ones).
     labels_nr, d1_nr, _ = _nearest_two(x_nd, xx_n, s.centers)
+    real_n = _real_rows(x_nd, n_samples)
+    if real_n is not None:
+        labels_nr = jnp.where(real_n[:, None], labels_nr, -1)
+        d1_nr = jnp.where(real_n[:, None], d1_nr, 0.0)
     inertia_r = jnp.sum(d1_nr**2, axis=0)
     best = jnp.argmin(inertia_r)
     centroids, labels = s.centers[best], labels_nr[:, best]
     # Report the winner's inertia by direct differences, free of the expansion's cancellation.
-    inertia = jnp.sum((x_nd - sharding.lookup(centroids, labels)) ** 2)
+    if real_n is None:
+        inertia = jnp.sum((x_nd - sharding.lookup(centroids, labels)) ** 2)
+    else:
+        sq_nd = (x_nd - sharding.lookup(centroids, jnp.maximum(labels, 0))) ** 2
+        inertia = jnp.sum(jnp.where(real_n[:, None], sq_nd, 0.0))
     converged = s.converged[best] & jnp.isfinite(inertia)  # an overflowed objective never counts as converged
     res = KMeansResult(centroids, labels, inertia, s.n_iter[best], converged, inertia_r)
     return (res, s.n_full, hist_trkd[:, best]) if history else (res, s.n_full)
@@ -428,12 +525,14 @@ def _check_args(x, n_clusters, n_init, max_iter, tol, init):
     return x, n_clusters, n_init, max_iter, init_rkd, method
 
 
-def _prepare(key, x, n_clusters, n_init, max_iter, tol, init, prune, prune_budget):
+def _prepare(key, x, n_clusters, n_init, max_iter, tol, init, prune, prune_budget, n_samples=None):
     """Checks the public arguments; returns (args, static kwargs) for `_fit`."""
     if not 0 < prune_budget <= 1:
         raise ValueError(f"prune_budget must be in (0, 1], got {prune_budget!r}.")
     x, n_clusters, n_init, max_iter, init_rkd, method = _check_args(x, n_clusters, n_init, max_iter, tol, init)
-    n = x.shape[0]
+    n_samples = _check_n_samples(n_samples, x.shape[0])
+    n = x.shape[0] if n_samples is None else n_samples
+    checks.check_n_clusters(n_clusters, n)
     x = jnp.asarray(x)
     checks.check_squares_fit_float32(x)
     args = (key, x, init_rkd, jnp.float32(tol), jnp.int32(max_iter))
@@ -443,6 +542,7 @@ def _prepare(key, x, n_clusters, n_init, max_iter, tol, init, prune, prune_budge
         "init": method,
         "prune": bool(prune),
         "budget": _gather_levels(n, prune_budget),
+        "n_samples": n_samples,
     }
     return args, static
 
@@ -464,6 +564,7 @@ def fit(
     init="k-means++",
     prune: bool = True,
     prune_budget: float = 0.25,
+    n_samples: int | None = None,
 ) -> KMeansResult:
     """Fits k-means to x [n, d] with `n_init` fused restarts; returns the lowest-inertia one.
 
@@ -483,8 +584,12 @@ def fit(
       prune_budget: the sparse step gathers at most this fraction of the points
         (in sizes halving down to 1/8 of it, the smallest that holds every point
         in doubt); when more are in doubt the iteration is a full pass.
+      n_samples: the first n_samples rows of x are the data; the rows after them only pad x to a length
+        that splits evenly over devices (e.g. for `jax.make_array_from_process_local_data`) and are ignored:
+        the fit is the one on x[:n_samples], its labels -1 on the padding rows. None: all rows. An int in
+        [1, len(x)], at least n_clusters.
     """
-    args, static = _prepare(key, x, n_clusters, n_init, max_iter, tol, init, prune, prune_budget)
+    args, static = _prepare(key, x, n_clusters, n_init, max_iter, tol, init, prune, prune_budget, n_samples)
     return _fit(*args, **static)[0]
 
 
@@ -493,9 +598,9 @@ def fit_timed(key, x, n_clusters: int, **kwargs) -> timing.Timed:
     return timing.fit_timed(fit, _prepare, _fit, key, x, n_clusters, post=lambda out: out[0], **kwargs)
 
 
-def _prepare_history(key, x, n_clusters, n_init, max_iter, tol, init, prune, prune_budget):
+def _prepare_history(key, x, n_clusters, n_init, max_iter, tol, init, prune, prune_budget, n_samples=None):
     """`_prepare`, with room in the history for the seeding and every iteration."""
-    args, static = _prepare(key, x, n_clusters, n_init, max_iter, tol, init, prune, prune_budget)
+    args, static = _prepare(key, x, n_clusters, n_init, max_iter, tol, init, prune, prune_budget, n_samples)
     return args, static | {"history": int(args[4]) + 1}
 
 

@@ -307,6 +307,7 @@ def _run(key, x, cfg: _Config, step=_step, assign=_assign):
     k_seed, k_steps, k_host = jax.random.split(key, 3)
     # One NumPy generator for every host-side draw (subsamples, batch indices), seeded from the key.
     rng = np.random.default_rng(np.asarray(jax.random.key_data(k_host)).tolist())
+    checks.expect_access(x, "random")  # subsamples and batches: rows here and there, no read-ahead
     centers, costs, var = _seed(k_seed, x, cfg, rng, assign)
     state = _init_state(centers, k_steps)
     const = _const(cfg, n, var)
@@ -324,6 +325,7 @@ def _run(key, x, cfg: _Config, step=_step, assign=_assign):
         stop_prev = stop
     checks.release_mapped_pages(x)
 
+    checks.expect_access(x, "sequential")  # the labelling pass reads the rows in order
     labels, inertia = _labels_inertia(x, state.centers, cfg.chunk, assign)
     if not np.isfinite(inertia):  # float32 overflow: the distances of rows this large are meaningless
         raise ValueError(

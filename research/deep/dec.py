@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from research import checkpointing, metrics
+from research import checkpointing, distributed, metrics, runlog
 from research.checks import as_matrix, check_n_clusters, check_positive_float, check_positive_int
 from research.cluster import kmeans
 from research.deep import pretrain, train
@@ -171,18 +171,20 @@ def generalizability(model, params, x_train, x_val, alpha: float = 1.0) -> dict:
 # --- training ---------------------------------------------------------------------------------------------------------
 
 # Settings a resumed run may change: where it writes and how often (and whether to TensorBoard) it logs.
-IGNORED_KEYS = frozenset(
-    {
-        "workdir",
-        "overwrite",
-        "data_dir",
-        "verbosity",
-        "checkpoint_updates",
-        "log_every",
-        "tensorboard",
-        "snapshot_every",
-        "num_devices",
-    }
+IGNORED_KEYS = (
+    frozenset(
+        {
+            "workdir",
+            "overwrite",
+            "data_dir",
+            "verbosity",
+            "checkpoint_updates",
+            "log_every",
+            "tensorboard",
+            "snapshot_every",
+        }
+    )
+    | distributed.PLACEMENT_FLAGS
 )
 
 
@@ -408,7 +410,9 @@ class Snapshots:
         return points, centres
 
     def save(self, path, **extra) -> None:
-        """Writes `arrays()` (and `extra` arrays) to the .npz `path`."""
+        """Writes `arrays()` (and `extra` arrays) to the .npz `path` (from the writing process, `runlog.is_writer`)."""
+        if not runlog.is_writer():
+            return
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp.npz")
         np.savez(tmp, **self.arrays(), **extra)

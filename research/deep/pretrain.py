@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from research import checkpointing, runlog
+from research import checkpointing, distributed, runlog
 from research.checks import as_matrix, check_positive_int
 from research.deep import train
 from research.nets.conv import ConvAutoencoder
@@ -168,8 +168,9 @@ def _checkpointer(workdir, stage, config):
 
 
 # Flags that change neither the numbers nor the schedule of steps; a resumed run may change them.
-IGNORED_KEYS = frozenset(
-    {"workdir", "overwrite", "data_dir", "log_every", "checkpoint_every", "verbosity", "num_devices"}
+IGNORED_KEYS = (
+    frozenset({"workdir", "overwrite", "data_dir", "log_every", "checkpoint_every", "verbosity"})
+    | distributed.PLACEMENT_FLAGS
 )
 
 

@@ -32,7 +32,7 @@ import numpy as np
 import optax
 from absl import logging
 
-from research import checkpointing
+from research import checkpointing, distributed
 from research.checks import check_positive_int
 
 
@@ -65,17 +65,8 @@ def make_step(loss_fn: Callable, tx: optax.GradientTransformation) -> Callable:
 @functools.cache
 def data_mesh(devices: int | None = None):
     """The 1-D mesh ("data",) over the first `devices` visible devices (default: all of them), or None for one
-    device (nothing to split)."""
-    available = jax.devices()
-    count = len(available) if devices is None else devices
-    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= len(available):
-        raise ValueError(
-            f"devices (--num_devices in the binaries) must be a whole number in [1, {len(available)}], the visible "
-            f"devices; got {devices!r}."
-        )
-    if count == 1:
-        return None
-    return jax.make_mesh((count,), ("data",), (jax.sharding.AxisType.Auto,), devices=available[:count])
+    device (nothing to split): `distributed.data_mesh`, cached."""
+    return distributed.data_mesh(devices)
 
 
 def _placed(mesh, state, data, idx):
@@ -84,14 +75,15 @@ def _placed(mesh, state, data, idx):
         return state, data, idx
     replicated = jax.sharding.NamedSharding(mesh, jax.P())
     split = jax.sharding.NamedSharding(mesh, jax.P(*[None] * (idx.ndim - 1), "data"))
-    return jax.device_put(state, replicated), jax.device_put(data, replicated), jax.device_put(idx, split)
+    put = distributed.put
+    return put(state, replicated), put(data, replicated), put(idx, split)
 
 
 def place_data(data, devices: int | None = None):
     """`data` replicated over the devices that `devices` names (`data_mesh`), once, so the stretches of steps
     that follow do not copy it again; unchanged on one device."""
     mesh = data_mesh(devices)
-    return data if mesh is None else jax.device_put(data, jax.sharding.NamedSharding(mesh, jax.P()))
+    return data if mesh is None else distributed.put(data, jax.sharding.NamedSharding(mesh, jax.P()))
 
 
 def check_batch_split(batch_size: int, mesh) -> None:
