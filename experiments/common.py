@@ -110,8 +110,9 @@ cli.only_when(
     lambda a: a is not None and a != distributed.AUTO,
     "with --coordinator_address=<host:port> ('auto' reads them from the cluster)",
 )
-# The binaries that run over several processes; the others refuse --coordinator_address.
-MULTI_PROCESS = ("kmeans", "gmm", "dec", "autoencoder")
+# The binaries that run over several processes (the experiments they record: dec runs as "idec" with
+# --mode=idec); the others refuse --coordinator_address.
+MULTI_PROCESS = ("kmeans", "gmm", "dec", "idec", "autoencoder")
 flags.DEFINE_float(
     "min_retention",
     None,
@@ -267,7 +268,7 @@ def run_config(experiment: str, variant: str = "") -> RunConfig:
     if jax.process_count() > 1 and experiment not in MULTI_PROCESS:
         raise ValueError(
             f"--coordinator_address: {experiment} runs in one process; the binaries that run over several are "
-            f"{', '.join(MULTI_PROCESS)} (docs/scaling.md)."
+            "kmeans, gmm, dec (all modes) and autoencoder (docs/scaling.md)."
         )
     if FLAGS.num_devices is not None and FLAGS.num_devices > jax.device_count():
         raise ValueError(
@@ -370,7 +371,8 @@ def remove_run_outputs(wd: Path) -> None:
 
 def load_dataset(run: RunConfig, mmap: bool = False) -> data.Dataset:
     """The run's dataset and split (its imbalanced subset with --min_retention); `mmap`: a float32 .npy stays
-    memory-mapped (for streaming algorithms)."""
+    memory-mapped and uint8 images stay uint8 (`data.PixelRows`), read where used (streaming algorithms, the
+    processes of a multi-process run)."""
     ds = data.load(
         run.dataset,
         run.split,
@@ -386,7 +388,7 @@ def load_dataset(run: RunConfig, mmap: bool = False) -> data.Dataset:
         ds = data.imbalanced(ds, run.min_retention, seed=run.seed)
     if ds.table is not None and run.workdir.is_dir():  # what predicting on new tables needs (experiments.predict)
         runlog.write_json(run.workdir / tabular.STATE_FILE, ds.table)
-    if ds.image_shape is not None:
+    if ds.image_shape is not None and runlog.is_writer():
         save_preview(run, ds)
     logging.info("dataset %s/%s: x %s, labels %s", ds.name, run.split, ds.x.shape, ds.y is not None)
     return ds
@@ -447,7 +449,7 @@ def save_clustering(run: RunConfig, ds: data.Dataset, labels, params: dict, conf
     labels = np.asarray(labels)
     runlog.save_array(wd / "labels.npy", labels)
     checkpointing.save_pytree(wd / "ckpt", params, config=config, overwrite=run.overwrite)
-    if ds.image_shape is not None:
+    if ds.image_shape is not None and runlog.is_writer():
         plots.cluster_grid(
             ds.x, labels, ds.image_shape, wd / "plots" / "clusters.png", seed=run.seed, y_n=ds.y, title=title
         )

@@ -20,7 +20,7 @@ import jax
 import numpy as np
 from absl import flags, logging
 
-from research import augment, cli
+from research import augment, cli, data
 from research.deep import pretrain
 from research.embed import pca
 
@@ -122,7 +122,9 @@ def extract(cfg: Config, key, fit_x, *others, dataset: str | None = None):
         out, p, info = pca_features(key, *xs, n_components=cfg.pca_components)
         kept = {"pca": {k: np.asarray(v) for k, v in p._asdict().items()}}
     elif cfg.kind == "pixels":
-        out, kept, info = [np.asarray(x, np.float32) for x in xs], {}, {}
+        # Pixels as they are: a memory-mapped file or PixelRows is read where the fit reads it.
+        out = [x if isinstance(x, data.PixelRows) else np.asarray(x, np.float32) for x in xs]
+        kept, info = {}, {}
     else:
         raise ValueError(f"unknown features {cfg.kind!r}; valid: {', '.join(KINDS)} or --pretrained=<workdir>.")
     return out, kept, describe(cfg, np.shape(out[0])[1]) | info

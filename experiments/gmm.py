@@ -60,7 +60,8 @@ def main(argv):
 def fit_and_evaluate(run: common.RunConfig, cfg: Config) -> None:
     """Fits the mixture to the cfg.features of run's dataset; writes the workdir's outputs."""
     wd = common.prepare_workdir(run)
-    ds = common.load_dataset(run)
+    # Several processes: each reads only its rows of a memory-mapped file or of uint8 images.
+    ds = common.load_dataset(run, mmap=jax.process_count() > 1 and cfg.features.kind == "pixels")
     k = common.n_clusters(ds, cfg.n_clusters)
     key_pca, key_fit = jax.random.split(run.key())
     (z,), params, info = features.extract(cfg.features, key_pca, ds.x, dataset=ds.name)

@@ -46,8 +46,7 @@ def cluster_grid(
     if image_shape is None:
         raise ValueError("cluster_grid needs images; this dataset has no image_shape.")
     labels_n = np.asarray(labels_n)
-    x_nd = np.asarray(x_nd)
-    clusters = np.unique(labels_n)
+    clusters = np.unique(labels_n)  # (x_nd is read only at the rows drawn: a memory-mapped file stays on disk)
     rng = np.random.default_rng(seed)
     fig, axes = plt.subplots(
         len(clusters), per_cluster, figsize=(per_cluster * 0.8, len(clusters) * 0.85), squeeze=False

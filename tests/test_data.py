@@ -21,7 +21,20 @@ import numpy as np
 import pytest
 from binaries import run
 
-from research.data import DataNotFoundError, Dataset, available, cifar, fetch, idx, load, registry, stl10, tabular, text
+from research.data import (
+    DataNotFoundError,
+    Dataset,
+    PixelRows,
+    available,
+    cifar,
+    fetch,
+    idx,
+    load,
+    registry,
+    stl10,
+    tabular,
+    text,
+)
 
 # Read before the autouse fixture clears it: CI points it at the real MNIST (../shared/datasets).
 REAL_DATA = os.environ.get("JAXCLUSTER_DATA")
@@ -350,6 +363,17 @@ def test_idx_folder_uint8_is_scaled(tmp_path):
     write_mnist(tmp_path)
     ds = load(f"idx:{tmp_path}", "test")
     assert ds.x.shape == (20, 784) and ds.x.max() <= 1.0 and ds.y.shape == (20,)
+
+
+def test_uint8_images_stay_uint8_until_their_rows_are_read(tmp_path):
+    write_mnist(tmp_path)
+    eager, lazy = load(f"idx:{tmp_path}"), load(f"idx:{tmp_path}", mmap=True)
+    assert isinstance(lazy.x, PixelRows) and lazy.x.images.dtype == np.uint8
+    assert lazy.x.shape == eager.x.shape == (70, 784) and lazy.image_shape == eager.image_shape == (28, 28)
+    for rows in (slice(3, 9), [1, 5, 60], 7):  # the eager rows, bit for bit, wherever they are read
+        np.testing.assert_array_equal(lazy.x[rows], eager.x[rows])
+    np.testing.assert_array_equal(np.asarray(lazy.x), eager.x)
+    np.testing.assert_array_equal(lazy.y, eager.y)
 
 
 def test_npy_with_and_without_labels(tmp_path):

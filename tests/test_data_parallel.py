@@ -94,14 +94,23 @@ def test_training_data_parallel_matches_one_device_and_resumes_on_another_count(
     binaries.run_on_host_devices(_CODE, n_devices=4, timeout=600)
 
 
-def test_idec_binary_on_four_devices_gives_the_one_device_labels(tmp_path):
-    # Pretraining and IDEC's stage both go through the shared loop: the default takes every visible device.
+def test_idec_binary_on_four_devices_and_on_two_processes_gives_the_one_device_labels(tmp_path):
+    # Pretraining and IDEC's stage both go through the shared loop: the default takes every visible device, in
+    # one process or over several (jax.distributed on 127.0.0.1: 2 processes x 2 devices, the batch split over
+    # all four; only process 0 writes and prints).
     four = f"{binaries.SMOKE_XLA_FLAGS} --xla_force_host_platform_device_count=4"
     tiny = ["--dataset=digits", "--mode=idec", "--ae_arch=mlp:16-10", "--ae_epochs=1", "--max_iter=30"]
     tiny += ["--n_init=2", "--update_interval=10", "--batch_size=64", "--ae_batch_size=64"]
     for name, extra in (("one", ["--num_devices=1"]), ("four", [])):
         binaries.run(["experiments.dec", *tiny, *extra, f"--workdir={tmp_path / name}"], tmp_path, XLA_FLAGS=four)
-    one, four_ = (json.loads((tmp_path / name / "results.json").read_text()) for name in ("one", "four"))
-    assert one["n_devices"] == four_["n_devices"] == 4 and one["n_processes"] == 1
-    np.testing.assert_array_equal(np.load(tmp_path / "one" / "labels.npy"), np.load(tmp_path / "four" / "labels.npy"))
-    assert abs(one["acc"] - four_["acc"]) < 1e-9
+    outs = binaries.run_processes(["experiments.dec", *tiny, f"--workdir={tmp_path / 'two'}"], tmp_path, timeout=300)
+    for i, (rc, _, err) in enumerate(outs):
+        assert rc == 0, f"process {i} failed:\n{err[-3000:]}"
+    summary = [[ln for ln in out.splitlines() if ln.startswith("idec digits/all")] for _, out, _ in outs]
+    assert len(summary[0]) == 1 and summary[1] == []  # (gloo prints lines of its own to stdout in both)
+    one, four_, two = (json.loads((tmp_path / name / "results.json").read_text()) for name in ("one", "four", "two"))
+    assert one["n_devices"] == four_["n_devices"] == two["n_devices"] == 4
+    assert (one["n_processes"], two["n_processes"]) == (1, 2)
+    for name, other in (("four", four_), ("two", two)):
+        np.testing.assert_array_equal(np.load(tmp_path / "one" / "labels.npy"), np.load(tmp_path / name / "labels.npy"))
+        assert abs(one["acc"] - other["acc"]) < 1e-9

@@ -10,6 +10,8 @@
   idx:<dir>     a folder with the four MNIST-named IDX files (labels optional).
   npy:<path>    a .npy [N, ...] (labels from <stem>_labels.npy) or a .npz with "x" and optional "y"; with
                 mmap=True a float32 C-order .npy stays memory-mapped (read-only).
+With mmap=True uint8 images (the MNIST-format IDX datasets, idx:<dir>, CIFAR-10, STL-10) stay uint8, scaled to
+float32 rows only where they are read (`PixelRows`).
   csv:<path>    a CSV table, see `tabular.load_csv`. Split: all.
   images:<dir>  a folder of PNG/JPEG/... files (`images.load_dir`): resized to image_size x image_size, gray or
                 RGB; labels from the class sub-folders' names. Split: all.
@@ -95,10 +97,13 @@ def load(
       mirrors: mirror base URLs (a string or a sequence) of a registered dataset, instead of
         $JAXCLUSTER_<NAME>_MIRROR (comma-separated) or the table's (`registry.DATASETS`).
       verify: also check the checksums of files found locally (downloads are always checked).
-      mmap: npy:<path> only: return a float32 C-order .npy as a read-only
+      mmap: npy:<path>: return a float32 C-order .npy as a read-only
         np.memmap [N, D] instead of a copy in memory, for data larger than
-        memory (mini-batch algorithms read it in pieces). Other .npy files and
-        .npz load into memory as usual, with a warning; other sources ignore it.
+        memory (mini-batch algorithms read it in pieces); other .npy files and
+        .npz load into memory as usual, with a warning. uint8 image datasets:
+        x is a `PixelRows` of the uint8 images, its rows scaled where read
+        (each process of a multi-process run scales only its own). Other
+        sources ignore it.
       blobs: for "blobs" only, its settings (`synthetic.Blobs`; None: the defaults).
       image_size, color: for images:<dir> only: the side the images are resized to (None: images.DEFAULT_SIZE,
         32) and "gray" (None: gray) or "rgb".
@@ -118,7 +123,7 @@ def load(
     if name in registry.DATASETS:
         spec = registry.DATASETS[name]
         split = _check_split(name, split, (*spec.parts, "all"))
-        x, y, image_shape = _load_registered(spec, split, data_dir, mirrors, verify)
+        x, y, image_shape = _load_registered(spec, split, data_dir, mirrors, verify, lazy=mmap)
     elif name == text.NEWSGROUPS:
         x, y = text.load_20newsgroups(_check_split(name, split, SPLITS), data_dir)
         image_shape = None
@@ -129,7 +134,7 @@ def load(
         (x, y), image_shape = synthetic.blobs(blobs), None
     elif kind == "idx" and arg:
         split = _check_split(name, split, SPLITS)
-        x, y, image_shape = _load_idx_dir(_existing(arg, name, folder=True), split)
+        x, y, image_shape = _load_idx_dir(_existing(arg, name, folder=True), split, lazy=mmap)
     elif kind == "npy" and arg:
         _check_split(name, split, ("all",))
         x, y, image_shape = _load_npy(_existing(arg, name), mmap)
@@ -170,15 +175,40 @@ def _check_split(name: str, split: str, valid: tuple[str, ...]) -> str:
 
 def _validated(name: str, x, y, image_shape) -> Dataset:
     """The Dataset, after checking x is finite and non-empty and y has one label per row."""
-    # A memory-mapped array is checked chunk by chunk and stays mapped.
-    check = as_streamed_matrix if isinstance(x, np.memmap) else as_matrix
-    x = check(x, name=f"dataset {name!r}")
+    # A memory-mapped array is checked chunk by chunk and stays mapped; uint8 pixels (finite) by their shape.
+    if isinstance(x, PixelRows):
+        as_streamed_matrix(x.images, name=f"dataset {name!r}")
+    else:
+        x = (as_streamed_matrix if isinstance(x, np.memmap) else as_matrix)(x, name=f"dataset {name!r}")
     if y is not None:
         y = check_labels(y, len(x), name=f"labels of dataset {name!r}")
     return Dataset(x, y, None if image_shape is None else tuple(int(d) for d in image_shape), name)
 
 
 # ---------------------------------------------------------------- arrays -> rows
+
+
+class PixelRows:
+    """uint8 images [N, ...] seen as the float32 rows [N, D] in [0, 1] that `load` gives, each row scaled where it
+    is read (indexing, slicing, np.asarray for all of them): the same values as the eager rows, a quarter of the
+    memory until read. What `load(..., mmap=True)` returns for IDX images."""
+
+    dtype = np.dtype(np.float32)
+    ndim = 2
+
+    def __init__(self, images: np.ndarray):
+        self.images = images.reshape(images.shape[0], int(np.prod(images.shape[1:])))
+        self.shape = self.images.shape
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index) -> np.ndarray:
+        return np.divide(self.images[index], np.float32(255), dtype=np.float32)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        rows = self[:]
+        return rows if dtype is None else rows.astype(dtype, copy=False)
 
 
 def _rows(array: np.ndarray, source) -> tuple[np.ndarray, tuple | None]:
@@ -305,8 +335,9 @@ def _read_pair(image_path: Path, label_path: Path | None):
     return images, labels
 
 
-def _stack(pairs, source):
-    """Concatenates (images, labels) pairs (train then test) into (x, y, image_shape)."""
+def _stack(pairs, source, lazy: bool = False):
+    """Concatenates (images, labels) pairs (train then test) into (x, y, image_shape); `lazy`: uint8 images as
+    `PixelRows`."""
     if len({(a.shape[1:], a.dtype) for a, _ in pairs}) > 1:
         raise ValueError(f"{source}: the splits' images differ: {[(a.shape[1:], str(a.dtype)) for a, _ in pairs]}.")
     has_labels = [labels is not None for _, labels in pairs]
@@ -314,12 +345,15 @@ def _stack(pairs, source):
         raise ValueError(f"{source}: some splits have a labels file and some do not; supply all or none.")
     # Concatenate the raw (uint8) arrays: 4x less to copy than the float32 rows.
     images = pairs[0][0] if len(pairs) == 1 else np.concatenate([a for a, _ in pairs])
-    x, image_shape = _rows(images, source)
+    if lazy and images.dtype == np.uint8 and images.ndim in (3, 4):
+        x, image_shape = PixelRows(images), tuple(images.shape[1:])
+    else:
+        x, image_shape = _rows(images, source)
     y = np.concatenate([labels for _, labels in pairs]) if all(has_labels) else None
     return x, y, image_shape
 
 
-def _load_idx_dir(folder: Path, split: str):
+def _load_idx_dir(folder: Path, split: str, lazy: bool = False):
     """Images (and labels, when every split has them) from MNIST-named IDX files in `folder`."""
     if not folder.is_dir():
         raise FileNotFoundError(f"idx:{folder}: no such folder.")
@@ -333,18 +367,18 @@ def _load_idx_dir(folder: Path, split: str):
                 "needs MNIST's file names."
             )
         pairs.append(_read_pair(image_path, fetch.find([folder], label_name)))
-    return _stack(pairs, folder)
+    return _stack(pairs, folder, lazy)
 
 
 # ---------------------------------------------------------------- registered datasets
 
 
-def _load_registered(spec: registry.Spec, split: str, data_dir, mirrors, verify: bool):
+def _load_registered(spec: registry.Spec, split: str, data_dir, mirrors, verify: bool, lazy: bool = False):
     """A table dataset's split: each file found or downloaded (`fetch.locate`), then read by its format."""
     parts = ["train", "test"] if split == "all" else [split]
     names = dict.fromkeys(name for part in parts for name in spec.parts[part])
     paths = {name: fetch.locate(spec, name, data_dir, mirrors, verify) for name in names}
-    return _stack(READERS[spec.reader](paths, parts), spec.name)
+    return _stack(READERS[spec.reader](paths, parts), spec.name, lazy)
 
 
 def _read_idx_parts(paths: dict, parts: list[str]):
