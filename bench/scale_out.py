@@ -91,7 +91,9 @@ def run_binary(method: str, args, npy: Path, workdir: Path, processes: int, extr
         *extra,
     ]
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
-    port = _free_port()
+    from research import distributed
+
+    port = distributed.free_port()
     procs = []
     t0 = time.perf_counter()
     for i in range(processes):
@@ -117,14 +119,6 @@ def run_binary(method: str, args, npy: Path, workdir: Path, processes: int, extr
         "acc": res.get("acc"),
         "n_processes": res["n_processes"],
     }
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _ensure(path: Path, rows: int, args) -> None:

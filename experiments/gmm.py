@@ -11,7 +11,6 @@ flag: docs/experiments.md#gmm, docs/flags.md.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import jax
 import numpy as np
@@ -92,9 +91,7 @@ def fit_and_evaluate(run: common.RunConfig, cfg: Config) -> None:
         "n_init": cfg.n_init,
         "lower_bound": float(res.lower_bound),
         "lower_bound_per_init": np.asarray(res.lower_bound_per_init).tolist(),
-        # scikit-learn's criteria from the log-likelihood of the rows (summed where they lie)
-        "bic": -2.0 * log_l + gmm.n_parameters(res.params) * math.log(n),
-        "aic": -2.0 * log_l + 2.0 * gmm.n_parameters(res.params),
+        **gmm.criteria(res.params, log_l, n),  # from the log-likelihood of the rows, summed where they lie
         **common.fit_fields(res, timed),
         **info,
     }

@@ -127,6 +127,13 @@ def _wait_for_coordinator(cluster: Cluster) -> None:
             time.sleep(0.2)
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on `host` that nothing listens on now: a coordinator's, for runs on one machine."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
 def barrier(name: str) -> None:
     """Waits until every process gets here (nothing to wait for in a one-process run)."""
     if jax.process_count() > 1:

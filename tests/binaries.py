@@ -122,20 +122,13 @@ def run_on_host_devices(code: str, n_devices: int = 2, timeout: float = 300) -> 
     assert out.stdout.strip().endswith("ok")
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now (for a run's coordinator)."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def run_processes(args, cwd, n_processes: int = 2, devices_each: int = 2, timeout: float = 300, per_process=None):
     """Runs `python -m <args>` as one run of `n_processes` processes (jax.distributed on 127.0.0.1, gloo
     collectives), each seeing `devices_each` CPU devices; per_process(i) -> extra args of process i. Returns
     [(exit status, stdout, stderr)] per process; every process is killed at `timeout` (and the test fails)."""
-    port = free_port()
+    from research import distributed
+
+    port = distributed.free_port()
     xla = f"{SMOKE_XLA_FLAGS} --xla_force_host_platform_device_count={devices_each}"
     procs = []
     for i in range(n_processes):

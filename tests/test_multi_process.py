@@ -68,7 +68,7 @@ def test_two_processes_give_the_labels_of_one(binary, tmp_path):
 def test_a_coordinator_that_never_answers_is_an_error_in_words():
     # What a process other than 0 does before jax.distributed.initialize (which would abort the process): the
     # binaries print the ValueError as their one `error:` line and exit 2.
-    port = binaries.free_port()  # nothing listens there
+    port = distributed.free_port()  # nothing listens there
     t0 = time.time()
     with pytest.raises(ValueError, match=f"process 1: no coordinator answered at 127.0.0.1:{port} within 1 s"):
         distributed._wait_for_coordinator(distributed.Cluster(f"127.0.0.1:{port}", 2, 1, timeout=1))

@@ -776,13 +776,20 @@ def predict(params: GMMParams, x):
 def bic(params: GMMParams, x) -> float:
     """Bayesian information criterion on x [n, d]: -2 log L + n_parameters log n (lower is better)."""
     n = checks.as_matrix(x).shape[0]
-    return float(-2.0 * float(score(params, x)) * n + n_parameters(GMMParams(*params)) * math.log(n))
+    return criteria(params, float(score(params, x)) * n, n)["bic"]
 
 
 def aic(params: GMMParams, x) -> float:
     """Akaike information criterion on x [n, d]: -2 log L + 2 n_parameters (lower is better)."""
     n = checks.as_matrix(x).shape[0]
-    return float(-2.0 * float(score(params, x)) * n + 2 * n_parameters(GMMParams(*params)))
+    return criteria(params, float(score(params, x)) * n, n)["aic"]
+
+
+def criteria(params: GMMParams, log_likelihood: float, n: int) -> dict:
+    """{"bic", "aic"} of the mixture from the log-likelihood of n rows (for rows summed where they lie, e.g.
+    split over processes): -2 log L + n_parameters log n, and -2 log L + 2 n_parameters."""
+    p = n_parameters(GMMParams(*params))
+    return {"bic": float(-2.0 * log_likelihood + p * math.log(n)), "aic": float(-2.0 * log_likelihood + 2 * p)}
 
 
 @functools.partial(jax.jit, static_argnames=("n", "cov_type"))
