@@ -7,7 +7,7 @@ kernels, flax's layout) and "meta", a JSON string: seed, threads, n_clusters, n_
 widths, activation, loss, check_rows and runs, a list of {method: dec | idec, steps, optimizer,
 learning_rate, momentum, gamma}. It loads the weights into ClustPy's FeedforwardAutoencoder, runs ClustPy's
 DEC / IDEC through their public fit() on the given number of steps, and writes the codes of the first
-check_rows samples, each run's labels and its timings to <out.npz>. It imports neither jax nor this repository.
+check_rows samples, each run's labels, its timings and torch's float32 matmul rate to <out.npz>. It imports neither jax nor this repository.
 """
 
 from __future__ import annotations
@@ -160,6 +160,16 @@ def run_one(net, x: np.ndarray, meta: dict, run: dict, probe: bool = True) -> di
     }
 
 
+def matmul_gflops(size: int = 2048, reps: int = 20) -> float:
+    """torch's float32 rate for a size x size matmul on this process's threads (GFLOP/s)."""
+    a = torch.ones(size, size)
+    a @ a
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        a @ a
+    return 2.0 * size**3 * reps / (time.perf_counter() - t0) / 1e9
+
+
 def main(argv):
     src, dst = argv[1], argv[2]
     with np.load(src) as f:
@@ -172,6 +182,7 @@ def main(argv):
         codes = net.encode(torch.from_numpy(x[: int(meta["check_rows"])])).numpy()
     out = {"codes": codes}
     info = {"torch": torch.__version__, "threads": torch.get_num_threads(), "runs": []}
+    info["matmul_gflops"] = matmul_gflops()
     import clustpy
 
     info["clustpy"] = getattr(clustpy, "__version__", "?")

@@ -338,6 +338,13 @@ def prepare_workdir(run: RunConfig) -> Path:
     return wd
 
 
+def finished_alike(run: RunConfig) -> bool:
+    """Whether run.workdir holds a finished run (results.json) whose config.json records the same settings
+    (--overwrite, --workdir and --tensorboard aside): a stage a pipeline may reuse instead of running again."""
+    wd = run.workdir
+    return (wd / "results.json").is_file() and (wd / "config.json").is_file() and not _other_settings(wd, run)
+
+
 def _other_settings(wd: Path, run: RunConfig) -> bool:
     """Whether wd/config.json records a run of other settings (--overwrite, --workdir, --tensorboard aside)."""
     if not (wd / "config.json").is_file():
@@ -475,11 +482,12 @@ def score_text(results: dict) -> str:
     return " ".join(f"{m}={results[m]:.4f}" for m in ("acc", "nmi", "ari") if m in results) or "no labels"
 
 
-def finish(run: RunConfig, results: dict, summary: str) -> None:
+def finish(run: RunConfig, results: dict, summary: str, started: float | None = None) -> None:
     """Writes results.json (with the process's wall time, the devices and processes it ran on and the versions)
-    and prints the run's one summary line."""
+    and prints the run's one summary line. `started`: the time.perf_counter() the wall time counts from, for a
+    stage of a longer process (default: the process's start)."""
     wd = run.workdir
-    wall = round(time.perf_counter() - _STARTED, 1)
+    wall = round(time.perf_counter() - (_STARTED if started is None else started), 1)
     runlog.write_json(
         wd / "results.json",
         {**results, "wall_seconds_this_invocation": wall, **distributed.describe(), "versions": runlog.versions()},

@@ -6,6 +6,7 @@ r"""DEC (Deep Embedded Clustering) on a pretrained autoencoder; IDEC, DEC w/o ba
   python -m experiments.dec --flagfile=experiments/configs/idec_mnist.flags --pretrained=...  # --mode=idec
   python -m experiments.dec --mode=frozen --pretrained=...               # DEC w/o backprop: only centroids move
   python -m experiments.dec --augment=affine --pretrained=...            # DEC-DA (IDEC-DA with --mode=idec)
+  python -m experiments.dec --target=batch --tol=0 --max_iter=5000 ...   # ClustPy's rule: each batch its own P
 
 Without --pretrained it pretrains into <workdir>/autoencoder/ first (--ae_arch, --ae_epochs, ...). Outputs, the
 resume contract and every flag: docs/experiments.md#dec, docs/flags.md.
@@ -30,7 +31,17 @@ flags.DEFINE_enum(
 flags.DEFINE_integer("n_clusters", None, "K. Default: the number of classes when labels are known, else 10.")
 common.validate_n_clusters_flag()
 flags.DEFINE_float("alpha", 1.0, "Degrees of freedom of the Student's t kernel.")
-flags.DEFINE_integer("update_interval", 140, "Steps between recomputations of the target distribution.")
+flags.DEFINE_enum(
+    "target",
+    "full",
+    list(dec.TARGETS),
+    "full: the target P of all samples, recomputed every --update_interval steps (the DEC paper). batch: each step's "
+    "P from its own batch's Q (ClustPy's rule), no pass over the data for it; --update_interval then spaces the "
+    "labelling passes that check --tol, and --tol=0 makes none: exactly --max_iter steps, labelled at the end.",
+)
+flags.DEFINE_integer(
+    "update_interval", 140, "Steps between updates: the target P and the labels (--target=batch: the labels only)."
+)
 flags.DEFINE_float("tol", 1e-3, "Stop when fewer than this fraction of labels changed between two updates.")
 flags.DEFINE_integer("max_iter", 20000, "Steps at most.")
 flags.DEFINE_integer("n_init", 20, "k-means restarts that place the initial centroids.")
@@ -83,7 +94,13 @@ def main(argv):
         raise SystemExit(f"--gamma weighs IDEC's clustering loss; add --mode=idec (now --mode={mode}).")
     if mode == "frozen" and FLAGS.augment != "none":
         raise SystemExit("--augment trains the encoder on moved and turned images; --mode=frozen keeps it fixed.")
+    if FLAGS.target == "batch" and FLAGS.tol == 0 and FLAGS["snapshot_every"].present and FLAGS.snapshot_every:
+        raise SystemExit(
+            "--snapshot_every: with --target=batch --tol=0 the only updates are the first and the last, which are "
+            "drawn whatever its value; drop it (or --snapshot_every=0 for no panels), or give --tol > 0."
+        )
     variant = "frozen" if mode == "frozen" else ("da" if FLAGS.augment != "none" else "")
+    variant = "-".join(v for v in (variant, "batch" if FLAGS.target == "batch" else "") if v)
     run = common.run_config("idec" if idec else "dec", variant)
     ae_cfg = stages.autoencoder_config("ae_")
     cfg = dec.DECConfig(
@@ -100,6 +117,7 @@ def main(argv):
         n_init=FLAGS.n_init,
         devices=run.num_devices,
         checkpoint_every=FLAGS.checkpoint_updates,
+        target=FLAGS.target,
     )
     wd = common.prepare_workdir(run)
     ds = common.load_dataset(run)
@@ -168,6 +186,7 @@ def train_and_evaluate(
     results |= {
         "n_clusters": cfg.n_clusters,
         "mode": mode,
+        "target": cfg.target,
         "arch": spec["arch"],
         "pretrained": pretrained or str(wd / "autoencoder"),
         "n_iter": res.n_iter,

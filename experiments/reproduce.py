@@ -7,6 +7,8 @@ r"""Regenerates a paper's table from runs of the experiment binaries: runs what 
   python -m experiments.reproduce --table=dec_num_clusters --figure_from_csv  # its figure, from its CSV alone
   python -m experiments.reproduce --table=manifold_mnist --seeds=0,1,2  # beyond DEC: N2D-style manifold clustering
 
+The manifold table's top row, the best recipe, is one run of experiments.pipeline with configs/best.flags.
+
 Every cell is a run of a binary in <root>/<experiment>/<name>-seed<s>: a finished one is read, any other is
 (re)started and resumes from its checkpoints; a seed's rows share one pretrained autoencoder. Tables (mean ±
 std over seeds, wall time, the published figure beside each row): <out>/<table>[_quick].{md,csv}; each run's
@@ -86,6 +88,10 @@ class Setup(NamedTuple):
     aug_tag: str = ""  # the rows built on the autoencoder pretrained with augmentation (DEC-DA's)
     aug_ae_tag: str = ""
     aug_ae_args: tuple = ()
+    best_args: tuple = ()  # experiments.pipeline: the best recipe from raw data (stage 1: aug_ae_tag's run)
+
+
+BEST = "--flagfile=experiments/configs/best.flags"
 
 
 def setup(quick: bool) -> Setup:
@@ -111,6 +117,7 @@ def setup(quick: bool) -> Setup:
                 "--epochs=60",
                 "--augment=affine",
             ),
+            best_args=(BEST, "--dataset=digits", "--arch=mlp:256-128-10", "--epochs=60", "--n_epochs=200"),
         )
     return Setup(
         dataset="mnist",
@@ -126,6 +133,7 @@ def setup(quick: bool) -> Setup:
         aug_tag="mnist-affine",
         aug_ae_tag="mnist-dec-adam-fanin-affine100",
         aug_ae_args=("--flagfile=experiments/configs/autoencoder_mnist_affine.flags",),
+        best_args=(BEST, "--dataset=mnist"),
     )
 
 
@@ -162,14 +170,14 @@ def dec_rows(s: Setup, extra: tuple = (), suffix: str = "") -> list[Row]:
 
 
 def manifold_rows(s: Setup) -> list[Row]:
-    """Beyond DEC: the DEC and IDEC rows for reference, t-SNE + HDBSCAN, and the N2D recipe on pixels and on
-    the seed's autoencoder codes."""
-    rows = [r for r in dec_rows(s) if r.name in ("DEC", "IDEC")] + [
+    """Beyond DEC: the best recipe first (experiments.pipeline: augmented pretraining, then the N2D recipe on its
+    codes, in one command), the DEC and IDEC rows for reference, t-SNE + HDBSCAN, the N2D recipe on pixels and on
+    the seed's autoencoder codes, and DEC-DA."""
+    rows = [Row("AE (augmented) + neighbour embedding + GMM", "pipeline", s.aug_tag, s.best_args)]
+    rows += [r for r in dec_rows(s) if r.name in ("DEC", "IDEC")] + [
         Row("t-SNE + HDBSCAN (pixels)", "tsne_dbscan", s.kmeans_tag, s.tsne_args),
         Row("neighbour embedding + GMM (pixels)", "manifold_cluster", s.kmeans_tag, s.manifold_args),
         Row("AE + neighbour embedding + GMM", "manifold_cluster", f"{s.tag}-ae", s.manifold_args, True),
-        Row("AE (augmented) + neighbour embedding + GMM", "manifold_cluster", f"{s.aug_tag}-ae", s.manifold_args,
-            True, augmented=True),
         Row("DEC-DA", "dec", f"{s.aug_tag}-da", (*s.dec_args, "--augment=affine"), True, augmented=True),
     ]  # fmt: skip
     return [r._replace(published=_published(s, r.name)) for r in rows]
@@ -242,9 +250,18 @@ def run_row(row: Row, s: Setup, seed: int, cfg: Config) -> dict:
     args = [*row.args, f"--seed={seed}"]
     if row.pretrained:
         args.append(f"--pretrained={autoencoder(s, seed, cfg, row.augmented)[0]}")
+    if row.experiment == "pipeline":  # its stage 1 is the seed's augmented autoencoder, shared with DEC-DA
+        args.append(f"--autoencoder_workdir={cfg.root / 'autoencoder' / f'{s.aug_ae_tag}-seed{seed}'}")
     wd = cfg.root / row.experiment / f"{row.tag}-seed{seed}"
     res = ensure(row.experiment, wd, args, cfg)
     return {"row": row.name, "seed": seed, **{m: res.get(m) for m in METRICS}, **_extras(res), "workdir": str(wd)}
+
+
+def _pipeline_extras(res: dict) -> dict:
+    """A pipeline run's wall time is that of its clustering stage, as the other rows' exclude the pretraining;
+    nothing for the other binaries."""
+    manifold = (res.get("stages") or {}).get("manifold") or {}
+    return {"seconds": manifold["seconds"], "seconds_kind": "wall"} if "seconds" in manifold else {}
 
 
 def run_seeds(rows: list[Row], s: Setup, cfg: Config) -> list[dict]:
@@ -264,6 +281,7 @@ def _extras(res: dict) -> dict:
         "seconds": wall if wall is not None else fit,
         "seconds_kind": "wall" if wall is not None else "fit",
         **{k: res[k] for k in keep if k in res},
+        **_pipeline_extras(res),
     }
 
 
@@ -305,6 +323,7 @@ def table_dec(s: Setup, cfg: Config, rows: list[Row] | None = None) -> Table:
         scores = {m: report.mean_std([x[m] for x in mine]) for m in METRICS}
         cells.append({"method": r.name, **scores, "seconds": seconds, "published": r.published})
     notes = [_pretraining_line(s.ae_tag, s.ae_args, aes)]
+    notes += [_pipeline_line(r, s) for r in rows if r.experiment == "pipeline"]
     if any(r.augmented for r in rows):
         aug = [autoencoder(s, seed, cfg, augmented=True)[1] for seed in cfg.seeds]
         notes.append(
@@ -328,6 +347,15 @@ def _pretraining_line(tag: str, args: tuple, aes: list[dict]) -> str:
     return (
         f"Autoencoder pretraining ({tag}, {' '.join(args)}): reconstruction MSE {mse}; {pre} s, the mean time of "
         "the invocation that finished each run (a run resumed after an interruption counts its last part)."
+    )
+
+
+def _pipeline_line(row: Row, s: Setup) -> str:
+    """The note on a pipeline row: its command, and where its stage 1 comes from."""
+    return (
+        f"{row.name}: `python -m experiments.pipeline {' '.join(row.args)} --seed=<s>`, from raw data to clusters. "
+        f"Here its stage 1 is the augmented pretraining below ({s.aug_ae_tag}, the same settings, shared with "
+        "DEC-DA: --autoencoder_workdir); its wall time is that of its clustering stage."
     )
 
 

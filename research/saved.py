@@ -39,6 +39,9 @@ _NO_MODEL = {
     "tsne_dbscan": "clusters a t-SNE picture of its training rows only, which cannot place new points; for new "
     "data use a model with a transform: experiments.gmm --pca_components, ae_kmeans or dec",
     "cluster_images": "sorts a folder's images and saves no model; run experiments.cluster_images on the new images",
+    "pipeline": "ends in a UMAP-style embedding fitted to its training rows only (its manifold/ stage), which cannot "
+    "place new points; predict with --workdir=<workdir>/autoencoder gives new data's codes; to cluster new data use a "
+    "model with a transform on those codes: experiments.ae_kmeans or dec --pretrained=<workdir>/autoencoder",
 }
 
 

@@ -93,6 +93,26 @@ def from_blocks(ab, n: int, shards: int = 1):
     return jnp.swapaxes(parts, 0, 1).reshape(nb * rows, *ab.shape[2:])[:n]
 
 
+def slid_layout(n: int, block: int) -> tuple[int, int]:
+    """(n_blocks, rows per block) of `slid_block`: blocks of min(block, n) rows covering n rows."""
+    size = min(block, n)
+    return -(-n // size), size
+
+
+def slid_block(a, i, size: int):
+    """Block i of a's rows (axis 0) cut in place: rows [start, start + size) with start = min(i size, n - size),
+    so the last block slides back to end at row n rather than into a padded copy of a; and fresh [size] bool,
+    False on the rows an earlier block already covered."""
+    start = jnp.minimum(i * size, a.shape[0] - size)
+    return jax.lax.dynamic_slice_in_dim(a, start, size, axis=0), start + jnp.arange(size) >= i * size
+
+
+def from_slid_blocks(v_bb, n: int):
+    """Per-row values [n, ...] from values per `slid_block` [n_blocks, size, ...]: the slid-back overlap dropped."""
+    n_blocks, size = v_bb.shape[:2]
+    return jnp.concatenate([v_bb[:-1].reshape(-1, *v_bb.shape[2:]), v_bb[-1, n_blocks * size - n :]])
+
+
 def on_one_device(a):
     """`a` on one device: a jax.Array spread over several is gathered (through the host), anything else is
     returned as it is. For the steps that run on one device after a sharded search (the embeddings' layouts)."""

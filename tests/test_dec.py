@@ -122,6 +122,46 @@ def test_stops_on_tol_or_at_maxiter(pretrained):
     assert all(h["delta_label"] >= 0 for h in never.history)
 
 
+@pytest.mark.parametrize("gamma", [None, 0.1])
+def test_batch_target_is_the_batchs_own_p_held_constant(pretrained, gamma):
+    # ClustPy's rule: P from the batch's own Q, no gradient through it. The same loss and gradient as the full
+    # target's loss given that P from outside.
+    model, params, x, _ = pretrained
+    centroids = model.apply(params, x[::100], method="encode")  # one code of each blob
+    params = {"ae": params, "centroids": centroids + 0.05}
+    batch = jnp.asarray(x[::7][:32])
+    z = model.apply(params["ae"], batch, method="encode")
+    p = dec.target_distribution(dec.soft_assign(z, params["centroids"]))
+    own = dec._loss(model, 1.0, gamma, "mse", False, None, "batch")
+    given = dec._loss(model, 1.0, gamma, "mse", False, None, "full")
+    key = jax.random.key(0)
+    (a, ga), (b, gb) = (
+        jax.jit(jax.value_and_grad(f))(params, d, key) for f, d in ((own, {"x": batch}), (given, {"x": batch, "p": p}))
+    )
+    np.testing.assert_allclose(a, b, rtol=1e-5)
+    for u, v in zip(jax.tree.leaves(ga), jax.tree.leaves(gb)):
+        np.testing.assert_allclose(u, v, rtol=1e-4, atol=1e-7)
+
+
+def test_batch_target_trains_fixed_steps_and_labels_only_at_the_ends(pretrained, monkeypatch):
+    model, params, x, y = pretrained
+    passes, encode = [], pretrain.encode
+    monkeypatch.setattr(pretrain, "encode", lambda *a, **kw: passes.append(1) or encode(*a, **kw))
+    cfg = CFG._replace(target="batch", tol=0.0, max_iter=50)
+    res = dec.fit(jax.random.key(2), model, params, x, cfg, y=y)
+    assert len(passes) == 2  # the k-means start's codes and the final labels: none between the stretches
+    assert bits(res.params["ae"]["params"]["dec_0"]) == bits(params["params"]["dec_0"])  # DEC trains no decoder
+    assert res.n_iter == 50 and res.n_updates == 2 and not res.converged and metrics.acc(y, res.labels) == 1.0
+    assert [(h["step"], "delta_label" in h) for h in res.history] == [(0, True), (20, False), (40, False), (50, True)]
+    full = dec.fit(jax.random.key(2), model, params, x, cfg._replace(target="full"), y=y)
+    assert bits(full.params) != bits(res.params)  # the same batches, other targets
+    # With tol, each update_interval a labelling pass checks it, as with the full target.
+    checked = dec.fit(jax.random.key(2), model, params, x, cfg._replace(tol=0.05, max_iter=400), y=y)
+    assert checked.converged and checked.n_iter == 20 and checked.n_updates == 2
+    with pytest.raises(ValueError, match="'full'"):
+        dec.fit(jax.random.key(2), model, params, x, cfg._replace(target="all"))
+
+
 def test_same_seed_same_bits_and_one_compilation(pretrained):
     model, params, x, _ = pretrained
     cfg = CFG._replace(tol=0.0, max_iter=60)
@@ -369,12 +409,15 @@ def test_dec_binary_old_flag_names_are_aliases_and_mixed_modes_are_refused(tmp_p
     probe = (
         "from absl import flags; from experiments import dec; F = flags.FLAGS; "
         "F(['x', '--dec_optimizer=adam', '--dec_learning_rate=0.5', '--maxiter=7', '--epochs=3', '--arch=dense64']); "
-        "print(F.optimizer, F.learning_rate, F.max_iter, F.ae_epochs, F.ae_arch)"
+        "print(F.optimizer, F.learning_rate, F.max_iter, F.ae_epochs, F.ae_arch); F.unparse_flags(); "
+        # Panels at every few updates, where batch targets without tol make no update between the first and last.
+        "F(['x', '--target=batch', '--tol=0', '--snapshot_every=2']); dec.main([])"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe], check=False, cwd=tmp_path, env=binaries.env(), capture_output=True, text=True
     )
     assert out.stdout.split() == ["adam", "0.5", "7", "3.0", "dense64"], out.stderr[-2000:]
+    assert "--snapshot_every: with --target=batch --tol=0" in out.stderr, out.stderr[-2000:]
     # IDEC's weight without IDEC, and augmentation with a frozen encoder, would be silently ignored: refused.
     gamma = run(["experiments.dec", "--gamma=0.2", f"--workdir={tmp_path / 'g'}"], tmp_path, ok=False)
     assert gamma.returncode != 0 and "--mode=idec" in gamma.stderr
@@ -430,7 +473,7 @@ def test_manifold_table_reads_the_runs_of_every_row(tmp_path):
         "tsne_dbscan/digits-quick": 0.73,
         "manifold_cluster/digits-quick": 0.74,
         "manifold_cluster/digits-quick-ae": 0.75,
-        "manifold_cluster/digits-quick-affine-ae": 0.76,
+        "pipeline/digits-quick-affine": 0.76,  # the top row: experiments.pipeline (stage 1: the augmented AE)
         "dec/digits-quick-affine-da": 0.77,
     }
     for seed in (0, 1):
@@ -459,3 +502,5 @@ def test_manifold_table_reads_the_runs_of_every_row(tmp_path):
         "DEC-DA": "0.7750 ± 0.0071",
     }, table
     assert "Autoencoder pretraining, augmented (digits-quick-affine," in table
+    assert rows[0].startswith("| AE (augmented) + neighbour embedding + GMM |")  # the pipeline's row on top
+    assert "`python -m experiments.pipeline --flagfile=experiments/configs/best.flags --dataset=digits" in table

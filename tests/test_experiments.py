@@ -3,6 +3,7 @@
 import csv
 import json
 import subprocess
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -11,6 +12,8 @@ from binaries import run, start
 from research import checkpointing, data, report
 from research.cluster import kmeans
 from research.data import idx
+
+BEST_FLAGS = Path(__file__).resolve().parent.parent / "experiments" / "configs" / "best.flags"
 
 
 def test_kmeans_binary_on_digits(tmp_path):
@@ -116,44 +119,61 @@ def finished(proc, workdir):
     return json.loads((workdir / "results.json").read_text())
 
 
-def test_a_pretrained_autoencoder_feeds_n2d_and_dec_da(tmp_path):
-    # One small autoencoder (BCE loss, on digits read from IDX files), then two runs that take it with
-    # --pretrained, side by side: the N2D row of the README (autoencoder codes, neighbour embedding, GMM) and
-    # DEC-DA.
+def test_the_pipeline_feeds_dec_da_and_reuses_its_pretraining(tmp_path):
+    # experiments.pipeline with best.flags, shrunk: a small BCE autoencoder on digits read from IDX files, then
+    # the N2D stage on its codes (neighbour embedding, GMM). Then, side by side: DEC-DA on that autoencoder
+    # (--pretrained), and the pipeline again with another embedding, which reuses stage 1 and reruns stage 2.
     write_digits_idx(tmp_path / "idx")
     dataset = f"--dataset=idx:{tmp_path / 'idx'}"
-    ae = tmp_path / "ae"
-    run(
-        ["experiments.autoencoder", dataset, "--loss=bce", "--arch=mlp:32-8", "--epochs=2", f"--workdir={ae}"], tmp_path
-    )
+    wd = tmp_path / "pipe"
+    ae = wd / "autoencoder"
+    n2d = ["--n_epochs=20", "--embed_dim=2", "--gmm_n_init=1", "--n_neighbors=5", "--covariance_type=diag"]
+    best = ["experiments.pipeline", f"--flagfile={BEST_FLAGS}", dataset, f"--workdir={wd}"]
+    args = [*best, "--loss=bce", "--arch=mlp:32-8", "--epochs=2", *n2d]
+    out = run(args, tmp_path)
+    assert out.stdout.strip().splitlines()[-1].startswith(f"pipeline idx:{tmp_path / 'idx'}/all K=10: acc=")
     ae_results = json.loads((ae / "results.json").read_text())
     assert ae_results["n_samples"] == 1797  # both splits, raw and gzipped
     assert checkpointing.load_config(ae / "model")["loss"] == "bce"
     # The loss trained on is the cross-entropy, well above the squared error it is reported beside (an MSE
     # training loss would be about equal to it).
     assert ae_results["final_loss"] > 2 * ae_results["reconstruction_mse"]
+    assert (ae / "plots" / "augment_preview.png").is_file()  # best.flags' affine augmentation
+
+    res = json.loads((wd / "results.json").read_text())
+    stage1, stage2 = res["stages"]["autoencoder"], res["stages"]["manifold"]
+    assert (stage1["workdir"], stage2["workdir"]) == (str(ae), str(wd / "manifold"))
+    assert not stage1["reused"] and not stage2["reused"]
+    # best.flags' settings, shrunk by the flags given after it.
+    assert stage1["settings"]["augment"] == "affine" and stage1["settings"]["weight_init"] == "fan_in_uniform"
+    assert stage1["settings"]["epochs"] == 2 and stage1["settings"]["arch"] == "mlp:32-8"
+    expected = {"metric": "euclidean", "min_dist": 0.0, "n_neighbors": 5, "n_epochs": 20, "pretrained": str(ae)}
+    assert {name: stage2["settings"][name] for name in expected} == expected
+    manifold = json.loads((wd / "manifold" / "results.json").read_text())
+    assert manifold["features"] == "pretrained" and manifold["n_features"] == 8  # the codes
+    assert res["n_samples"] == 1797 and 0 < res["acc"] <= 1
+    assert {m: res[m] for m in ("acc", "nmi", "ari")} == {m: manifold[m] for m in ("acc", "nmi", "ari")}
+    assert np.array_equal(np.load(wd / "labels.npy"), np.load(wd / "manifold" / "labels.npy"))
+    embedding = np.load(wd / "manifold" / "embedding.npy")
+    assert embedding.shape == (1797, 2)
 
     pipe = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
-    mc, dec = tmp_path / "mc", tmp_path / "dec"
-    n2d = ["--n_epochs=20", "--embed_dim=2", "--gmm_n_init=1", "--n_neighbors=5", "--covariance_type=diag"]
-    procs = [
-        start(
-            ["experiments.manifold_cluster", dataset, f"--pretrained={ae}", *n2d, f"--workdir={mc}"], tmp_path, **pipe
-        )
-    ]
+    dec = tmp_path / "dec"
     dec_flags = ["--augment=affine", "--max_iter=10", "--update_interval=5", "--n_init=1", "--batch_size=64"]
-    procs.append(
-        start(["experiments.dec", dataset, f"--pretrained={ae}", *dec_flags, f"--workdir={dec}"], tmp_path, **pipe)
-    )
-    results = finished(procs[0], mc)
-    assert results["features"] == "pretrained" and results["pretrained"] == str(ae)
-    assert results["n_features"] == 8 and results["metric"] == "euclidean"  # the codes, by their default metric
-    assert results["n_samples"] == 1797 and 0 < results["acc"] <= 1
-    assert np.load(mc / "embedding.npy").shape == (1797, 2) and np.load(mc / "labels.npy").shape == (1797,)
-
-    results = finished(procs[1], dec)
+    trained = (ae / "results.json").stat().st_mtime_ns
+    procs = [
+        start(["experiments.dec", dataset, f"--pretrained={ae}", *dec_flags, f"--workdir={dec}"], tmp_path, **pipe),
+        start([*args, "--min_dist=0.5", "--overwrite", f"--autoencoder_workdir={ae}"], tmp_path, **pipe),
+    ]
+    results = finished(procs[0], dec)
     assert results["mode"] == "dec-da" and results["n_iter"] == 10 and results["pretrained"] == str(ae)
     assert json.loads((dec / "config.json").read_text())["augment"] == "affine"
+
+    again = finished(procs[1], wd)
+    assert again["stages"]["autoencoder"]["reused"] and not again["stages"]["manifold"]["reused"]
+    assert (ae / "results.json").stat().st_mtime_ns == trained
+    assert json.loads((wd / "manifold" / "config.json").read_text())["min_dist"] == 0.5
+    assert not np.array_equal(np.load(wd / "manifold" / "embedding.npy"), embedding)
 
 
 def test_reproduce_builds_the_imbalanced_table_from_its_runs(tmp_path):

@@ -1,5 +1,6 @@
 """k-NN and radius counts against brute force; DBSCAN against scikit-learn; bad inputs; compile-once."""
 
+import jax
 import numpy as np
 import pytest
 from sklearn.cluster import DBSCAN
@@ -7,7 +8,7 @@ from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
 from research.cluster import dbscan
-from research.embed import cells, neighbors
+from research.embed import cells, neighbors, tiles
 
 
 def points(n, d, seed=0):
@@ -158,10 +159,59 @@ def test_dbscan_matches_sklearn(seed, n_noise, eps, min_samples, block_size, n_a
         assert np.any(np.asarray(ours.labels) < 0)
 
 
-@pytest.mark.parametrize("method", ["cells", "blocked"])
+@pytest.mark.parametrize("method", ["cells", "blocked"])  # tiles: the tests below
 def test_dbscan_matches_sklearn_in_higher_dimension(method):
     x = blobs_with_noise(5, n_noise=40, d=12, std=1.0)  # the expansion path of the distances
     assert_matches_sklearn(x, 3.5, 5, 64, method)
+
+
+@pytest.mark.parametrize(
+    "d, seed, n_noise, eps, min_samples",
+    [(10, 8, 60, 2.0, 10), (10, 9, 0, 1.5, 1)],  # 5-D: the next test
+)
+def test_dbscan_tiles_match_sklearn(d, seed, n_noise, eps, min_samples):
+    # n = 360 is not a multiple of a tile (16 rows) or a super tile (256): both end in padding.
+    x = blobs_with_noise(seed, n_noise, d=d, std=0.6)
+    ours, _ = assert_matches_sklearn(x, eps, min_samples, 64, "tiles")
+    assert int(ours.n_clusters) >= 2 or min_samples == 1
+    if n_noise:
+        assert np.any(np.asarray(ours.labels) < 0)
+
+
+@pytest.mark.parametrize("d", [5, 10])
+def test_tiles_find_every_pair_within_eps_once(d):
+    x = blobs_with_noise(d, n_noise=40, d=d, std=0.6)  # the shapes of the DBSCAN tests: no new compilation
+    x[7] = x[8]  # a duplicate point
+    eps = 1.5
+    stage, capacity = tiles.search(x, eps, max_pairs=2**22)
+    p = jax.jit(tiles.pairs, static_argnums=1)(stage.arrays, capacity)
+    valid = np.asarray(p.valid_t)
+    count = int(stage.count)
+    assert valid.sum() == count and np.all(valid[:count]) and not np.any(valid[count:])
+    order = np.asarray(p.order_n)
+    assert sorted(order.tolist()) == list(range(len(x)))
+    rows, cols = order[np.asarray(p.rows_t)[valid]], order[np.asarray(p.cols_t)[valid]]
+    found = {(min(i, j), max(i, j)) for i, j in zip(rows.tolist(), cols.tolist(), strict=True)}
+    assert len(found) == count and np.all(rows != cols)  # each unordered pair once, no point with itself
+    sq = np.zeros((len(x), len(x)), np.float32)
+    for f in range(d):  # float32, summed feature by feature as the tiles sum them
+        sq += np.square(x[:, None, f] - x[None, :, f])
+    want = {(i, j) for i, j in zip(*np.nonzero(sq <= np.float32(eps) ** 2), strict=True) if i < j}
+    assert found == want and (7, 8) in found
+    np.testing.assert_allclose(np.asarray(p.sq_t)[valid], sq[rows, cols], rtol=1e-5, atol=1e-6)
+    # The boxes pruned: fewer distances computed than all pairs.
+    assert tiles.TILE**2 * int(tiles.next_stage(tiles.prepare(x, eps), 1024).count) < len(x) ** 2 / 2
+
+
+def test_dbscan_auto_takes_tiles_above_three_dimensions():
+    x = blobs_with_noise(7, n_noise=40, d=5, std=0.6)
+    assert dbscan.method_for(x, 1.2) == "tiles" and dbscan.method_for(x, 1.2, max_pairs=100) == "blocked"
+    assert_matches_sklearn(x, 1.2, 5, 64, "auto")
+    with pytest.raises(ValueError, match=r"more than max_pairs=100.*method='blocked'"):
+        dbscan.fit(x, 1.2, 5, method="tiles", max_pairs=100)
+    size = dbscan._fit_tiles._cache_size()
+    dbscan.fit(x, 1.2, 8)  # a new min_samples: the same compilation
+    assert dbscan._fit_tiles._cache_size() == size
 
 
 @pytest.mark.parametrize("d", [1, 2, 3, 12])
@@ -192,15 +242,16 @@ def test_dbscan_methods_agree_and_the_grid_refuses_too_many_pairs():
     a = dbscan.fit(x, 0.4, 5, method="cells")
     b = dbscan.fit(x, 0.4, 5, method="blocked")
     c = dbscan.fit(x, 0.4, 5, max_pairs=100)  # auto falls back to the blocked method
+    t = dbscan.fit(x, 0.4, 5)  # auto: tiles
     for f in a._fields:
         np.testing.assert_array_equal(np.asarray(getattr(a, f)), np.asarray(getattr(b, f)))
         np.testing.assert_array_equal(np.asarray(getattr(a, f)), np.asarray(getattr(c, f)))
+        np.testing.assert_array_equal(np.asarray(getattr(a, f)), np.asarray(getattr(t, f)))
     with pytest.raises(ValueError, match=r"more than max_pairs=100.*method='blocked'"):
         dbscan.fit(x, 0.4, 5, method="cells", max_pairs=100)
     with pytest.raises(ValueError, match="method must be one of"):
         dbscan.fit(x, 0.4, 5, method="grid")
-    assert dbscan.method_for(x, 0.4) == "cells" and dbscan.method_for(x, 0.4, max_pairs=100) == "blocked"
-    assert dbscan.method_for(np.tile(x, (1, 3)), 0.4) == "blocked"  # 6-D: a 2-D grid filters little
+    assert dbscan.method_for(x, 0.4) == "tiles" and dbscan.method_for(x, 0.4, max_pairs=100) == "blocked"
 
 
 def test_dbscan_border_point_between_clusters_goes_to_its_nearest_core():

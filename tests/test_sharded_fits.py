@@ -44,7 +44,7 @@ cases = [  # (name, fit on rows, check)
      lambda a, b: (same(a.labels, b.labels), close(a.centroids, b.centroids))),
     ("mini-batch k-means", lambda d: minibatch_kmeans.fit(key, d, 5, batch_size=64),
      lambda a, b: (same(a.labels, b.labels), close(a.centroids, b.centroids))),
-    # full: blocks of 48 rows, which pad the devices' 101 rows
+    # full: blocks of 48 rows, the last one slid back to end at each device's 101st row
     ("gmm full", lambda d: gmm.fit(key, d, 5, covariance_type="full", n_init=2, block_size=48), check_gmm),
     *[(f"gmm {c}", (lambda c: lambda d: gmm.fit(key, d, 5, covariance_type=c, n_init=2))(c), check_gmm)
       for c in ("diag", "spherical")],

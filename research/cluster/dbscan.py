@@ -2,12 +2,14 @@
 
     r = dbscan.fit(x_nd, eps=0.3, min_samples=10)    # DBSCANResult(labels [n] (-1: noise), core_mask [n], n_clusters)
 
-Neighbourhoods come from a grid of eps-sized cells that lays the candidate pairs out once (`method="cells"`,
-`research.embed.cells`: low dimension) or from blocked passes over rows sorted along one axis
-(`method="blocked"`, `neighbors.radius_fold`: flat memory); "auto" picks cells up to 3-D when the pairs fit. Counts
-give the core points; their connected components come from min-label propagation with hooking and pointer
-jumping (after FastSV, Zhang et al. 2020) in a `lax.while_loop`; border points join their nearest core's
-cluster, and clusters are numbered in the order in which scikit-learn discovers them.
+Neighbourhoods come from pairs laid out once and reused by every step: the pairs within eps, found through
+boxes around tiles of rows in k-d order (`method="tiles"`, `research.embed.tiles`: any dimension), or the
+candidate pairs of a grid of eps-sized cells (`method="cells"`, `research.embed.cells`: low dimension); or from
+blocked passes over rows sorted along one axis, once per step (`method="blocked"`, `neighbors.radius_fold`:
+flat memory). "auto" takes tiles when they fit in `max_pairs`, else blocked. Counts give the core points;
+their connected components come from min-label propagation with hooking and pointer jumping (after FastSV,
+Zhang et al. 2020) in a `lax.while_loop`; border points join their nearest core's cluster, and clusters are
+numbered in the order in which scikit-learn discovers them.
 
 The steps in detail: docs/design/neighbour_embeddings.md#dbscan.
 """
@@ -21,7 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from research import checks, sharding
-from research.embed import cells, neighbors
+from research.embed import cells, neighbors, tiles
 
 
 class DBSCANResult(NamedTuple):
@@ -134,7 +136,7 @@ def _number(root_n, core_n, order_n) -> DBSCANResult:
     return DBSCANResult(labels, core_mask, jnp.sum(is_root_n, dtype=jnp.int32))
 
 
-METHODS = ("auto", "cells", "blocked")
+METHODS = ("auto", "cells", "tiles", "blocked")
 
 
 def _prepare(x, eps, min_samples, block_size, method="blocked", max_pairs=2**25):
@@ -146,22 +148,30 @@ def _prepare(x, eps, min_samples, block_size, method="blocked", max_pairs=2**25)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
     args = (jnp.asarray(x), jnp.float32(eps), jnp.int32(min_samples))
-    if method == "cells" or (method == "auto" and x.shape[1] <= 3):  # a 2-D grid filters little beyond 3-D
+    if method == "cells":
         count = int(cells.candidate_count(args[0], args[1]))
-        if count <= max_pairs:
-            return _fit_cells, args, {"capacity": cells.capacity_for(count)}
-        if method == "cells":
+        if count > max_pairs:
             raise ValueError(
                 f"the grid finds {count} candidate pairs, more than max_pairs={max_pairs}: eps is large for the "
-                "data's density, or the data has too many dimensions for a grid; use method='blocked'."
+                "data's density, or the data has too many dimensions for a grid; use method='blocked' or 'tiles'."
+            )
+        return _fit_cells, args, {"capacity": cells.capacity_for(count)}
+    if method in ("tiles", "auto"):
+        stage, capacity = tiles.search(args[0], args[1], max_pairs)
+        if stage is not None:
+            return _fit_tiles, (stage.arrays, args[2]), {"capacity": capacity}
+        if method == "tiles":
+            raise ValueError(
+                f"the tiles lay out {capacity} entries or more, more than max_pairs={max_pairs}: eps is large "
+                "for the data's density; raise max_pairs or use method='blocked'."
             )
     return _fit, args, {"block_size": block_size}
 
 
 def method_for(x, eps: float, min_samples: int = 5, *, method: str = "auto", max_pairs: int = 2**25) -> str:
-    """The method `fit` runs with these arguments: "cells" or "blocked" ("auto" resolved)."""
+    """The method `fit` runs with these arguments: "cells", "tiles" or "blocked" ("auto" resolved)."""
     fn = _prepare(x, eps, min_samples, 1, method, max_pairs)[0]
-    return "cells" if fn is _fit_cells else "blocked"
+    return {_fit_cells: "cells", _fit_tiles: "tiles"}.get(fn, "blocked")
 
 
 def fit(
@@ -174,13 +184,14 @@ def fit(
       eps: neighbourhood radius, > 0; points at distance exactly eps are neighbours.
       min_samples: a point is a core point when at least this many points (itself included) lie
         within eps of it.
-      method: "cells" lays every candidate pair of a grid out once (`research.embed.cells`; memory
-        grows with the pairs) and runs each step as a segment reduction over them; "blocked" folds
-        over [block_size, block_size] tiles of the rows sorted along one axis, once per step (memory
-        stays flat); "auto": cells for data of at most 3 dimensions whose grid finds at most `max_pairs`
-        candidates, else blocked.
+      method: "tiles" lays the pairs within eps out once, found through boxes around tiles of rows
+        (`research.embed.tiles`; any dimension, memory grows with the pairs), and runs each step as a
+        segment reduction over them; "cells" does the same with the candidate pairs of a grid
+        (`research.embed.cells`; up to about 3 dimensions); "blocked" folds over [block_size,
+        block_size] tiles of the rows sorted along one axis, once per step (memory stays flat);
+        "auto": tiles when their arrays fit in `max_pairs`, else blocked.
       block_size: rows per block and per column tile of the blocked method.
-      max_pairs: the most candidate pairs "auto" and "cells" lay out ([max_pairs] arrays).
+      max_pairs: the largest arrays "auto", "tiles" and "cells" lay out (entries: pairs, distances).
 
     Returns:
       DBSCANResult(labels [n] int32 (-1: noise), core_mask [n] bool, n_clusters [] int32). Core
@@ -192,24 +203,51 @@ def fit(
     return fn(*args, **static)[0]
 
 
-# --- cell lists: the candidate pairs laid out once, every step a segment reduction over them ----------------------
+# --- pairs laid out once (tiles, cell lists), every step a segment reduction over them ----------------------------
 
 
 @functools.partial(jax.jit, static_argnames=("capacity",))
 def _fit_cells(x_nd, eps, min_samples, *, capacity):
     p = cells.candidate_pairs(x_nd, eps, capacity)
-    n = x_nd.shape[0]
+    within_t = p.valid_t & (p.sq_t <= jnp.square(eps))
+    return _fit_pairs(p.rows_t, p.cols_t, within_t, p.sq_t, p.order_n, min_samples, rows_sorted=True)
+
+
+@functools.partial(jax.jit, static_argnames=("capacity",))
+def _fit_tiles(arrays, min_samples, *, capacity):
+    p = tiles.pairs(arrays, capacity)
+    return _fit_pairs(p.rows_t, p.cols_t, p.valid_t, p.sq_t, p.order_n, min_samples, both_ways=True)
+
+
+def _fit_pairs(rows_t, cols_t, within_t, sq_t, order_n, min_samples, *, rows_sorted=False, both_ways=False):
+    """DBSCAN from a layout of pairs: within_t marks the pairs within eps (pairs of a point with itself may be
+    among them or not). A pair (i, j) tells i about j, and j about i as well when both_ways (each unordered
+    pair laid out once); every step is a segment reduction over the pairs, grouped by row when rows_sorted."""
+    n = order_n.shape[0]
     big = jnp.iinfo(jnp.int32).max
-    rows_t, cols_t = p.rows_t, p.cols_t
-    segment_min = functools.partial(jax.ops.segment_min, segment_ids=rows_t, num_segments=n, indices_are_sorted=True)
-    within_t = p.valid_t & ((p.sq_t <= jnp.square(eps)) | (rows_t == cols_t))
-    counts_n = jax.ops.segment_sum(within_t.astype(jnp.int32), rows_t, n, indices_are_sorted=True)
+
+    def reduce_min(value, mask, fill):
+        """[n]: for each point i, the smallest value(i, j) over its pairs (i, j) where mask(i, j) (fill if none);
+        value and mask take the [pairs] index arrays of the two ends."""
+        out_n = jax.ops.segment_min(
+            jnp.where(mask(rows_t, cols_t), value(rows_t, cols_t), fill), rows_t, n, indices_are_sorted=rows_sorted
+        )
+        if both_ways:
+            out_n = jnp.minimum(
+                out_n, jax.ops.segment_min(jnp.where(mask(cols_t, rows_t), value(cols_t, rows_t), fill), cols_t, n)
+            )
+        return out_n
+
+    within_t = within_t & (rows_t != cols_t)  # the point itself is counted once, below
+    counts_n = jax.ops.segment_sum(within_t.astype(jnp.int32), rows_t, n, indices_are_sorted=rows_sorted) + 1
+    if both_ways:
+        counts_n = counts_n + jax.ops.segment_sum(within_t.astype(jnp.int32), cols_t, n)
     core_n = counts_n >= min_samples
     link_t = within_t & core_n[rows_t] & core_n[cols_t]
 
     def step(state):  # as `_components`: the smallest label among core neighbours, hooking, pointer jumping
         label_n, _, passes = state
-        m_n = segment_min(jnp.where(link_t, label_n[cols_t], big))
+        m_n = reduce_min(lambda i, j: label_n[j], lambda i, j: link_t, big)
         new_n = to_roots(jnp.minimum(label_n, m_n).at[label_n].min(m_n))
         return new_n, jnp.any(new_n != label_n), passes + 1
 
@@ -217,11 +255,12 @@ def _fit_cells(x_nd, eps, min_samples, *, capacity):
     root_n, _, passes = jax.lax.while_loop(lambda s: s[1], step, init)
 
     # Border points: the component of the nearest core within eps (ties: the lowest original index).
-    reach_t = within_t & core_n[cols_t]
-    best_n = segment_min(jnp.where(reach_t, p.sq_t, jnp.inf))
-    tie_t = reach_t & (p.sq_t == best_n[rows_t])
-    near_orig_n = segment_min(jnp.where(tie_t, p.order_n[cols_t], big))
-    position_n = jnp.zeros((n,), jnp.int32).at[p.order_n].set(jnp.arange(n, dtype=jnp.int32))
+    def reach(i, j):  # pairs from a non-core point i to a core point j
+        return within_t & ~core_n[i] & core_n[j]
+
+    best_n = reduce_min(lambda i, j: sq_t, reach, jnp.inf)
+    near_orig_n = reduce_min(lambda i, j: order_n[j], lambda i, j: reach(i, j) & (sq_t == best_n[i]), big)
+    position_n = jnp.zeros((n,), jnp.int32).at[order_n].set(jnp.arange(n, dtype=jnp.int32))
     near_root_n = root_n[position_n[jnp.minimum(near_orig_n, n - 1)]]
     root_n = jnp.where(core_n, root_n, jnp.where(near_orig_n < big, near_root_n, -1))
-    return _number(root_n, core_n, p.order_n), passes
+    return _number(root_n, core_n, order_n), passes

@@ -216,109 +216,144 @@ def _covariances(scatter, nk, reg_covar, cov_type, d):
 
 # ---------------------------------------------------------------------------
 # Passes over the data in blocks
+#
+# Each device scans its own rows of x in blocks cut in place (`sharding.slid_block`) and centres each block as
+# it reads it: no centred, padded or re-laid-out copy of x is ever made, so a fit holds x once plus the
+# responsibilities [nb, R, k, size] that the E step hands to the M step, in the same block layout.
 
 
-def _blocks(x_nd, block, real_n=None):
-    """x as blocks of about `block` rows [n_blocks, rows, d] (zero-padded; on an explicit mesh each block spans
-    the devices, `sharding.to_blocks`), and the mask of real rows [n_blocks, rows]: neither the blocks'
-    padding nor, with real_n [n] bool, the rows where it is False (the padding of x, see `fit`'s n_samples)."""
-    shards = sharding.sample_shards(x_nd)
-    ones_n = jnp.ones_like(x_nd[:, 0])
-    mask = sharding.to_blocks(ones_n if real_n is None else jnp.where(real_n, ones_n, 0.0), block, shards)
-    return sharding.to_blocks(x_nd, block, shards), mask
-
-
-def _rows_axis(xb):
-    """The mesh axis (or axes) that splits the rows of the blocks xb [nb, rows, ...] on an explicit mesh; None
-    otherwise (one device, an automatic mesh)."""
-    if sharding.replicated(xb) is None:
+def _rows_axis(x_nd):
+    """The mesh axis (or axes) that splits the rows of x on an explicit mesh; None otherwise (one device, an
+    automatic mesh)."""
+    if sharding.replicated(x_nd) is None:
         return None
-    spec = jax.typeof(xb).sharding.spec
-    return spec[1] if len(spec) > 1 else None
+    spec = jax.typeof(x_nd).sharding.spec
+    return spec[0] if len(spec) else None
 
 
-def _summed_per_device(local, xb, rows_args, shared, out_rows):
-    """local(xb, *rows_args, *shared) -> (per-row outputs, sums), run on each device's own rows of the blocks
-    (shard_map), its sums added across the devices once at the end; plain `local` on one device.
+def _per_device(local, x_nd, rows_args, shared, out_rows=()):
+    """local(x, *rows_args, *shared) -> (per-row outputs, sums), run on each device's own rows (shard_map) with
+    the sums added across the devices once at the end; plain `local` on one device.
 
-    Each block spans every device (`sharding.to_blocks`), so sums taken block by block would cross the devices
-    once per block: across processes, a collective per block (10M rows on 2 processes: 5x slower EM).
-    rows_args: (array, the axis holding xb's rows) pairs; out_rows: how many leading outputs are per-row
-    [nb, R, k, rows] (as the responsibilities), the rest sums."""
-    axis = _rows_axis(xb)
+    Sums taken block by block over blocks that spanned the devices would cross them once per block: across
+    processes, a collective per block (10M rows on 2 processes: 5x slower EM, docs/design/multi_process.md).
+    rows_args: (array, the axis holding its rows) pairs; out_rows: (ndim, rows axis) of each per-row output.
+    """
+    axis = _rows_axis(x_nd)
     arrays = [a for a, _ in rows_args]
     if axis is None:
-        return local(xb, *arrays, *shared)
+        return local(x_nd, *arrays, *shared)
 
     def rows_on(ndim, at):
         return jax.P(*[axis if i == at else None for i in range(ndim)])
 
-    def on_device(xb, *args):
-        out = local(xb, *args)
-        return (*out[:out_rows], *lax.psum(tuple(out[out_rows:]), axis))
+    def on_device(x, *args):
+        per_row, sums = local(x, *args)
+        return per_row, lax.psum(sums, axis)
 
-    n_out = len(jax.eval_shape(lambda: local(xb, *arrays, *shared)))
-    specs = (rows_on(xb.ndim, 1), *[rows_on(a.ndim, at) for a, at in rows_args], *[jax.P()] * len(shared))
-    args = [jax.tree.map(lambda a, p=p: jax.sharding.reshard(a, p), a) for a, p in zip((xb, *arrays, *shared), specs)]
+    specs = (rows_on(2, 0), *[rows_on(a.ndim, at) for a, at in rows_args], *[jax.P()] * len(shared))
+    args = [jax.tree.map(lambda a, p=p: jax.sharding.reshard(a, p), a) for a, p in zip((x_nd, *arrays, *shared), specs)]
     return jax.shard_map(  # (args laid out as the specs say: a no-op for the data, which already is)
         on_device,
-        mesh=jax.typeof(xb).sharding.mesh,
+        mesh=jax.typeof(x_nd).sharding.mesh,
         in_specs=specs,
-        out_specs=(*[rows_on(4, 3)] * out_rows, *[jax.P()] * (n_out - out_rows)),
+        out_specs=(tuple(rows_on(ndim, at) for ndim, at in out_rows), jax.P()),
         check_vma=False,  # the loops' zero carries start alike on every device and end as its own partial sums
     )(*args)
 
 
-def _e_pass(xb, mask, s: _EM, cov_type):
-    """E step over all blocks: responsibilities [nb, R, k, block], counts [R, k], r^T x [R, k, d], lower bound [R]."""
-    return _summed_per_device(functools.partial(_e_pass_blocks, cov_type=cov_type), xb, [(mask, 1)], (s,), 1)
+def _block(x_nd, weight_n, shift_d, i, size):
+    """Block i of x centred on shift_d [size, d] and its rows' weights [size]: 1 on data rows that no earlier
+    block covered, else 0 (a weight-0 row reads as zero: masked, and never far enough to overflow)."""
+    x_bd, fresh_b = sharding.slid_block(x_nd, i, size)
+    m_b = jnp.where(fresh_b, sharding.slid_block(weight_n, i, size)[0], 0.0)
+    return jnp.where(m_b[:, None] > 0, x_bd - shift_d, 0.0), m_b
 
 
-def _e_pass_blocks(xb, mask, s: _EM, cov_type):
-    """`_e_pass` over the blocks as given (on one device, or one device's rows)."""
-    r_, k, d = s.means.shape
+def _scan_blocks(step, carry, x_nd, weight_n, shift_d, block, xs=None):
+    """lax.scan of step(carry, x_bd, m_b, xs_b) over the blocks of this device's rows (`_block`)."""
+    n_blocks, size = sharding.slid_layout(x_nd.shape[0], block)
 
-    def step(carry, inp):
-        x_bd, m_b = inp
-        lp = _weighted_log_prob(x_bd, s.weights, s.means, s.prec_chol, cov_type)  # [b, R, k]
-        lse = jax.nn.logsumexp(lp, axis=2)  # [b, R]
-        resp = jnp.transpose(jnp.exp(lp - lse[..., None]), (1, 2, 0)) * m_b  # [R, k, b]
-        nk, sx = carry
-        rx = jnp.dot(resp.reshape(r_ * k, -1), x_bd, precision=_HIGHEST, out_sharding=sharding.replicated(x_bd))
-        sx = sx + rx.reshape(r_, k, d)
-        return (nk + jnp.sum(resp, axis=-1), sx), (resp, jnp.sum(lse * m_b[:, None], axis=0))
+    def body(c, inp):
+        i, xs_b = inp
+        return step(c, *_block(x_nd, weight_n, shift_d, i, size), xs_b)
 
-    zeros = (jnp.zeros((r_, k), xb.dtype), jnp.zeros((r_, k, d), xb.dtype))
-    (nk, sx), (resp, lse_sums) = lax.scan(step, zeros, (xb, mask))
-    return resp, nk, sx, jnp.sum(lse_sums, axis=0)  # block sums added last: less float32 rounding
+    return lax.scan(body, carry, (jnp.arange(n_blocks), xs))
 
 
-def _m_step(xb, resp, nk, sx, reg_covar, cov_type, n):
-    """M step from responsibilities [nb, R, k, block]: (weights, means, covariances, precision factors)."""
-    d = xb.shape[-1]
-    nk = nk + 10 * jnp.finfo(xb.dtype).eps  # scikit-learn's guard against empty components
+def _add_moments(carry, resp, x_bd):
+    """(counts [R, k], r^T x [R, k, d]) plus those of the block's responsibilities resp [R, k, b]."""
+    nk, sx = carry
+    r_, k, _ = sx.shape
+    rx = jnp.dot(resp.reshape(r_ * k, -1), x_bd, precision=_HIGHEST, out_sharding=sharding.replicated(x_bd))
+    return nk + jnp.sum(resp, axis=-1), sx + rx.reshape(sx.shape)
+
+
+def _zero_moments(r_, k, d, dtype):
+    return jnp.zeros((r_, k), dtype), jnp.zeros((r_, k, d), dtype)
+
+
+def _e_pass(x_nd, weight_n, shift_d, s: _EM, cov_type, block):
+    """E step over all blocks: (responsibilities [nb, R, k, size],), (counts [R, k], r^T x [R, k, d], summed
+    log-likelihood [R])."""
+
+    def local(x_nd, weight_n, shift_d, s):
+        def step(carry, x_bd, m_b, _):
+            lp = _weighted_log_prob(x_bd, s.weights, s.means, s.prec_chol, cov_type)  # [b, R, k]
+            lse = jax.nn.logsumexp(lp, axis=2)  # [b, R]
+            resp = jnp.transpose(jnp.exp(lp - lse[..., None]), (1, 2, 0)) * m_b  # [R, k, b]
+            return _add_moments(carry, resp, x_bd), (resp, jnp.sum(lse * m_b[:, None], axis=0))
+
+        moments, (resp, lse_sums) = _scan_blocks(
+            step, _zero_moments(*s.means.shape, x_nd.dtype), x_nd, weight_n, shift_d, block
+        )
+        return (resp,), (*moments, jnp.sum(lse_sums, axis=0))  # block sums added last: less float32 rounding
+
+    return _per_device(local, x_nd, [(weight_n, 0)], (shift_d, s), ((4, 3),))
+
+
+def _first_resp(x_nd, weight_n, shift_d, src, k, block):
+    """The E step's outputs for initial responsibilities src: labels [n, R] (one-hot; -1: none) or [n, R, k]."""
+
+    def local(x_nd, weight_n, src, shift_d):
+        def step(carry, x_bd, m_b, src_b):
+            resp = jax.nn.one_hot(src_b, k, dtype=x_bd.dtype) if src_b.ndim == 2 else src_b  # [b, R, k]
+            resp = jnp.transpose(resp, (1, 2, 0)) * m_b
+            return _add_moments(carry, resp, x_bd), resp
+
+        n_blocks, size = sharding.slid_layout(x_nd.shape[0], block)
+        src_bb = jax.vmap(lambda i: sharding.slid_block(src, i, size)[0])(jnp.arange(n_blocks))
+        zeros = _zero_moments(src.shape[1], k, x_nd.shape[1], x_nd.dtype)
+        moments, resp = _scan_blocks(step, zeros, x_nd, weight_n, shift_d, block, src_bb)
+        return (resp,), moments
+
+    return _per_device(local, x_nd, [(weight_n, 0), (src, 0)], (shift_d,), ((4, 3),))
+
+
+def _m_step(x_nd, weight_n, shift_d, resp, nk, sx, reg_covar, cov_type, n, block):
+    """M step from responsibilities [nb, R, k, size]: (weights, means, covariances, precision factors)."""
+    d = x_nd.shape[-1]
+    nk = nk + 10 * jnp.finfo(x_nd.dtype).eps  # scikit-learn's guard against empty components
     means = sx / nk[..., None]
-
     r_, k = nk.shape
 
-    def scan(xb, resp, means):  # the arguments, not closed over: shard_map takes them apart
-        def step(acc, inp):
-            x_bd, r_rkb = inp
+    def local(x_nd, weight_n, resp, shift_d, means):  # the arguments, not closed over: shard_map takes them apart
+        def step(acc, x_bd, _, r_rkb):
             return acc + _scatter(x_bd, r_rkb, means, cov_type), None
 
-        zero = jnp.zeros((r_, *_cov_shape(cov_type, k, d)), xb.dtype)
-        return (lax.scan(step, zero, (xb, resp))[0],)
+        zero = jnp.zeros((r_, *_cov_shape(cov_type, k, d)), x_nd.dtype)
+        return (), (_scan_blocks(step, zero, x_nd, weight_n, shift_d, block, resp)[0],)
 
-    (scatter,) = _summed_per_device(scan, xb, [(resp, 3)], (means,), 0)
+    _, (scatter,) = _per_device(local, x_nd, [(weight_n, 0), (resp, 3)], (shift_d, means))
     covs = _covariances(scatter, nk, reg_covar, cov_type, d)
     return nk / n, means, covs, _precision_cholesky(covs, cov_type)
 
 
-def _em_iteration(s: _EM, *, xb, mask, n, tol, max_iter, reg_covar, cov_type):
+def _em_iteration(s: _EM, *, x_nd, weight_n, shift_d, n, tol, max_iter, reg_covar, cov_type, block):
     active = ~s.done
-    resp, nk, sx, lse_sum = _e_pass(xb, mask, s, cov_type)
+    (resp,), (nk, sx, lse_sum) = _e_pass(x_nd, weight_n, shift_d, s, cov_type, block)
     lower_bound = lse_sum / n
-    weights, means, covs, prec_chol = _m_step(xb, resp, nk, sx, reg_covar, cov_type, n)
+    weights, means, covs, prec_chol = _m_step(x_nd, weight_n, shift_d, resp, nk, sx, reg_covar, cov_type, n, block)
     ok = _valid(prec_chol) & jnp.isfinite(lower_bound)
     upd = active & ok
 
@@ -341,14 +376,20 @@ def _em_iteration(s: _EM, *, xb, mask, n, tol, max_iter, reg_covar, cov_type):
     )
 
 
-def _labels(xb, weights, means, prec_chol, cov_type):
-    """Most probable component of each row [nb, rows] (`_blocks`' layout), for R = 1 parameters."""
+def _log_prob_rows(x_nd, shift_d, p: GMMParams, cov_type, block):
+    """Per row of x: (log w_k + log N(x | mu_k, Sigma_k) [n, k],), the means of p already centred on shift_d."""
 
-    def step(_, x_bd):
-        lp = _weighted_log_prob(x_bd, weights, means, prec_chol, cov_type)[:, 0]
-        return None, jnp.argmax(lp, axis=1).astype(jnp.int32)
+    def local(x_nd, shift_d, p):
+        def step(_, x_bd, m_b, __):
+            lp = _weighted_log_prob(x_bd, p.weights_k[None], p.means_kd[None], p.precisions_cholesky[None], cov_type)
+            return None, lp[:, 0]
 
-    return lax.scan(step, None, xb)[1]
+        ones_n = jnp.ones_like(x_nd[:, 0])
+        return (
+            sharding.from_slid_blocks(_scan_blocks(step, None, x_nd, ones_n, shift_d, block)[1], x_nd.shape[0]),
+        ), ()
+
+    return _per_device(local, x_nd, [], (shift_d, p), ((2, 0),))[0][0]
 
 
 # ---------------------------------------------------------------------------
@@ -388,11 +429,11 @@ def _fit(
     real_n = kmeans._real_rows(x_nd, n_samples)
     if real_n is None:
         shift_d = jnp.mean(x_nd, axis=0)
+        weight_n = jnp.ones_like(x_nd[:, 0])
     else:
         shift_d = jnp.sum(jnp.where(real_n[:, None], x_nd, 0.0), axis=0) / n
-    # Padding rows at the mean, where the blocks' own padding lies: masked, and never far enough to overflow.
-    x_nd = x_nd - shift_d if real_n is None else jnp.where(real_n[:, None], x_nd - shift_d, 0.0)
-    xb, mask = _blocks(x_nd, block_size, real_n)
+        weight_n = real_n.astype(dtype)
+    data = (x_nd, weight_n, shift_d)  # the passes centre each block on shift_d as they read it
 
     # Initial parameters: an M step from initial responsibilities, overridden by whatever was given.
     if given_params:
@@ -402,18 +443,12 @@ def _fit(
         pc0 = jnp.broadcast_to(precisions_init, (r_, *precisions_init.shape))
     else:
         if init in ("kmeans", "labels"):
-            resp_rkn = jnp.swapaxes(jax.nn.one_hot(labels_rn, k, dtype=dtype), 1, 2)
+            src = jnp.swapaxes(labels_rn, 0, 1)  # [n, R]: one-hot in the pass
         else:  # scikit-learn's "random": uniform responsibilities, normalised per point
-            u = jax.random.uniform(key, (r_, n, k), dtype)  # drawn for the data alone: the unpadded draw
-            u = u / jnp.sum(u, axis=-1, keepdims=True)
-            if n < n_pad:  # padding rows: no responsibility
-                u = jnp.pad(u, ((0, 0), (0, n_pad - n), (0, 0)))
-            resp_rkn = jnp.swapaxes(u, 1, 2)
-        resp_nrk = sharding.to_blocks(jnp.moveaxis(resp_rkn, 2, 0), block_size, sharding.sample_shards(x_nd))
-        resp = jnp.moveaxis(resp_nrk, 1, 3)  # [nb, R, k, rows]
-        nk = jnp.sum(resp_rkn, axis=-1)
-        sx = jnp.einsum("rkn,nd->rkd", resp_rkn, x_nd, precision=_HIGHEST, out_sharding=sharding.replicated(x_nd))
-        w0, mu0, cov0, pc0 = _m_step(xb, resp, nk, sx, reg_covar, cov_type, n)
+            u = jax.random.uniform(key, (n, r_, k), dtype)  # drawn for the data alone: the unpadded draw
+            src = jnp.pad(u / jnp.sum(u, axis=-1, keepdims=True), ((0, n_pad - n), (0, 0), (0, 0)))
+        (resp,), (nk, sx) = _first_resp(*data, src, k, block_size)
+        w0, mu0, cov0, pc0 = _m_step(*data, resp, nk, sx, reg_covar, cov_type, n, block_size)
         if weights_init is not None:
             w0 = jnp.broadcast_to(weights_init, (r_, k))
         if means_init is not None:
@@ -436,13 +471,15 @@ def _fit(
     )
     body = functools.partial(
         _em_iteration,
-        xb=xb,
-        mask=mask,
+        x_nd=x_nd,
+        weight_n=weight_n,
+        shift_d=shift_d,
         n=n,
         tol=tol,
         max_iter=max_iter,
         reg_covar=reg_covar,
         cov_type=cov_type,
+        block=block_size,
     )
     s = lax.while_loop(lambda s: ~jnp.all(s.done), body, s)
 
@@ -450,9 +487,9 @@ def _fit(
     best = jnp.argmax(per_init)
     w, mu, pc = s.weights[best], s.means[best], s.prec_chol[best]
     # A last E step, as scikit-learn's: the labels are those of the final parameters.
-    labels = _labels(xb, w[None], mu[None], pc[None], cov_type)
     params = GMMParams(w, mu + shift_d, s.covs[best], pc)
-    labels = sharding.from_blocks(labels, n_pad, sharding.sample_shards(x_nd))
+    labels = jnp.argmax(_log_prob_rows(x_nd, shift_d, params._replace(means_kd=mu), cov_type, block_size), axis=1)
+    labels = labels.astype(jnp.int32)
     if real_n is not None:
         labels = jnp.where(real_n, labels, -1)
     res = GMMResult(params, labels, per_init[best], s.n_iter[best], s.converged[best], per_init)
@@ -681,7 +718,8 @@ def fit(
       weights_init: [k] initial weights; means_init: [k, d] initial means; precisions_init: initial
         precisions (inverse covariances) of the covariance type's shape (tied: [d, d]). Each one given
         replaces what init_params would give, as in scikit-learn.
-      block_size: rows per block of the passes over the data; default: about 4 MB of intermediates.
+      block_size: rows per block of the passes over the data (on each device); default: about 4 MB of
+        intermediates.
       n_samples: the first n_samples rows of x are the data; the rows after them only pad x to a length
         that splits evenly over devices (e.g. for `jax.make_array_from_process_local_data`) and are ignored:
         the fit is the one on x[:n_samples] (up to float rounding), its labels -1 on the padding rows.
@@ -730,21 +768,12 @@ def _check_params(params, x=None):
 @functools.partial(jax.jit, static_argnames=("cov_type", "block_size"))
 def _log_resp(p: GMMParams, x_nd, *, cov_type, block_size):
     """log p(x_n) [n] and log responsibilities [n, k]."""
-    n = x_nd.shape[0]
     # Densities are translation invariant: centring x and the means on the mixture's mean keeps the
     # E step's x U - mu U free of cancellation for data far from the origin.
     centre = jnp.dot(p.weights_k, p.means_kd, precision=_HIGHEST) / jnp.sum(p.weights_k)
-    p = p._replace(means_kd=p.means_kd - centre)
-    xb, _ = _blocks(x_nd - centre, block_size)
-
-    def step(_, x_bd):
-        lp = _weighted_log_prob(x_bd, p.weights_k[None], p.means_kd[None], p.precisions_cholesky[None], cov_type)[:, 0]
-        lse = jax.nn.logsumexp(lp, axis=1)
-        return None, (lse, lp - lse[:, None])
-
-    _, (lse, log_resp) = lax.scan(step, None, xb)
-    shards = sharding.sample_shards(x_nd)
-    return sharding.from_blocks(lse, n, shards), sharding.from_blocks(log_resp, n, shards)
+    lp = _log_prob_rows(x_nd, centre, p._replace(means_kd=p.means_kd - centre), cov_type, block_size)
+    lse = jax.nn.logsumexp(lp, axis=1)
+    return lse, lp - lse[:, None]
 
 
 def _scores(params, x):

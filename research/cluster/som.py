@@ -223,14 +223,8 @@ def _map_blocks(x_nd, block, fn):
     if shards > 1:
         valid = sharding.to_blocks(jnp.ones_like(x_nd[:, 0], bool), block, shards)
         return lax.map(lambda a: fn(*a), (sharding.to_blocks(x_nd, block, shards), valid))
-    size = min(block, n)
-
-    def body(i):
-        start = jnp.minimum(i * size, n - size)
-        x_bd = lax.dynamic_slice_in_dim(x_nd, start, size, axis=0)
-        return fn(x_bd, start + jnp.arange(size) >= i * size)
-
-    return lax.map(body, jnp.arange(-(-n // size)))
+    n_blocks, size = sharding.slid_layout(n, block)
+    return lax.map(lambda i: fn(*sharding.slid_block(x_nd, i, size)), jnp.arange(n_blocks))
 
 
 def _unblock(v_bb, x_nd):
@@ -239,9 +233,7 @@ def _unblock(v_bb, x_nd):
     n, shards = x_nd.shape[0], sharding.sample_shards(x_nd)
     if shards > 1:
         return sharding.from_blocks(v_bb, n, shards)
-    n_blocks, size = v_bb.shape[:2]
-    overlap = n_blocks * size - n
-    return jnp.concatenate([v_bb[:-1].reshape(-1, *v_bb.shape[2:]), v_bb[-1, overlap:]])
+    return sharding.from_slid_blocks(v_bb, n)
 
 
 def _sq_dist(x_bd, c_kd, cc_k):

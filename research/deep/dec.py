@@ -5,8 +5,9 @@
     res.labels, res.params["centroids"]               # [n]; [k, latent]
 
 Soft assignments q_ij ∝ (1 + |z_i - mu_j|^2 / alpha)^(-(alpha + 1) / 2), sharpened into the target
-p_ij ∝ q_ij^2 / sum_i q_ij, train encoder and centroids to minimise KL(P || Q); P is recomputed every
-`update_interval` steps, and training stops when fewer than `tol` of the labels changed. `DECConfig` selects
+p_ij ∝ q_ij^2 / sum_i q_ij, train encoder and centroids to minimise KL(P || Q); P is recomputed on all samples
+every `update_interval` steps, and training stops when fewer than `tol` of the labels changed. `target="batch"`
+is ClustPy's rule instead: each step's P comes from its own batch's Q, with no pass over the data. `DECConfig` selects
 IDEC (`gamma`, Guo et al. 2017), DEC w/o backprop (`frozen`) and DEC-DA (`augment`, Guo et al. 2018). The
 steps run on `train.advance`; a checkpoint holds the last update's labels, so a resumed run ends bit-equal.
 `fit(..., on_update=Snapshots(n, every))` keeps a subset's codes every few updates: the DEC paper's picture.
@@ -53,15 +54,21 @@ class DECConfig(NamedTuple):
     checkpoint_every: int = 5  # target updates between checkpoints (with a workdir)
     augment: Callable | None = None  # DEC-DA: (key, batch) -> batch, hashable; the step's inputs only
     devices: int | None = None  # devices each batch is split over (train.data_mesh; None: all visible)
+    # "full": P from all n samples every update_interval steps (the DEC paper). "batch": each step's P from its own
+    # batch's Q (ClustPy's rule); then update_interval only spaces the labelling passes that check tol, and with
+    # tol = 0 there are none: exactly max_iter steps, labelled once at the end (ClustPy's fixed epochs).
+    target: str = "full"
 
 
 class DECResult(NamedTuple):
     """params: {"ae": autoencoder params, "centroids": [k, latent]}; labels: argmax q at the last update [n];
     q: [n, k] at the last update; embedding: the codes [n, latent] q was computed from; init_labels: the
     k-means labels the centroids started from (AE + k-means);
-    n_iter: steps trained; n_updates: target computations (step 0 included); converged: stopped by `tol`
-    (not `max_iter`); history: one dict per update made by this call (a resumed call starts at its checkpoint):
-    step, delta_label, loss and samples/s of the stretch before it and, when y was given, acc/nmi/ari."""
+    n_iter: steps trained; n_updates: updates, i.e. passes that labelled all samples (step 0 included; with
+    target="full" each also made the target); converged: stopped by `tol` (not `max_iter`); history: one dict
+    per stretch of steps made by this call (a resumed call starts at its checkpoint), and for the start: step,
+    loss and samples/s of the stretch before it and, at updates, delta_label and (when y was given) acc/nmi/ari.
+    With target="batch" and tol = 0 only the first and last rows are updates."""
 
     params: Any
     labels: np.ndarray
@@ -113,9 +120,15 @@ def kl_divergence(p_nk, log_q_nk):
     return jnp.mean(jnp.sum(jax.scipy.special.xlogy(p_nk, p_nk) - p_nk * log_q_nk, axis=1))
 
 
+def batch_target(log_q_nk):
+    """ClustPy's target: P of the batch's own Q (its cluster frequencies are the batch's), held constant."""
+    return jax.lax.stop_gradient(target_distribution(jnp.exp(log_q_nk)))
+
+
 @functools.cache
-def _loss(model, alpha: float, gamma: float | None, recon: str, frozen: bool, augment=None):
-    """loss_fn(params, batch, key) for `train.make_step`; batch = {"x": inputs (codes when frozen), "p": targets}."""
+def _loss(model, alpha: float, gamma: float | None, recon: str, frozen: bool, augment=None, target: str = "full"):
+    """loss_fn(params, batch, key) for `train.make_step`; batch = {"x": inputs (codes when frozen), "p": targets}
+    (target="full"), or {"x": ...} alone (target="batch": P from the batch's own Q)."""
 
     def loss_fn(params, batch, key):
         x = batch["x"] if augment is None else augment(key, batch["x"])
@@ -125,7 +138,15 @@ def _loss(model, alpha: float, gamma: float | None, recon: str, frozen: bool, au
             z = model.apply(params["ae"], x, method="encode")
         else:
             z, out = model.apply(params["ae"], x)
-        kl = kl_divergence(batch["p"], _log_soft_assign(z, params["centroids"], alpha))
+        log_q = _log_soft_assign(z, params["centroids"], alpha)
+        if target == "full":
+            p = batch["p"]
+        elif augment is None:
+            p = batch_target(log_q)
+        else:  # DEC-DA: the targets are the untransformed samples' (one more forward pass through the encoder)
+            clean = model.apply(params["ae"], batch["x"], method="encode")
+            p = batch_target(_log_soft_assign(clean, params["centroids"], alpha))
+        kl = kl_divergence(p, log_q)
         if gamma is None or frozen:
             return kl
         return pretrain.reconstruction_loss(out, x, recon) + gamma * kl
@@ -134,13 +155,24 @@ def _loss(model, alpha: float, gamma: float | None, recon: str, frozen: bool, au
 
 
 @functools.cache
-def _step(model, alpha, gamma, recon, frozen, optimizer, learning_rate, momentum, augment):
+def _step(model, alpha, gamma, recon, frozen, optimizer, learning_rate, momentum, augment, target="full"):
     # One step object per setting, so its jitted stretch compiles once however many fits run in a process.
     tx = pretrain.optimizer(optimizer, learning_rate, momentum=momentum)
-    return train.make_step(_loss(model, alpha, gamma, recon, frozen, augment), tx), tx
+    return train.make_step(_loss(model, alpha, gamma, recon, frozen, augment, target), tx), tx
 
 
 _soft_assign_jit = jax.jit(soft_assign, static_argnums=2)
+
+
+def encoder_params(model, ae_params, x_1d):
+    """ae_params with only the layers that `encode` reads (found by tracing it on x_1d [1, d]): the decoder's
+    left out. All of them for a model whose code depends on every layer."""
+    inner = ae_params["params"]
+    jaxpr = jax.make_jaxpr(lambda p: model.apply({**ae_params, "params": p}, x_1d, method="encode"))(inner).jaxpr
+    read = {id(v) for e in jaxpr.eqns for v in e.invars} | {id(v) for v in jaxpr.outvars}
+    owners = [name for name in sorted(inner) for _ in jax.tree.leaves(inner[name])]  # a dict's leaf order
+    used = {owner for owner, v in zip(owners, jaxpr.invars, strict=True) if id(v) in read}
+    return {**ae_params, "params": {name: layer for name, layer in inner.items() if name in used}}
 
 
 def embed(model, params, x, frozen: bool = False) -> np.ndarray:
@@ -188,6 +220,19 @@ IGNORED_KEYS = (
 )
 
 
+TARGETS = ("full", "batch")
+
+
+def _labels_only_at_ends(cfg: DECConfig) -> bool:
+    """With batch targets and no tol, nothing needs the labels between the start and the end: no passes."""
+    return cfg.target == "batch" and cfg.tol == 0
+
+
+def _update_index(cfg: DECConfig, step: int) -> int:
+    """Updates before the one at `step` (which is at an update_interval boundary, or at max_iter)."""
+    return int(step > 0) if _labels_only_at_ends(cfg) else -(-step // cfg.update_interval)
+
+
 def _check(cfg: DECConfig, n: int) -> DECConfig:
     check_n_clusters(cfg.n_clusters, n)
     check_positive_float(cfg.alpha, "alpha")
@@ -195,6 +240,8 @@ def _check(cfg: DECConfig, n: int) -> DECConfig:
     check_positive_int(cfg.max_iter, "max_iter")
     check_positive_int(cfg.checkpoint_every, "checkpoint_every")
     check_positive_float(cfg.tol, "tol", allow_zero=True, meaning="the fraction of changed labels that stops DEC")
+    if cfg.target not in TARGETS:
+        raise ValueError(f"target {cfg.target!r}: use 'full' (the DEC paper) or 'batch' (ClustPy's rule).")
     if cfg.gamma is not None:
         check_positive_float(cfg.gamma, "gamma", meaning="IDEC's weight of the clustering loss")
         if cfg.frozen:
@@ -252,12 +299,15 @@ def fit(
         cfg.learning_rate,
         cfg.momentum,
         cfg.augment,
+        cfg.target,
     )
     # A copy: the train step donates its state, and the caller's autoencoder must outlive the fit.
+    # DEC trains the encoder alone: the decoder stays out of the state, so no step runs the optimiser over it.
+    trained = ae_params if cfg.gamma is not None else encoder_params(model, ae_params, x[:1])
     params = (
         {"centroids": init.centroids}
         if cfg.frozen
-        else {"ae": jax.tree.map(jnp.copy, ae_params), "centroids": init.centroids}
+        else {"ae": jax.tree.map(jnp.copy, trained), "centroids": init.centroids}
     )
     state = {"train": train.init_state(k_train, params, tx), "labels": jnp.asarray(init_labels, jnp.int32)}
     data_x = jnp.asarray(z0 if cfg.frozen else x)
@@ -274,6 +324,8 @@ def fit(
     params = dict(state["train"].params)
     if cfg.frozen:
         params["ae"] = ae_params
+    elif cfg.gamma is None:  # the trained encoder with the pretrained decoder
+        params["ae"] = {**ae_params, "params": {**ae_params["params"], **params["ae"]["params"]}}
     return DECResult(
         params=params,
         labels=q.argmax(1),
@@ -281,7 +333,7 @@ def fit(
         embedding=np.asarray(z),
         init_labels=init_labels,
         n_iter=int(state["train"].step),
-        n_updates=-(-int(state["train"].step) // cfg.update_interval) + 1,
+        n_updates=_update_index(cfg, int(state["train"].step)) + 1,
         converged=converged,
         history=history,
     )
@@ -304,32 +356,35 @@ def _loop(step, state, data_x, z0, cfg, model, y, ckpt, log, on_update):
         params = state["train"].params
         # The pretrained codes serve the first update of a fresh run (the k-means start encoded them already).
         fresh = s == 0 and not history
-        z = z0 if cfg.frozen or fresh else pretrain.encode(model, params["ae"], data_x)
-        q = np.asarray(_soft_assign_jit(jnp.asarray(z), params["centroids"], float(cfg.alpha)))
-        labels = q.argmax(1).astype(np.int32)
-        delta = float(np.mean(labels != np.asarray(state["labels"])))
-        row = {"stage": "dec", "delta_label": delta}
+        row = {"stage": "dec"}
         if loss is not None:
             row |= {"loss": loss, "samples_per_s": t_rate}
-        if y is not None:
-            row |= {m: v for m, v in metrics.evaluate(y, labels).items() if m != "purity"}
+        update = fresh or s >= cfg.max_iter or not _labels_only_at_ends(cfg)
+        if update:  # a pass over all samples: their labels, and with target="full" the next target
+            z = z0 if cfg.frozen or fresh else pretrain.encode(model, params["ae"], data_x)
+            q = np.asarray(_soft_assign_jit(jnp.asarray(z), params["centroids"], float(cfg.alpha)))
+            labels = q.argmax(1).astype(np.int32)
+            delta = float(np.mean(labels != np.asarray(state["labels"])))
+            row["delta_label"] = delta
+            if y is not None:
+                row |= {m: v for m, v in metrics.evaluate(y, labels).items() if m != "purity"}
         history.append({"step": s, **row})
         if log is not None:
             log.log(s, **row)
-        converged = s > 0 and delta < cfg.tol
+        converged = update and s > 0 and delta < cfg.tol
         last = converged or s >= cfg.max_iter
-        if on_update is not None:
+        if update and on_update is not None:
             centroids = np.array(params["centroids"])  # a copy: the next stretch donates the state's buffers
-            on_update(Update(s, -(-s // cfg.update_interval), np.asarray(z), labels, centroids, last))
+            on_update(Update(s, _update_index(cfg, s), np.asarray(z), labels, centroids, last))
         if last:
             break
-        p = target_distribution(jnp.asarray(q))
+        batches = {"x": data_x, "p": target_distribution(jnp.asarray(q))} if cfg.target == "full" else {"x": data_x}
         t0 = time.perf_counter()
         count = min(cfg.update_interval, cfg.max_iter - s)
         tr, losses = train.advance(
             step,
             state["train"],
-            {"x": data_x, "p": p},
+            batches,
             batch_size=cfg.batch_size,
             count=count,
             data_key=data_key,
@@ -337,7 +392,7 @@ def _loop(step, state, data_x, z0, cfg, model, y, ckpt, log, on_update):
             stage="dec",
             devices=cfg.devices,
         )
-        state = {"train": tr, "labels": jnp.asarray(labels)}
+        state = {"train": tr, "labels": state["labels"] if not update else jnp.asarray(labels)}
         loss, t_rate = float(losses.mean()), round(count * cfg.batch_size / (time.perf_counter() - t0), 1)
         if ckpt is not None and (int(tr.step) // cfg.update_interval) % cfg.checkpoint_every == 0:
             ckpt.save(int(tr.step), state, force=True)

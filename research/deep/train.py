@@ -133,12 +133,27 @@ def _permutation(key, n):
     return jax.random.permutation(key, n).astype(jnp.int32)
 
 
+_RECENT_PERMUTATIONS: list = []  # (key, epoch, n, permutation): the last few drawn
+
+
+def _epoch_permutation(key, epoch: int, n: int) -> jax.Array:
+    """The permutation of epoch `epoch`, from fold_in(key, epoch). The stretches of a few hundred steps that DEC
+    runs between its updates share epochs, and drawing 70k rows' costs tens of ms: the last few are kept (by
+    the key object itself, which the entry holds, so a new key never meets an old entry)."""
+    for k, e, m, perm in _RECENT_PERMUTATIONS:
+        if k is key and e == epoch and m == n:
+            return perm
+    perm = _permutation(jax.random.fold_in(key, epoch), n)
+    _RECENT_PERMUTATIONS[:] = [*_RECENT_PERMUTATIONS[-3:], (key, epoch, n, perm)]
+    return perm
+
+
 def batch_indices(key, n: int, batch_size: int, start: int, count: int) -> jax.Array:
     """Rows of steps [start, start + count): epoch e is a permutation drawn from fold_in(key, e), cut into
     floor(n / batch_size) batches (the remainder waits for another epoch's shuffle). Returns int32 [count, B]."""
     per_epoch = n // batch_size
     first, last = start // per_epoch, (start + count - 1) // per_epoch
-    perms = [_permutation(jax.random.fold_in(key, e), n)[: per_epoch * batch_size] for e in range(first, last + 1)]
+    perms = [_epoch_permutation(key, e, n)[: per_epoch * batch_size] for e in range(first, last + 1)]
     idx = jnp.concatenate(perms).reshape(-1, batch_size)
     offset = start - first * per_epoch
     return idx[offset : offset + count]

@@ -1,0 +1,162 @@
+r"""The best recipe end to end, from raw data: an autoencoder pretrained on augmented images, then the manifold
+clustering of its codes (neighbour embedding + GMM). The settings of the best row: configs/best.flags.
+
+  python -m experiments.pipeline --flagfile=experiments/configs/best.flags --dataset=mnist --seed=0
+  python -m experiments.pipeline --flagfile=experiments/configs/best.flags --dataset=mnist --epochs=10 --n_epochs=50
+
+Two stages today, each in a workdir of its own under --workdir (default checkpoints/pipeline/<dataset>-seed<s>):
+autoencoder/ (experiments.autoencoder's pretraining, its flags: --arch, --epochs, --augment, ...) and manifold/
+(experiments.manifold_cluster on those codes: --embed_dim, --n_epochs, --gmm_n_init, ...). A finished stage with
+the same settings is reused: with --overwrite and other manifold flags, only stage 2 runs again; stage 1 may be
+a finished experiments.autoencoder run elsewhere (--autoencoder_workdir, never replaced). results.json:
+the final scores (ACC/NMI/ARI when the labels are known), each stage's workdir, settings and seconds; labels.npy.
+A self-training stage would be a third, run after the manifold stage from its labels (there is none yet).
+Data without an image shape (csv:) are pretrained without --augment, which moves and turns images; results.json
+says so. docs/experiments.md#pipeline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+from absl import flags, logging
+
+from experiments import common, features, stages  # noqa: F401 (features defines --pretrained, refused here)
+from research import data, runlog
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string(
+    "autoencoder_workdir",
+    None,
+    "Stage 1's workdir: the autoencoder is pretrained there, or reused when a finished one of the same settings, "
+    "dataset, split and seed is there (an experiments.autoencoder run too); never replaced, even with "
+    "--overwrite. Default: <workdir>/autoencoder.",
+)
+stages.define_autoencoder_flags()
+stages.define_manifold_flags()
+stages.define_tensorboard_flag()
+SCORES = ("acc", "nmi", "ari", "purity")
+
+
+def main(argv):
+    del argv
+    if FLAGS.pretrained:
+        raise ValueError(
+            "--pretrained does not apply: the pipeline pretrains its own autoencoder into <workdir>/autoencoder/. "
+            "To cluster the codes of a finished one, run experiments.manifold_cluster --pretrained=<its workdir>."
+        )
+    run = common.run_config("pipeline")
+    ae_dir = Path(FLAGS.autoencoder_workdir) if FLAGS.autoencoder_workdir else None
+    ae_cfg = stages.autoencoder_config()
+    manifold_cfg = stages.manifold_config(str(ae_dir or run.workdir / "autoencoder"))
+    run_stages(run, ae_cfg, manifold_cfg, FLAGS.tensorboard, ae_dir)
+
+
+def run_stages(
+    run: common.RunConfig,
+    ae_cfg: stages.AutoencoderConfig,
+    manifold_cfg: stages.ManifoldConfig,
+    tensorboard: bool = False,
+    ae_dir: Path | None = None,
+) -> dict:
+    """Stage 1 (pretraining) into `ae_dir` (default <workdir>/autoencoder), stage 2 (manifold clustering of its
+    codes) into <workdir>/manifold, each reused when finished with the same settings; then results.json."""
+    wd = common.prepare_workdir(run)
+    ds = common.load_dataset(run)
+    ae_cfg, note = _pretraining_for(ae_cfg, ds)
+
+    shared = ae_dir is not None  # a workdir of its own: reused or filled, never replaced
+    ae_dir = wd / "autoencoder" if ae_dir is None else ae_dir
+    _check_same_data(ae_dir, run, replace=run.overwrite and not shared)
+    before, t0 = _mtime(ae_dir / "results.json"), time.perf_counter()
+    ae_run = dataclasses.replace(run, overwrite=run.overwrite and not shared)
+    fix = (
+        "A --autoencoder_workdir is never replaced: give its settings, or choose another one."
+        if shared
+        else "Pass --overwrite to replace it, or choose another --workdir."
+    )
+    stages.obtain_autoencoder(ae_run, ds, ae_cfg, tensorboard=tensorboard, prefix="", ae_dir=ae_dir, fix=fix)
+    ae_seconds = time.perf_counter() - t0
+    ae_reused = before is not None and before == _mtime(ae_dir / "results.json")
+    ae_res = runlog.read_json(ae_dir / "results.json")
+
+    # Stage 2's config.json records every flag of the pipeline (the autoencoder's too): new codes, a new run.
+    m_run = dataclasses.replace(
+        run, experiment="manifold_cluster", workdir=wd / "manifold", flags={**run.flags, "pretrained": str(ae_dir)}
+    )
+    m_reused, t0 = common.finished_alike(m_run), time.perf_counter()
+    if m_reused:
+        logging.info("reusing the manifold clustering finished earlier in %s", m_run.workdir)
+        m_res = runlog.read_json(m_run.workdir / "results.json")
+    else:
+        m_res = stages.cluster_manifold(m_run, manifold_cfg, tensorboard, started=t0)
+    m_seconds = time.perf_counter() - t0
+    runlog.save_array(wd / "labels.npy", np.load(m_run.workdir / "labels.npy"))
+
+    autoencoder = {
+        "workdir": str(ae_dir),
+        "reused": ae_reused,
+        "seconds": round(ae_seconds, 1),
+        "settings": dataclasses.asdict(ae_cfg),
+        "reconstruction_mse": ae_res.get("reconstruction_mse"),
+        "train_seconds": ae_res.get("train_seconds_this_invocation"),
+        **({"note": note} if note else {}),
+    }
+    manifold = {
+        "workdir": str(m_run.workdir),
+        "reused": m_reused,
+        "seconds": round(m_seconds, 1),
+        "settings": dataclasses.asdict(manifold_cfg),
+        **{k: m_res.get(k) for k in ("n_epochs", "lower_bound", "knn_seconds", "embed_seconds", "gmm_seconds")},
+    }
+    results = (
+        common.run_fields(run, ds)
+        | {k: m_res[k] for k in SCORES if k in m_res}
+        | {"n_clusters": m_res["n_clusters"], "stages": {"autoencoder": autoencoder, "manifold": manifold}}
+    )
+    done = [f"{name} " + ("reused" if s["reused"] else f"{s['seconds']:.1f}s") for name, s in results["stages"].items()]
+    common.finish(
+        run,
+        results,
+        f"pipeline {ds.name}/{run.split} K={results['n_clusters']}: {common.score_text(results)} "
+        f"({', '.join(done)}) -> {wd}",
+    )
+    return results
+
+
+def _pretraining_for(cfg: stages.AutoencoderConfig, ds: data.Dataset):
+    """(cfg, note): the augmentation is for images; data without an image shape pretrain without it, noted."""
+    if cfg.augment == "none" or ds.image_shape is not None:
+        return cfg, None
+    note = f"--augment={cfg.augment} moves and turns images; {ds.name} has no image shape, so pretrained without it"
+    logging.warning(note)
+    return dataclasses.replace(cfg, augment="none"), note
+
+
+def _check_same_data(ae_dir: Path, run: common.RunConfig, replace: bool) -> None:
+    """Refuses an autoencoder workdir of another dataset, split, seed or subset than this run's (the settings
+    compared by stages.obtain_autoencoder leave these out); `replace`: removes its outputs instead."""
+    if not (ae_dir / "config.json").is_file():
+        return
+    stored = runlog.read_json(ae_dir / "config.json")
+    differ = [k for k in ("dataset", "split", "seed", "min_retention") if k in stored and stored[k] != getattr(run, k)]
+    if differ and replace:
+        logging.warning("--overwrite: replacing the autoencoder of another %s in %s", ", ".join(differ), ae_dir)
+        common.remove_run_outputs(ae_dir)
+    elif differ:
+        was = ", ".join(f"{k}={stored[k]}" for k in differ)
+        raise ValueError(
+            f"{ae_dir} holds an autoencoder of another {', '.join(differ)} ({was}). Pass --overwrite to replace it "
+            "(not a --autoencoder_workdir of your own), or choose another --workdir or --autoencoder_workdir."
+        )
+
+
+def _mtime(path) -> int | None:
+    return path.stat().st_mtime_ns if path.exists() else None
+
+
+if __name__ == "__main__":
+    common.run_main(main)
