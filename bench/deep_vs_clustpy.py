@@ -287,8 +287,10 @@ def _summarise(rows, methods, ours) -> list[dict]:
     for method in [METHODS[m]["name"] for m in methods]:
         group = {impl: [r for r in rows if r["method"] == method and r["impl"] == impl] for impl in (*ours, PEER)}
         peer_median = statistics.median(r["stage_s"] for r in group[PEER])
+        peer_by_seed = {r["seed"]: r["stage_s"] for r in group[PEER]}  # the same steps as ours on that seed
         for impl, rs in group.items():
             t, acc = [r["stage_s"] for r in rs], [r["acc"] for r in rs]
+            per_seed = [peer_by_seed[r["seed"]] / r["stage_s"] for r in rs]
             out.append(
                 {
                     "row": "summary",
@@ -307,6 +309,8 @@ def _summarise(rows, methods, ours) -> list[dict]:
                     "acc_min_median_max": _spread(acc, ".4f"),
                     "nmi_mean_std": report.mean_std([r["nmi"] for r in rs]),
                     "speedup_vs_clustpy": peer_median / statistics.median(t),
+                    "speedup_per_seed": _spread(per_seed),
+                    "speedup_all_seeds": sum(peer_by_seed[r["seed"]] for r in rs) / sum(t),
                 }
             )
     return out
@@ -356,6 +360,8 @@ SUMMARY_COLUMNS = [
     ("ACC: min / median / max", "acc_min_median_max"),
     ("NMI: mean ± std", "nmi_mean_std"),
     ("speed vs ClustPy (median stage)", lambda r: common.ratio(r["speedup_vs_clustpy"], 1.0, ".2f")),
+    ("speed vs ClustPy, same seed: min / median / max", "speedup_per_seed"),
+    ("speed vs ClustPy, all seeds (summed stage s)", lambda r: common.ratio(r["speedup_all_seeds"], 1.0, ".2f")),
 ]
 SEED_COLUMNS = [
     ("method", "method"),
