@@ -92,7 +92,7 @@ def run_stages(
         logging.info("reusing the manifold clustering finished earlier in %s", m_run.workdir)
         m_res = runlog.read_json(m_run.workdir / "results.json")
     else:
-        m_res = stages.cluster_manifold(m_run, manifold_cfg, tensorboard, started=t0)
+        m_res = stages.cluster_manifold(m_run, manifold_cfg, tensorboard, started=t0, ds=ds)
     m_seconds = time.perf_counter() - t0
     runlog.save_array(wd / "labels.npy", np.load(m_run.workdir / "labels.npy"))
 

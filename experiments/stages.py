@@ -487,13 +487,18 @@ def manifold_config(pretrained: str | None) -> ManifoldConfig:
 
 
 def cluster_manifold(
-    run: common.RunConfig, cfg: ManifoldConfig, tensorboard: bool = False, started: float | None = None
+    run: common.RunConfig,
+    cfg: ManifoldConfig,
+    tensorboard: bool = False,
+    started: float | None = None,
+    ds: data.Dataset | None = None,
 ) -> dict:
     """Embeds run's dataset (or its codes), fits the mixture to the embedding; writes the workdir's outputs
     (results.json last) and returns the results. With `tensorboard`, the scores also go to metrics.jsonl and
-    <workdir>/tensorboard/ as one row. `started`: where its wall time counts from (`common.finish`)."""
+    <workdir>/tensorboard/ as one row. `started`: where its wall time counts from (`common.finish`); `ds`: the
+    run's dataset when the caller has loaded it already (a pipeline's earlier stage)."""
     wd = common.prepare_workdir(run)
-    ds = common.load_dataset(run)
+    ds = common.load_dataset(run) if ds is None else ds
     k = common.n_clusters(ds, cfg.n_clusters)
     k_knn, k_embed, k_gmm, k_pic = jax.random.split(run.key(), 4)
     x = np.asarray(ds.x, np.float32)

@@ -165,14 +165,10 @@ _soft_assign_jit = jax.jit(soft_assign, static_argnums=2)
 
 
 def encoder_params(model, ae_params, x_1d):
-    """ae_params with only the layers that `encode` reads (found by tracing it on x_1d [1, d]): the decoder's
-    left out. All of them for a model whose code depends on every layer."""
-    inner = ae_params["params"]
-    jaxpr = jax.make_jaxpr(lambda p: model.apply({**ae_params, "params": p}, x_1d, method="encode"))(inner).jaxpr
-    read = {id(v) for e in jaxpr.eqns for v in e.invars} | {id(v) for v in jaxpr.outvars}
-    owners = [name for name in sorted(inner) for _ in jax.tree.leaves(inner[name])]  # a dict's leaf order
-    used = {owner for owner, v in zip(owners, jaxpr.invars, strict=True) if id(v) in read}
-    return {**ae_params, "params": {name: layer for name, layer in inner.items() if name in used}}
+    """ae_params with only the layers that `encode` reads, the decoder's left out: Flax creates a submodule's
+    parameters only when it is called, so initialising `encode` alone on x_1d [1, d] (shapes only) names them."""
+    used = jax.eval_shape(lambda: model.init(jax.random.key(0), x_1d, method="encode"))["params"]
+    return {**ae_params, "params": {name: layer for name, layer in ae_params["params"].items() if name in used}}
 
 
 def embed(model, params, x, frozen: bool = False) -> np.ndarray:
