@@ -278,10 +278,6 @@ def _row(method, impl, seed, r, y, **extra) -> dict:
     return row | extra
 
 
-def _spread(values, fmt=".2f") -> str:
-    return " / ".join(format(v, fmt) for v in (min(values), statistics.median(values), max(values)))
-
-
 def _summarise(rows, methods, ours) -> list[dict]:
     out = []
     for method in [METHODS[m]["name"] for m in methods]:
@@ -298,7 +294,7 @@ def _summarise(rows, methods, ours) -> list[dict]:
                     "impl": impl,
                     "seeds": len(rs),
                     "steps_median": statistics.median(r["steps"] for r in rs),
-                    "stage_s_min_median_max": _spread(t),
+                    "stage_s_min_median_max": report.spread(t, 2),
                     "stage_s_mean_std": report.mean_std(t, 2),
                     "stage_s_median": statistics.median(t),
                     "steps_per_s_median": statistics.median(r["steps_per_s"] for r in rs),
@@ -306,10 +302,10 @@ def _summarise(rows, methods, ours) -> list[dict]:
                     "matmul_share_median": statistics.median(r["matmul_share"] for r in rs),
                     "compile_s": rs[0].get("compile_s"),
                     "acc_mean_std": report.mean_std(acc),
-                    "acc_min_median_max": _spread(acc, ".4f"),
+                    "acc_min_median_max": report.spread(acc),
                     "nmi_mean_std": report.mean_std([r["nmi"] for r in rs]),
                     "speedup_vs_clustpy": peer_median / statistics.median(t),
-                    "speedup_per_seed": _spread(per_seed),
+                    "speedup_per_seed": report.spread(per_seed, 2),
                     "speedup_all_seeds": sum(peer_by_seed[r["seed"]] for r in rs) / sum(t),
                 }
             )

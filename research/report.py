@@ -136,3 +136,12 @@ def mean_std(values, digits: int = 4) -> str:
     if len(values) == 1:
         return f"{values[0]:.{digits}f}"
     return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def spread(values, digits: int = 4) -> str:
+    """'0.8012 / 0.8123 / 0.8302': the min / median / max of several values (what a reader on another machine
+    can expect to land within), the value alone for one, '-' for none."""
+    values = [float(v) for v in values]
+    if len(values) < 2:
+        return mean_std(values, digits)
+    return " / ".join(f"{v:.{digits}f}" for v in (min(values), statistics.median(values), max(values)))

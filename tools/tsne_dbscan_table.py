@@ -10,12 +10,11 @@ computed here on the notes runs' embedding.npy, the same picture.
 
 from __future__ import annotations
 
-import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
 
+import common
 import numpy as np
 
 from research import data, metrics, report
@@ -73,11 +72,7 @@ def old_rule(embedding) -> tuple[np.ndarray, float]:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", default="checkpoints/tsne_dbscan_table", help="folder holding the runs")
-    parser.add_argument("--data_dir", default=None, help="MNIST's folder (default: $JAXCLUSTER_DATA, or download)")
-    parser.add_argument("--out", default="results/tsne_dbscan_mnist", help="path prefix of the .md and .csv")
-    parser.add_argument("--commands", action="store_true", help="print the runs' commands and stop")
+    parser = common.parser(__doc__, root="checkpoints/tsne_dbscan_table", out="results/tsne_dbscan_mnist")
     args = parser.parse_args(argv)
     root = Path(args.root)
     if args.commands:
@@ -102,7 +97,7 @@ def main(argv=None) -> None:
     stats += ["| setting | min / median / max | mean ± std |", "|---|---|---|"]
     for name, _, _ in SETTINGS:
         accs = [r["acc_noise_wrong"] for r in rows if r["setting"] == name]
-        spread = f"{min(accs):.4f} / {statistics.median(accs):.4f} / {max(accs):.4f}"
+        spread = report.spread(accs)
         stats.append(f"| {name} | {spread} | {report.mean_std(accs)} |")
     notes = [
         "\n".join(stats),
