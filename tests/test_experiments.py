@@ -160,10 +160,11 @@ def test_the_pipeline_feeds_dec_da_and_reuses_its_pretraining(tmp_path):
     pipe = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
     dec = tmp_path / "dec"
     dec_flags = ["--augment=affine", "--max_iter=10", "--update_interval=5", "--n_init=1", "--batch_size=64"]
+    self_label = ["--selftrain_rounds=2", "--selftrain_epochs=1"]  # and stage 3, self-labelling
     trained = (ae / "results.json").stat().st_mtime_ns
     procs = [
         start(["experiments.dec", dataset, f"--pretrained={ae}", *dec_flags, f"--workdir={dec}"], tmp_path, **pipe),
-        start([*args, "--min_dist=0.5", "--overwrite", f"--autoencoder_workdir={ae}"], tmp_path, **pipe),
+        start([*args, "--min_dist=0.5", "--overwrite", f"--autoencoder_workdir={ae}", *self_label], tmp_path, **pipe),
     ]
     results = finished(procs[0], dec)
     assert results["mode"] == "dec-da" and results["n_iter"] == 10 and results["pretrained"] == str(ae)
@@ -174,6 +175,13 @@ def test_the_pipeline_feeds_dec_da_and_reuses_its_pretraining(tmp_path):
     assert (ae / "results.json").stat().st_mtime_ns == trained
     assert json.loads((wd / "manifold" / "config.json").read_text())["min_dist"] == 0.5
     assert not np.array_equal(np.load(wd / "manifold" / "embedding.npy"), embedding)
+    stage3 = again["stages"]["selftrain"]
+    assert stage3["workdir"] == str(wd / "selftrain") and not stage3["reused"] and stage3["augmented"]
+    assert [h["round"] for h in stage3["history"]] == [0, 1] and stage3["settings"]["rounds"] == 2
+    last = json.loads((wd / "selftrain" / "results.json").read_text())
+    assert {m: again[m] for m in ("acc", "nmi")} == {m: last[m] for m in ("acc", "nmi")}
+    assert np.array_equal(np.load(wd / "labels.npy"), np.load(wd / "selftrain" / "labels.npy"))
+    assert np.load(wd / "selftrain" / "proba.npy").shape == (1797, 10)
 
 
 def test_reproduce_builds_the_imbalanced_table_from_its_runs(tmp_path):

@@ -61,6 +61,11 @@ def test_csv_rows_may_differ_from_the_markdown_rows(tmp_path):
     assert (tmp_path / "t.csv").read_text().splitlines() == ["seed,acc", "0,0.5", "1,0.7"]
 
 
+def test_spread_is_min_median_max():
+    assert report.spread([0.9, 0.5, 0.7, 0.6]) == "0.5000 / 0.6500 / 0.9000"
+    assert report.spread([0.25], 2) == "0.25" and report.spread([]) == "-"
+
+
 def test_cells_and_command():
     assert [report.cell(v, ".3g") for v in (None, True, "text", 1234.5678, 7)] == ["-", "yes", "text", "1.23e+03", "7"]
     assert report.cell([1.5, 2.0]) == "[1.5, 2.0]"
