@@ -48,6 +48,12 @@ flags.DEFINE_float("selftrain_epochs", 10.0, "Stage 3: epochs of each round's ke
 flags.DEFINE_float("selftrain_threshold", 0.99, "Stage 3: the confidence a sample needs to be kept (SCAN's 0.99).")
 flags.DEFINE_float("selftrain_learning_rate", 1e-3, "Stage 3: Adam's learning rate.")
 common.cli.at_least("selftrain_rounds", 0, "0: no self-labelling stage")
+common.cli.only_when(
+    ["selftrain_epochs", "selftrain_threshold", "selftrain_learning_rate"],
+    "selftrain_rounds",
+    lambda rounds: rounds is not None and rounds > 0,
+    "with --selftrain_rounds > 0 (stage 3)",
+)
 common.cli.positive_finite("selftrain_epochs")
 common.cli.positive_finite("selftrain_learning_rate")
 stages.define_autoencoder_flags()

@@ -374,7 +374,7 @@ def table_imbalanced(s: Setup, cfg: Config) -> Table:
         acc = {}
         for r, h in headers.items():
             accs = [x["acc"] for x in mine if x["min_retention"] == r]
-            acc[h] = f"{report.mean_std(accs)} ({report.spread(accs)})"
+            acc[h] = report.mean_std(accs) + (f" ({report.spread(accs)})" if len(accs) > 1 else "")
         cells.append({"method": name, **acc})
     caption = (
         f"Imbalanced {s.dataset} (DEC paper, section 5.2): class k kept with probability r_min + (1 - r_min) k / 9. "

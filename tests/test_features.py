@@ -120,6 +120,10 @@ REFUSED = {
         ["--eps_quantile applies only with --eps=0", "--grid applies", "--sweep_samples applies"],
     ),
     "pca_kmeans": (["--pretrained=ae"], ["--pretrained", "experiments.kmeans --pretrained"]),
+    "pipeline": (
+        ["--selftrain_epochs=3", "--selftrain_threshold=0.9"],
+        ["--selftrain_epochs, --selftrain_threshold apply only with --selftrain_rounds > 0"],
+    ),
 }
 
 
