@@ -56,6 +56,7 @@ common.cli.only_when(
 )
 common.cli.positive_finite("selftrain_epochs")
 common.cli.positive_finite("selftrain_learning_rate")
+common.cli.check("selftrain_threshold", lambda v: 0 < v < 1, "must lie in (0, 1): a softmax probability")
 stages.define_autoencoder_flags()
 stages.define_manifold_flags()
 stages.define_tensorboard_flag()
@@ -73,8 +74,6 @@ def main(argv):
     ae_dir = Path(FLAGS.autoencoder_workdir) if FLAGS.autoencoder_workdir else None
     ae_cfg = stages.autoencoder_config()
     manifold_cfg = stages.manifold_config(str(ae_dir or run.workdir / "autoencoder"))
-    if not 0 < FLAGS.selftrain_threshold < 1:
-        raise ValueError(f"--selftrain_threshold must lie in (0, 1), got {FLAGS.selftrain_threshold}.")
     self_cfg = selftrain.SelfTrainConfig(
         rounds=FLAGS.selftrain_rounds,
         epochs=FLAGS.selftrain_epochs,
@@ -168,8 +167,8 @@ def run_stages(
 
 
 def _self_label(run, ds, ae_dir, manifold_dir, cfg, ae_cfg, manifold_cfg) -> tuple[dict, dict]:
-    """Stage 3 in run.workdir, or the finished one of the same settings there: (its summary for results.json,
-    its results). Labels and codes come from stage 2 and stage 1; the neighbours are stage 2's count, in code
+    """Stage 3 in run.workdir (each round checkpointed: an interrupted stage resumes from its last finished
+    round), or the finished one of the same settings there: (its summary for results.json, its results). Labels and codes come from stage 2 and stage 1; the neighbours are stage 2's count, in code
     space; the moves and turns are the pretraining's (none for data without an image shape)."""
     reused, t0 = common.finished_alike(run), time.perf_counter()
     if reused:
@@ -185,7 +184,8 @@ def _self_label(run, ds, ae_dir, manifold_dir, cfg, ae_cfg, manifold_cfg) -> tup
                 ds.image_shape, max_shift=ae_cfg.augment_shift, max_rotation=ae_cfg.augment_rotation
             )
             cfg = cfg._replace(augment=moves)
-        out = selftrain.fit(jax.random.fold_in(run.key(), 3), model, params, ds.x, labels, conf, cfg)
+        key = jax.random.fold_in(run.key(), 3)
+        out = selftrain.fit(key, model, params, ds.x, labels, conf, cfg, workdir=run.workdir, config=run.flags)
         runlog.save_array(run.workdir / "labels.npy", out.labels)
         runlog.save_array(run.workdir / "proba.npy", out.proba.astype(np.float32))
         res = common.run_fields(run, ds) | common.label_metrics(ds.y, out.labels)

@@ -39,6 +39,26 @@ def test_wrong_labels_are_left_out_of_the_confident_set_and_mended(setup):
     assert a.history[0]["kept"] == len(kept) and a.proba.shape == (len(y), 4)
 
 
+def test_an_interrupted_run_resumes_after_its_last_round_with_the_same_bits(setup, tmp_path):
+    model, params, x, y = setup
+    conf = np.ones(len(y))
+    cfg = selftrain.SelfTrainConfig(rounds=2, epochs=2, batch_size=32)
+    whole = selftrain.fit(jax.random.key(5), model, params, x, y, conf, cfg)
+
+    def stop(r, labels):
+        if r == 0:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        selftrain.fit(jax.random.key(5), model, params, x, y, conf, cfg, on_round=stop, workdir=tmp_path)
+    rounds = []
+    resumed = selftrain.fit(
+        jax.random.key(5), model, params, x, y, conf, cfg, on_round=lambda r, _: rounds.append(r), workdir=tmp_path
+    )
+    np.testing.assert_array_equal(whole.proba, resumed.proba)
+    assert rounds == [1] and whole.history == resumed.history and resumed.history[0]["kept"] == len(y)
+
+
 def test_every_cluster_keeps_a_row_and_bad_input_is_named(setup):
     model, params, x, y = setup
     conf = np.where(y == 3, 0.5, 1.0)  # no row of cluster 3 reaches the threshold

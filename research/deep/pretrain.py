@@ -117,12 +117,16 @@ def _apply_rows(model, params, x_bd, method):
     return model.apply(params, x_bd, method=method)
 
 
-def _batched(model, params, x, method, batch_size):
+def map_rows(fn, x, *, batch_size: int = 4096):
+    """fn (jitted, x_bd [b, d] -> a pytree of [b, ...] arrays) over x [n, d] in row batches, concatenated as numpy
+    (the last, smaller batch compiles once more)."""
     x = as_matrix(x)
-    outs = [
-        _apply_rows(model, params, jnp.asarray(x[i : i + batch_size]), method) for i in range(0, len(x), batch_size)
-    ]
+    outs = [fn(jnp.asarray(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
     return jax.tree.map(lambda *a: np.concatenate(a), *outs)
+
+
+def _batched(model, params, x, method, batch_size):
+    return map_rows(lambda x_bd: _apply_rows(model, params, x_bd, method), x, batch_size=batch_size)
 
 
 def encode(model, params, x, *, batch_size: int = 4096) -> np.ndarray:

@@ -26,8 +26,9 @@ import numpy as np
 import optax
 from absl import logging
 
-from research import checks
-from research.deep import dec, train
+from research import checkpointing, checks
+from research.deep import dec, pretrain, train
+from research.deep.dec import IGNORED_KEYS
 
 
 class SelfTrainConfig(NamedTuple):
@@ -73,10 +74,7 @@ def _softmax(model, params, x_bd):
 
 def predict_proba(model, params, x, *, batch_size: int = 4096) -> np.ndarray:
     """[n, k] softmax of the self-trained network on x [n, d], in batches."""
-    x = np.asarray(x, np.float32)
-    return np.concatenate(
-        [np.asarray(_softmax(model, params, x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
-    )
+    return pretrain.map_rows(lambda x_bd: _softmax(model, params, x_bd), x, batch_size=batch_size)
 
 
 def neighbour_agreement(z, labels, k: int = 20) -> np.ndarray:
@@ -102,11 +100,23 @@ def confident(labels, confidence, threshold: float) -> np.ndarray:
 
 
 def fit(
-    key, model, ae_params, x, labels, confidence, cfg: SelfTrainConfig | None = None, log=None, on_round=None
+    key,
+    model,
+    ae_params,
+    x,
+    labels,
+    confidence,
+    cfg: SelfTrainConfig | None = None,
+    log=None,
+    on_round=None,
+    workdir=None,
+    config=None,
 ) -> SelfTrainResult:
     """Self-labels x [n, d] from a clustering's `labels` [n] (0..k-1) and their `confidence` [n] (module
     docstring). `log`: a runlog.MetricsLog for the training rows; `on_round(round, labels)`: called after each
-    round with the network's labels (e.g. to score them)."""
+    round with the network's labels (e.g. to score them). `workdir`: each finished round is checkpointed in
+    <workdir>/train_ckpt (guarded by `config`, the run's settings), and a run interrupted there resumes from its
+    last finished round with the same bits."""
     cfg = SelfTrainConfig() if cfg is None else cfg
     x = checks.as_matrix(x)
     labels = checks.check_labels(labels, len(x), "labels")
@@ -123,28 +133,65 @@ def fit(
     latent = int(jax.eval_shape(lambda: model.apply(enc, x[:1], method="encode")).shape[-1])
     params = {"ae": enc, "head": {"w": jnp.zeros((latent, k)), "b": jnp.zeros((k,))}}
     step, tx = _step(model, cfg.augment, float(cfg.learning_rate))
-    history = []
-    for r in range(cfg.rounds):
-        idx = confident(labels, confidence, cfg.threshold)
-        y = labels[idx]
-        steps = max(1, int(np.ceil(cfg.epochs * len(idx) / cfg.batch_size)))
-        round_key, data_key = jax.random.split(jax.random.fold_in(key, r))
-        state = train.init_state(round_key, params, tx)
-        data = {"x": jnp.asarray(x[idx]), "y": jnp.asarray(y, jnp.int32)}
-        log_every = cfg.log_every or steps
-        state = train.run(
-            step, state, data, batch_size=min(cfg.batch_size, len(idx)), num_steps=steps, log_every=log_every,
-            log=log, stage=f"selftrain{r}", data_key=data_key,
-        )  # fmt: skip
-        params = state.params
-        proba_nk = predict_proba(model, params, x)
-        new, confidence = proba_nk.argmax(1), proba_nk.max(1)
-        row = {"round": r, "kept": len(idx), "kept_fraction": len(idx) / len(x)}
-        row["changed"] = float(np.mean(new != labels))
-        labels = new
-        history.append(row)
-        if on_round is not None:
-            on_round(r, labels)
-        logging.info("self-training round %d: %d samples kept (%.1f%%), %.2f%% of labels changed", r, len(idx),
-                     100 * row["kept_fraction"], 100 * row["changed"])  # fmt: skip
+    # What a round hands the next: a checkpoint after each round holds it all (each round starts a fresh optimiser
+    # from its own key), so a resumed run continues with the same bits.
+    carry = {
+        "params": params,
+        "labels": jnp.asarray(labels, jnp.int32),
+        "confidence": jnp.asarray(confidence),
+        "kept": jnp.zeros(cfg.rounds, jnp.int32),
+        "changed": jnp.zeros(cfg.rounds, jnp.float32),
+    }
+    ckpt, start = None, 0
+    if workdir is not None:
+        ckpt = checkpointing.Checkpointer(
+            f"{workdir}/train_ckpt", config or {}, ignore_keys=IGNORED_KEYS, max_to_keep=1
+        )
+        start = ckpt.latest_step() or 0
+        if start:
+            carry = ckpt.restore(jax.eval_shape(lambda: carry))
+            logging.info("self-training: resumed after round %d of %s", start - 1, ckpt.directory)
+    try:
+        for r in range(start, cfg.rounds):
+            carry = _round(r, key, step, tx, model, x, carry, cfg, log)
+            if ckpt is not None:
+                ckpt.save(r + 1, carry, force=True)
+            if on_round is not None:
+                on_round(r, np.asarray(carry["labels"]))
+            logging.info("self-training round %d: %d samples kept (%.1f%%), %.2f%% of labels changed", r,
+                         int(carry["kept"][r]), 100 * int(carry["kept"][r]) / len(x),
+                         100 * float(carry["changed"][r]))  # fmt: skip
+    finally:
+        if ckpt is not None:
+            ckpt.close()
+    params, labels = carry["params"], np.asarray(carry["labels"])
+    proba_nk = predict_proba(model, params, x)
+    kept, changed = np.asarray(carry["kept"]), np.asarray(carry["changed"])
+    history = [
+        {"round": r, "kept": int(kept[r]), "kept_fraction": int(kept[r]) / len(x), "changed": float(changed[r])}
+        for r in range(cfg.rounds)
+    ]
     return SelfTrainResult(params, labels, proba_nk, history)
+
+
+def _round(r, key, step, tx, model, x, carry, cfg, log) -> dict:
+    """Round r: train on the rows whose confidence reaches the threshold, then label every row anew."""
+    labels, confidence = np.asarray(carry["labels"]), np.asarray(carry["confidence"])
+    idx = confident(labels, confidence, cfg.threshold)
+    steps = max(1, int(np.ceil(cfg.epochs * len(idx) / cfg.batch_size)))
+    round_key, data_key = jax.random.split(jax.random.fold_in(key, r))
+    state = train.init_state(round_key, carry["params"], tx)
+    data = {"x": jnp.asarray(x[idx]), "y": jnp.asarray(labels[idx], jnp.int32)}
+    state = train.run(
+        step, state, data, batch_size=min(cfg.batch_size, len(idx)), num_steps=steps,
+        log_every=cfg.log_every or steps, log=log, stage=f"selftrain{r}", data_key=data_key,
+    )  # fmt: skip
+    proba_nk = predict_proba(model, state.params, x)
+    new = proba_nk.argmax(1)
+    return {
+        "params": state.params,
+        "labels": jnp.asarray(new, jnp.int32),
+        "confidence": jnp.asarray(proba_nk.max(1)),
+        "kept": carry["kept"].at[r].set(len(idx)),
+        "changed": carry["changed"].at[r].set(float(np.mean(new != labels))),
+    }
